@@ -1,0 +1,73 @@
+"""SAM's prompt encoder and mask decoder on a cached embedding.
+
+A stock ``SamPredictor`` whose image state (``features``, ``original_size``,
+``input_size``) is set from the cache instead of by ``set_image``: everything after
+the encoder is SAM's own code, so decoding a cached embedding gives what
+``set_image`` + ``predict`` would (a test holds this), without a second encoder pass
+(the authors encode every test image twice, D6).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from segment_anything import SamPredictor
+
+from .backbone import Backbone
+from .frame import input_size
+from .presets import VARIANTS
+
+
+class PromptDecoder:
+    """Numpy in, numpy out, like ``SamPredictor``; fed with cached embeddings."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.predictor = SamPredictor(backbone.sam)
+
+    def set_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:
+        """Use ``features`` ``(256, 64, 64)`` as the embedding of an ``(H, W)`` image."""
+        p = self.predictor
+        p.reset_image()
+        p.features = torch.as_tensor(np.asarray(features, dtype=np.float32),
+                                     device=p.device)[None]
+        p.original_size = tuple(int(v) for v in original_size)
+        p.input_size = input_size(*p.original_size)
+        p.is_image_set = True
+
+    def predict(self, points: np.ndarray | None = None, labels: np.ndarray | None = None,
+                box: np.ndarray | None = None) -> np.ndarray:
+        """Single-mask prediction (``multimask_output=False``) as ``bool (H, W)``.
+
+        With neither points nor a box SAM is run unprompted (its 'no prompt' baseline).
+        """
+        masks, _, _ = self.predictor.predict(
+            point_coords=None if points is None else np.asarray(points, dtype=np.float32),
+            point_labels=None if labels is None else np.asarray(labels),
+            box=None if box is None else np.asarray(box, dtype=np.float32)[None],
+            multimask_output=False)
+        return masks[0]
+
+    def variants(self, prompts, variants=VARIANTS) -> dict[str, np.ndarray]:
+        """SAM's mask for each prompt variant; the ``linear`` one is the cleaned coarse mask.
+
+        A variant whose prompt is missing (an empty coarse mask in the ``corrected``
+        preset) gives an empty mask rather than an unprompted SAM guess.
+        """
+        out: dict[str, np.ndarray] = {}
+        empty = np.zeros(self.predictor.original_size, dtype=bool)
+        has_point, has_box = prompts.points is not None, prompts.box is not None
+        for v in variants:
+            if v == "linear":
+                out[v] = prompts.cleaned.astype(bool)
+            elif v == "point":
+                out[v] = self.predict(prompts.points, prompts.labels) if has_point else empty
+            elif v == "box":
+                out[v] = self.predict(box=prompts.box) if has_box else empty
+            elif v == "point_box":
+                out[v] = (self.predict(prompts.points, prompts.labels, prompts.box)
+                          if has_point and has_box else
+                          self.predict(prompts.points, prompts.labels) if has_point else
+                          self.predict(box=prompts.box) if has_box else empty)
+            else:
+                raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
+        return out

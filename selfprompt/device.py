@@ -1,0 +1,24 @@
+"""Which torch device to run on: CUDA when present, CPU otherwise, overridable."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(preference: str | None = None) -> torch.device:
+    """Return the device to use.
+
+    ``preference`` (or the environment variable ``SELFPROMPT_DEVICE``) may name one
+    explicitly (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None``/``"auto"`` picks CUDA
+    when it is available. Asking for CUDA on a machine without it is an error rather
+    than a silent fall-back, so that a benchmark never reports CPU numbers as GPU ones.
+    """
+    choice = preference or os.environ.get("SELFPROMPT_DEVICE") or "auto"
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(choice)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here; "
+                           "use --device cpu (or auto)")
+    return device

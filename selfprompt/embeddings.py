@@ -1,0 +1,179 @@
+"""Embeddings computed once per image and backbone, kept on disk, never served stale.
+
+Layout: ``<cache root>/<model type>-<model hash[:16]>-<dtype>/<key[:2]>/<key>.npy``
+where ``key`` is the sha256 of the image file's bytes and the model hash the sha256 of
+the checkpoint file. A changed image gets a new key and a changed checkpoint a new
+folder, so a stale embedding cannot be looked up. Each entry is written atomically:
+an interrupted run leaves complete entries and nothing else, and a rerun encodes only
+what is missing. Entries are plain ``.npy`` so that they are memory-mapped on reading:
+a sweep holds only the embeddings it is using, whatever the data set's size.
+
+Embeddings do not depend on k, fold, preset or prompt, so one encoder pass per image
+serves a whole sweep (the authors' flow encodes each image about 12 times, D6).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .backbone import Backbone
+from .datasets import Dataset, decode_image
+from .encoder import ImageEncoder
+from .io import atomic_save_npy, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+SHAPE = (256, 64, 64)
+DTYPES = ("float16", "float32")
+
+
+class CacheError(RuntimeError):
+    """The cache folder belongs to another model or format."""
+
+
+def image_key(data: bytes) -> str:
+    """Identity of an image: the sha256 of its file's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class EmbeddingCache:
+    """One folder of embeddings for one checkpoint and storage dtype."""
+
+    def __init__(self, root: str | Path, model_type: str, model_hash: str,
+                 dtype: str = "float16") -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"cache dtype must be one of {DTYPES}, not {dtype!r}")
+        self.model_type, self.model_hash, self.dtype = model_type, model_hash, dtype
+        self.dir = Path(root) / f"{model_type}-{model_hash[:16]}-{dtype}"
+        meta = {"model_type": model_type, "model_hash": model_hash, "dtype": dtype,
+                "shape": list(SHAPE), "format": 1}
+        meta_path = self.dir / "meta.json"
+        if meta_path.exists():
+            found = json.loads(meta_path.read_text())
+            diff = {k: (found.get(k), v) for k, v in meta.items() if found.get(k) != v}
+            if diff:
+                raise CacheError(f"{self.dir} holds embeddings of another model or format "
+                                 f"({diff}); point --cache elsewhere or delete that folder")
+        else:
+            atomic_write_text(meta_path, json.dumps({**meta, "selfprompt_version": __version__},
+                                                    indent=1))
+
+    @classmethod
+    def for_backbone(cls, root: str | Path, backbone: Backbone,
+                     dtype: str = "float16") -> "EmbeddingCache":
+        return cls(root, backbone.model_type, backbone.model_hash, dtype)
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.npy"
+
+    def __contains__(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def is_valid(self, key: str) -> bool:
+        """Entry exists, has the right shape and dtype and is complete (not truncated)."""
+        try:
+            arr = np.load(self.path(key), mmap_mode="r")
+        except (OSError, ValueError):
+            return False
+        return arr.shape == SHAPE and arr.dtype == np.dtype(self.dtype)
+
+    def load(self, key: str) -> np.ndarray:
+        """The embedding as a read-only memory map of the stored dtype."""
+        arr = np.load(self.path(key), mmap_mode="r")
+        if arr.shape != SHAPE:
+            raise CacheError(f"{self.path(key)}: shape {arr.shape}, expected {SHAPE}")
+        return arr
+
+    def save(self, key: str, features: np.ndarray | torch.Tensor) -> None:
+        if isinstance(features, torch.Tensor):
+            features = features.numpy()
+        atomic_save_npy(self.path(key), np.ascontiguousarray(features, dtype=self.dtype))
+
+
+@dataclass(frozen=True)
+class EmbeddingStats:
+    total: int
+    encoded: int
+    reused: int
+
+
+class _Prepared(torch.utils.data.Dataset):
+    """Reads, decodes and resizes images in loader workers, off the encoder's thread."""
+
+    def __init__(self, dataset: Dataset, indices: list[int], encoder: ImageEncoder) -> None:
+        self.dataset, self.indices, self.encoder = dataset, indices, encoder
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> tuple[int, torch.Tensor]:
+        i = self.indices[j]
+        path = self.dataset.samples[i].image_path
+        return i, self.encoder.prepare(decode_image(path.read_bytes(), path))
+
+
+def _collate(items: list) -> tuple[list[int], list[torch.Tensor]]:
+    return [i for i, _ in items], [t for _, t in items]
+
+
+class DatasetEmbeddings:
+    """The embeddings of every image of a data set, backed by a cache.
+
+    ``embeddings[i]`` is image ``i``'s ``(256, 64, 64)`` embedding (memory-mapped).
+    Construction only hashes files; :meth:`ensure` encodes what is missing.
+    """
+
+    def __init__(self, dataset: Dataset, cache: EmbeddingCache) -> None:
+        self.dataset, self.cache = dataset, cache
+        self.keys = [image_key(s.image_path.read_bytes()) for s in dataset.samples]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.cache.load(self.keys[i])
+
+    def missing(self) -> list[int]:
+        return [i for i, k in enumerate(self.keys) if not self.cache.is_valid(k)]
+
+    def ensure(self, encoder: ImageEncoder, workers: int = 0,
+               progress: bool = True) -> EmbeddingStats:
+        """Encode every image whose embedding is missing or damaged; resumable."""
+        from tqdm.auto import tqdm
+
+        todo = self.missing()
+        stats = EmbeddingStats(len(self.keys), len(todo), len(self.keys) - len(todo))
+        if not todo:
+            return stats
+        loader = torch.utils.data.DataLoader(
+            _Prepared(self.dataset, todo, encoder), batch_size=encoder.batch_size,
+            num_workers=workers, collate_fn=_collate, persistent_workers=False,
+            prefetch_factor=4 if workers else None)
+        with tqdm(total=len(todo), desc=f"encoding ({self.cache.model_type})", unit="img",
+                  disable=not progress) as bar:
+            for indices, prepared in loader:
+                for i, features in zip(indices, encoder.encode(prepared)):
+                    self.cache.save(self.keys[i], features)
+                bar.update(len(indices))
+        return stats
+
+
+def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
+                  dtype: str = "float16", batch_size: int = 1, workers: int = 0,
+                  precision: str = "fp32", progress: bool = True,
+                  encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
+    """Make sure every image of ``dataset`` has a cached embedding; return them."""
+    cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype)
+    embeddings = DatasetEmbeddings(dataset, cache)
+    encoder = encoder or ImageEncoder(backbone, batch_size=batch_size, precision=precision)
+    stats = embeddings.ensure(encoder, workers=workers, progress=progress)
+    log.info("embeddings: %d images, %d encoded, %d from cache (%s)",
+             stats.total, stats.encoded, stats.reused, cache.dir)
+    return embeddings, stats

@@ -1,0 +1,42 @@
+"""Atomic writes: a file either has its old content or its complete new content.
+
+Every file the kit writes that a later run trusts (cached embeddings, fold results,
+checks) goes through here, so an interrupted run never leaves a half-written file
+that could be mistaken for a finished one; a rerun simply redoes the missing piece.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)

@@ -1,0 +1,64 @@
+"""The two ways of computing: as the authors' code did (``paper``) and fixed (``corrected``).
+
+Every difference between them is a named field, so a results table can say exactly
+what was computed, and a notebook can show the effect of each defect on its own.
+Defects (METHOD.md): D2 empty predictions dropped from means; D4 labels stretched
+instead of aligned with the embedding grid; D5 point taken before clean-up; D7 the
+fallback box for an empty mask has x and y swapped. D3 (unseeded NumPy, unsorted
+files) is fixed in both: ``paper`` replays the authors' draws, but seeded.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+#: What is scored per image: the classifier's own (cleaned) mask, and SAM prompted
+#: with the point, the box, or both (the paper's method).
+VARIANTS = ("linear", "point", "box", "point_box")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    #: "stretched" (D4: whole mask squeezed to 64 x 64) or "aligned" (SAM's padded frame)
+    labels: str
+    #: where the point comes from: "raw" coarse mask (D5) or the "cleaned" one
+    point_source: str
+    #: cleaned mask empty: "swapped" full-image box [0, 0, H, W] (D7) or "none" (no prompt)
+    empty_box: str
+    #: leave images with an empty cleaned mask out of every mean (D2)
+    drop_empty: bool
+    #: NumPy draws for box widening: "sequential" (one legacy stream per k, in fold and
+    #: image order, as the authors') or "per_image" (seeded by fold and image: order-free)
+    rng: str
+    #: grey level above which a mask pixel is lesion
+    mask_threshold: int = 128
+    erode_iterations: int = 3
+    dilate_iterations: int = 5
+    kernel_size: int = 5
+    max_widen: int = 20
+    n_points: int = 1
+    threshold: float = 0.5
+
+    def with_(self, **changes) -> "Preset":
+        """A variant of this preset (the explorer's sliders make these)."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset("paper", labels="stretched", point_source="raw", empty_box="swapped",
+                    drop_empty=True, rng="sequential"),
+    "corrected": Preset("corrected", labels="aligned", point_source="cleaned", empty_box="none",
+                        drop_empty=False, rng="per_image", mask_threshold=127),
+}
+
+
+def get_preset(name: str | Preset) -> Preset:
+    if isinstance(name, Preset):
+        return name
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

@@ -1,0 +1,183 @@
+"""k-shot, 5-fold cross-validation, reproducible to the draw, resumable to the fold.
+
+One seed drives everything, as in the authors' code but seeded and sorted (D3):
+``KFold(n_folds, shuffle=True, random_state=seed)`` over the name-sorted images;
+Python's ``random.Random(seed)`` draws the k shots of each fold in fold order
+(``sample(range(len(train)), k)``); box widening uses NumPy's legacy ``RandomState``
+(``paper``: one stream per k, consumed over folds and test images in order) or a
+generator seeded by ``(seed, fold, image)`` (``corrected``: independent of order).
+
+Each (preset, k, fold) is written as one CSV, atomically, so a finished fold is
+skipped on rerun and an interrupted one redone.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+from .decode import PromptDecoder
+from .io import atomic_open, atomic_write_text
+from .pipeline import coarse_mask, fit_classifier, segment
+from .presets import VARIANTS, Preset, get_preset
+from .prompts import clean
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
+           "dice", "iou", "empty_prediction", "counted"]
+
+
+def parse_k(k: str | int) -> str:
+    """k as written in tables and paths: a positive integer, or ``all``."""
+    k = str(k)
+    if k != "all" and not (k.isdigit() and int(k) > 0):
+        raise ValueError(f"k must be a positive integer or 'all', not {k!r}")
+    return k
+
+
+def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, test)`` index arrays, sorted within each; disjoint tests covering 0..n-1."""
+    if n < n_folds:
+        raise ValueError(f"{n} images cannot be split into {n_folds} folds")
+    kf = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(kf.split(np.arange(n)))
+
+
+def draw_shots(folds, k: str | int, seed: int = 42) -> list[list[int]]:
+    """The k training images of each fold (data-set indices, in the order drawn)."""
+    k = parse_k(k)
+    rnd = random.Random(seed)
+    shots = []
+    for train, _ in folds:
+        n = len(train) if k == "all" else int(k)
+        if n > len(train):
+            raise ValueError(f"k={k} exceeds the {len(train)} training images of a fold")
+        shots.append([int(train[j]) for j in rnd.sample(range(len(train)), n)])
+    return shots
+
+
+def fold_plan(names: list[str], k_values, n_folds: int = 5, seed: int = 42) -> dict:
+    """Every fold and every draw, as JSON-able data (written beside the results)."""
+    folds = make_folds(len(names), n_folds, seed)
+    return {
+        "seed": seed, "n_folds": n_folds, "n_images": len(names), "names": list(names),
+        "folds": [{"fold": f, "train": tr.tolist(), "test": te.tolist()}
+                  for f, (tr, te) in enumerate(folds)],
+        "shots": {parse_k(k): draw_shots(folds, k, seed) for k in k_values},
+    }
+
+
+@dataclass
+class Experiment:
+    """Runs (preset, k, fold) cells of a sweep over one data set and backbone."""
+
+    dataset: object          # datasets.Dataset
+    embeddings: object       # embeddings.DatasetEmbeddings
+    backbone: object         # backbone.Backbone
+    out_dir: Path
+    dataset_name: str = "kvasir"
+    seed: int = 42
+    n_folds: int = 5
+    variants: tuple[str, ...] = VARIANTS
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.decoder = PromptDecoder(self.backbone)
+        self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
+
+    # ---------------------------------------------------------------- paths and plan
+    def fold_path(self, preset: str, k: str, fold: int) -> Path:
+        return self.out_dir / preset / f"k{k}" / f"fold{fold}.csv"
+
+    def write_plan(self, k_values) -> Path:
+        plan = fold_plan(self.dataset.names, k_values, self.n_folds, self.seed)
+        path = self.out_dir / "folds.json"
+        atomic_write_text(path, json.dumps(plan, indent=1))
+        return path
+
+    def mask(self, i: int, threshold: int) -> np.ndarray:
+        key = (i, threshold)
+        if key not in self._masks:
+            self._masks[key] = self.dataset.mask(i, threshold)
+        return self._masks[key]
+
+    def classifier(self, preset: Preset, k: str, fold: int):
+        shots = draw_shots(self.folds, k, self.seed)[fold]
+        return fit_classifier((np.asarray(self.embeddings[i], np.float32) for i in shots),
+                              [self.mask(i, preset.mask_threshold) for i in shots], preset)
+
+    # ---------------------------------------------------------------- random streams
+    def _box_draws(self, preset: Preset, k: str, fold: int) -> int:
+        """Draws fold ``fold`` took from the sequential stream: 4 per non-empty image."""
+        path = self.fold_path(preset.name, k, fold).with_suffix(".json")
+        if path.exists():
+            return json.loads(path.read_text())["box_draws"]
+        clf = self.classifier(preset, k, fold)
+        n = 0
+        for i in self.folds[fold][1]:
+            m = self.mask(int(i), preset.mask_threshold)
+            coarse = coarse_mask(clf, np.asarray(self.embeddings[int(i)], np.float32),
+                                 m.shape, preset)
+            n += int(clean(coarse, preset.erode_iterations, preset.dilate_iterations,
+                           preset.kernel_size).any())
+        return 4 * n
+
+    def _stream(self, preset: Preset, k: str, fold: int) -> np.random.RandomState:
+        """The authors' NumPy stream for one k, advanced past the folds before ``fold``."""
+        rng = np.random.RandomState(self.seed)
+        for earlier in range(fold):
+            for _ in range(self._box_draws(preset, k, earlier)):
+                rng.randint(0, preset.max_widen)
+        return rng
+
+    # ---------------------------------------------------------------- one fold
+    def run_fold(self, preset: str | Preset, k: str | int, fold: int,
+                 force: bool = False) -> Path:
+        """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
+        preset, k = get_preset(preset), parse_k(k)
+        path = self.fold_path(preset.name, k, fold)
+        if path.exists() and path.with_suffix(".json").exists() and not force:
+            log.info("skip %s: already done", path)
+            return path
+        from tqdm.auto import tqdm
+
+        clf = self.classifier(preset, k, fold)
+        stream = self._stream(preset, k, fold) if preset.rng == "sequential" else None
+        rows, draws = [], 0
+        test = self.folds[fold][1]
+        for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
+                      disable=not self.progress, leave=False):
+            i = int(i)
+            truth = self.mask(i, preset.mask_threshold)
+            rng = stream if stream is not None else np.random.default_rng([self.seed, fold, i])
+            seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
+                          truth.shape, preset, rng, self.variants)
+            draws += 0 if seg.prompts.empty else 4
+            for variant, (d, j) in seg.scores(truth).items():
+                rows.append({
+                    "dataset": self.dataset_name, "image": self.dataset.samples[i].name,
+                    "fold": fold, "k": k, "seed": self.seed, "preset": preset.name,
+                    "backbone": self.backbone.model_type, "variant": variant,
+                    "dice": round(d, 6), "iou": round(j, 6),
+                    "empty_prediction": seg.prompts.empty,
+                    "counted": not (preset.drop_empty and seg.prompts.empty)})
+        with atomic_open(path, "w") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        meta = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
+                "backbone": self.backbone.model_type, "model_hash": self.backbone.model_hash,
+                "n_test": len(test), "box_draws": draws,
+                "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1)}
+        # the JSON is written last: together with the CSV it marks the fold as finished
+        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+        return path

@@ -1,0 +1,124 @@
+"""The results table and its summary: per fold and overall, per variant.
+
+The tidy table has one row per (image, variant) of every (preset, k, fold) run. The
+``counted`` column says whether a row enters the means: under the ``paper`` preset
+images with an empty coarse mask do not (D2), and the summary reports how many were
+left out, so the bias is visible rather than hidden.
+"""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_open
+
+GROUP = ("dataset", "backbone", "preset", "k", "variant")
+SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
+                                 "dice_mean", "dice_std", "iou_mean", "iou_std"]
+
+
+def _truth(value: str | bool) -> bool:
+    return value if isinstance(value, bool) else value.strip().lower() == "true"
+
+
+def read_results(paths) -> list[dict]:
+    """Rows of one or more result CSVs (fold files or a combined table)."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                r["fold"] = int(r["fold"])
+                r["dice"], r["iou"] = float(r["dice"]), float(r["iou"])
+                r["empty_prediction"] = _truth(r["empty_prediction"])
+                r["counted"] = _truth(r["counted"])
+                rows.append(r)
+    return rows
+
+
+def fold_files(run_dir: Path) -> list[Path]:
+    """Finished fold CSVs under a run folder (a CSV counts only with its JSON beside it)."""
+    return sorted(p for p in Path(run_dir).rglob("fold*.csv") if p.with_suffix(".json").exists())
+
+
+def _k_order(k: str) -> float:
+    return float("inf") if k == "all" else float(k)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and std of Dice and IoU per fold and overall (``fold = "all"``).
+
+    The overall line pools the counted images of every fold (the paper's "mean Dice
+    over test images"); ``dice_std`` there is the spread of the fold means, which is
+    what the paper's tables and our error bars show.
+    """
+    groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        groups[tuple(r[c] for c in GROUP)][r["fold"]].append(r)
+    out = []
+    for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], _k_order(g[3]), g[4])):
+        per_fold = groups[key]
+        fold_means = []
+        for fold in sorted(per_fold):
+            out.append(_line(key, fold, per_fold[fold]))
+            if out[-1]["n_counted"]:
+                fold_means.append((out[-1]["dice_mean"], out[-1]["iou_mean"]))
+        every = [r for fold in per_fold.values() for r in fold]
+        line = _line(key, "all", every)
+        if len(fold_means) > 1:
+            line["dice_std"] = round(float(np.std([m[0] for m in fold_means])), 4)
+            line["iou_std"] = round(float(np.std([m[1] for m in fold_means])), 4)
+        out.append(line)
+    return out
+
+
+def _line(key: tuple, fold, rows: list[dict]) -> dict:
+    counted = [r for r in rows if r["counted"]]
+    d = np.array([r["dice"] for r in counted]) if counted else np.array([np.nan])
+    j = np.array([r["iou"] for r in counted]) if counted else np.array([np.nan])
+    return {**dict(zip(GROUP, key)), "fold": fold, "n_images": len(rows),
+            "n_counted": len(counted), "n_empty": sum(r["empty_prediction"] for r in rows),
+            "dice_mean": round(float(d.mean()), 4), "dice_std": round(float(d.std()), 4),
+            "iou_mean": round(float(j.mean()), 4), "iou_std": round(float(j.std()), 4)}
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
+    with atomic_open(Path(path), "w") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
+
+
+def to_markdown(summary: list[dict], fold: str = "all") -> str:
+    """The overall lines as a Markdown table (Dice in %, mean +- std over folds)."""
+    lines = ["| data set | backbone | preset | k | variant | Dice % | IoU % | images | empty |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        if str(s["fold"]) != fold:
+            continue
+        lines.append(
+            f"| {s['dataset']} | {s['backbone']} | {s['preset']} | {s['k']} | {s['variant']} | "
+            f"{100 * s['dice_mean']:.2f} ± {100 * s['dice_std']:.2f} | "
+            f"{100 * s['iou_mean']:.2f} ± {100 * s['iou_std']:.2f} | "
+            f"{s['n_counted']}/{s['n_images']} | {s['n_empty']} |")
+    return "\n".join(lines) + "\n"
+
+
+def collect(run_dir: Path) -> tuple[Path, Path, Path]:
+    """Combine a run folder's fold files into ``results.csv``, ``summary.csv``, ``summary.md``."""
+    from .io import atomic_write_text
+    from .protocol import COLUMNS
+
+    run_dir = Path(run_dir)
+    rows = read_results(fold_files(run_dir))
+    if not rows:
+        raise FileNotFoundError(f"{run_dir}: no finished fold results (fold*.csv + .json)")
+    summary = summarise(rows)
+    results = write_csv(run_dir / "results.csv", rows, COLUMNS)
+    table = write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
+    md = run_dir / "summary.md"
+    atomic_write_text(md, to_markdown(summary))
+    return results, table, md
