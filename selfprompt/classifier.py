@@ -65,6 +65,7 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.model_.classes_
         self.coef_ = self.model_.coef_
         self.intercept_ = self.model_.intercept_
+        self.n_iter_ = self.model_.n_iter_  # == max_iter: lbfgs stopped before converging
         return self
 
     def decision_function(self, X) -> np.ndarray:

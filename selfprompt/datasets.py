@@ -117,18 +117,17 @@ def read_mask(path: Path, threshold: int = 127) -> np.ndarray:
     return (grey > threshold).astype(np.uint8)
 
 
-def is_truncated(data: bytes, path: Path) -> bool:
+def is_truncated(data: bytes, path: Path | None = None) -> bool:
     """True for a JPEG without its end marker or a PNG without its IEND chunk.
 
     OpenCV decodes a truncated JPEG without raising (it prints a warning and fills the
     rest with grey), so the bytes themselves must be checked.
     """
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
+    if data.startswith(b"\xff\xd8"):  # JPEG, whatever the file is named
         return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
-    if suffix == ".png":
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return b"IEND" not in data[-16:]
-    return False
+    return False  # other formats (or not an image at all): left to the decoder
 
 
 # --------------------------------------------------------------------------- finding pairs

@@ -28,8 +28,8 @@ class PromptDecoder:
         """Use ``features`` ``(256, 64, 64)`` as the embedding of an ``(H, W)`` image."""
         p = self.predictor
         p.reset_image()
-        p.features = torch.as_tensor(np.asarray(features, dtype=np.float32),
-                                     device=p.device)[None]
+        # a copy: cached embeddings are read-only memory maps (and may be float16)
+        p.features = torch.from_numpy(np.array(features, dtype=np.float32)).to(p.device)[None]
         p.original_size = tuple(int(v) for v in original_size)
         p.input_size = input_size(*p.original_size)
         p.is_image_set = True

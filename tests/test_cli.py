@@ -1,0 +1,59 @@
+"""End to end through the command line, as a user runs it."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from selfprompt.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "selfprompt", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_help_explains_each_subcommand():
+    out = run_cli("--help").stdout
+    for cmd in ["check", "embed", "run", "summarise", "assets", "fetch"]:
+        assert cmd in out
+    assert "--k" in run_cli("run", "--help").stdout
+
+
+def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"x")
+    assert main(["-q", "check", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "a.jpg: no mask" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_five_fold_run_on_real_kvasir_with_the_tiny_backbone(
+        kvasir_dir, tmp_path, tiny_checkpoint):
+    out = tmp_path / "run"
+    proc = run_cli("-q", "run", kvasir_dir, "--limit", 15, "--backbone", "tiny", "--checkpoint",
+                   tiny_checkpoint, "--k", 2, "--cache", tmp_path / "cache", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| kvasir | tiny | paper | 2 | point_box |" in proc.stdout
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 2 * 15 * 4                              # presets x images x variants
+    assert {r["fold"] for r in rows} == {"0", "1", "2", "3", "4"}
+    for preset in ["paper", "corrected"]:
+        images = [r["image"] for r in rows if r["preset"] == preset and r["variant"] == "box"]
+        assert len(images) == len(set(images)) == 15            # every image tested once
+    assert all(0 <= float(r["dice"]) <= 1 for r in rows)
+    plan = json.loads((out / "folds.json").read_text())
+    assert plan["n_images"] == 15 and plan["names"] == sorted(plan["names"])
+    tested = sorted(i for f in plan["folds"] for i in f["test"])
+    assert tested == list(range(15))
+    for f, shots in zip(plan["folds"], plan["shots"]["2"]):
+        assert set(shots) <= set(f["train"])
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert {s["fold"] for s in summary} == {"0", "1", "2", "3", "4", "all"}
+    # a warm rerun encodes nothing and recomputes nothing
+    again = run_cli("run", kvasir_dir, "--limit", 15, "--backbone", "tiny", "--checkpoint",
+                    tiny_checkpoint, "--k", 2, "--cache", tmp_path / "cache", "--out", out)
+    assert again.returncode == 0 and "0 encoded, 15 reused" in again.stdout

@@ -1,0 +1,149 @@
+"""Embeddings: the batched encoder equals SAM's own set_image, the cache never lies."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+
+from selfprompt.datasets import open_dataset
+from selfprompt.decode import PromptDecoder
+from selfprompt.embeddings import DatasetEmbeddings, EmbeddingCache, CacheError, embed_dataset
+from selfprompt.encoder import ImageEncoder
+
+
+@pytest.fixture(scope="module")
+def images(synthetic_dir):
+    ds = open_dataset(synthetic_dir)
+    return [ds.image(i) for i in range(3)]
+
+
+def set_image_features(backbone, image):
+    p = SamPredictor(backbone.sam)
+    p.set_image(image)
+    return p, p.get_image_embedding()[0]
+
+
+def test_batch_1_fp32_is_bit_for_bit_set_image(tiny_backbone, images):
+    enc = ImageEncoder(tiny_backbone)
+    _, ref = set_image_features(tiny_backbone, images[0])
+    assert torch.equal(torch.from_numpy(enc(images[0])), ref)
+
+
+def test_batched_encoding_matches_one_at_a_time(tiny_backbone, images):
+    enc = ImageEncoder(tiny_backbone, batch_size=3)
+    batch = enc.encode([enc.prepare(im) for im in images])
+    for im, got in zip(images, batch):
+        _, ref = set_image_features(tiny_backbone, im)
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+    assert enc.passes == 3
+
+
+def test_decoding_a_cached_embedding_equals_sam_predictor(tiny_backbone, images, tmp_path):
+    cache = EmbeddingCache.for_backbone(tmp_path, tiny_backbone, dtype="float32")
+    image = images[1]
+    cache.save("k", ImageEncoder(tiny_backbone)(image))
+    predictor, _ = set_image_features(tiny_backbone, image)
+    decoder = PromptDecoder(tiny_backbone)
+    decoder.set_embedding(cache.load("k"), image.shape[:2])
+    h, w = image.shape[:2]
+    point, label = np.array([[w // 2, h // 3]]), np.array([1])
+    box = np.array([10, 20, w - 30, h - 5])
+    for kw in [dict(point_coords=point, point_labels=label), dict(box=box[None]),
+               dict(point_coords=point, point_labels=label, box=box[None])]:
+        ref, _, _ = predictor.predict(multimask_output=False, **kw)
+        got = decoder.predict(kw.get("point_coords"), kw.get("point_labels"),
+                              None if "box" not in kw else box)
+        assert got.shape == (h, w)
+        np.testing.assert_array_equal(got, ref[0])
+
+
+def test_cached_embedding_equals_a_fresh_one(tiny_backbone, synthetic_dir, tmp_path):
+    ds = open_dataset(synthetic_dir).subset(4)
+    emb32, stats = embed_dataset(ds, tiny_backbone, tmp_path, dtype="float32", progress=False)
+    emb16, _ = embed_dataset(ds, tiny_backbone, tmp_path, dtype="float16", progress=False)
+    fresh = ImageEncoder(tiny_backbone)(ds.image(2))
+    np.testing.assert_array_equal(emb32[2], fresh)
+    assert emb16[2].dtype == np.float16
+    np.testing.assert_allclose(emb16[2].astype(np.float32), fresh, rtol=2e-3, atol=2e-3)
+    assert stats.encoded == 4 and stats.reused == 0
+
+
+def test_warm_rerun_encodes_nothing(tiny_backbone, synthetic_dir, tmp_path):
+    ds = open_dataset(synthetic_dir).subset(3)
+    embed_dataset(ds, tiny_backbone, tmp_path, progress=False)
+    enc = ImageEncoder(tiny_backbone)
+    _, stats = embed_dataset(ds, tiny_backbone, tmp_path, progress=False, encoder=enc)
+    assert enc.passes == 0 and stats.reused == 3
+
+
+def test_interrupted_run_leaves_no_partial_entry_and_rerun_resumes(
+        tiny_backbone, synthetic_dir, tmp_path, monkeypatch):
+    ds = open_dataset(synthetic_dir).subset(4)
+    cache = EmbeddingCache.for_backbone(tmp_path, tiny_backbone)
+    emb = DatasetEmbeddings(ds, cache)
+    import selfprompt.io as sio
+
+    real_save, calls = np.save, []
+
+    def dying_save(f, arr, **kw):          # crash half-way through the third write
+        calls.append(1)
+        if len(calls) == 3:
+            f.write(b"\x93NUMPY partial")
+            raise KeyboardInterrupt
+        return real_save(f, arr, **kw)
+
+    monkeypatch.setattr(sio.np, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        emb.ensure(ImageEncoder(tiny_backbone), progress=False)
+    monkeypatch.setattr(sio.np, "save", real_save)
+    files = sorted(p.name for p in cache.dir.rglob("*") if p.is_file())
+    assert len([f for f in files if f.endswith(".npy")]) == 2     # two complete entries
+    assert not [f for f in files if f.endswith(".tmp")]          # no half-written file
+    enc = ImageEncoder(tiny_backbone)
+    stats = emb.ensure(enc, progress=False)
+    assert enc.passes == 2 and stats.encoded == 2 and stats.reused == 2
+
+
+def test_damaged_entry_is_encoded_again(tiny_backbone, synthetic_dir, tmp_path):
+    ds = open_dataset(synthetic_dir).subset(2)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path, progress=False)
+    path = emb.cache.path(emb.keys[0])
+    path.write_bytes(path.read_bytes()[:1000])                  # truncated on disk
+    assert emb.missing() == [0]
+    enc = ImageEncoder(tiny_backbone)
+    emb.ensure(enc, progress=False)
+    assert enc.passes == 1 and emb.missing() == []
+
+
+def test_changed_image_or_checkpoint_is_never_served_stale(
+        tiny_backbone, synthetic_dir, tmp_path):
+    import shutil
+
+    from selfprompt.backbone import load_backbone, make_tiny_checkpoint
+
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dir, data)
+    ds = open_dataset(data).subset(2)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path / "c", progress=False)
+    old_key = emb.keys[0]
+    img = ds.image(0).copy()
+    img[:10] = 0                                               # edit the image in place
+    import cv2
+    cv2.imwrite(str(ds.samples[0].image_path), img[..., ::-1])
+    emb2 = DatasetEmbeddings(ds, emb.cache)
+    assert emb2.keys[0] != old_key and emb2.missing() == [0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = load_backbone("tiny", make_tiny_checkpoint(tmp_path / "s1.pth", seed=1),
+                              device="cpu")
+    other_cache = EmbeddingCache.for_backbone(tmp_path / "c", other)
+    assert other_cache.dir != emb.cache.dir
+    assert DatasetEmbeddings(ds, other_cache).missing() == [0, 1]
+
+
+def test_cache_folder_of_another_model_is_refused(tmp_path):
+    c = EmbeddingCache(tmp_path, "tiny", "ab" * 32)
+    (c.dir / "meta.json").write_text((c.dir / "meta.json").read_text().replace("ab", "cd"))
+    with pytest.raises(CacheError, match="another model"):
+        EmbeddingCache(tmp_path, "tiny", "ab" * 32)

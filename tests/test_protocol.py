@@ -1,0 +1,103 @@
+"""The protocol: folds and draws are deterministic, disjoint, complete and written out;
+fold results are resumable; the paper preset's random stream is replayed exactly."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from selfprompt.datasets import open_dataset
+from selfprompt.embeddings import embed_dataset
+from selfprompt.protocol import Experiment, draw_shots, fold_plan, make_folds, parse_k
+from selfprompt.results import read_results, summarise
+
+
+def test_folds_are_deterministic_disjoint_and_cover_every_image():
+    folds = make_folds(103, 5, seed=42)
+    assert [len(te) for _, te in folds] == [21, 21, 21, 20, 20]
+    tests = np.concatenate([te for _, te in folds])
+    assert sorted(tests.tolist()) == list(range(103))           # each image tested once
+    for tr, te in folds:
+        assert not set(tr) & set(te) and len(tr) + len(te) == 103
+    again = make_folds(103, 5, seed=42)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    assert any((a[1] != b[1]).any() for a, b in zip(folds, make_folds(103, 5, seed=1)))
+
+
+def test_shots_come_from_the_training_part_and_replay_the_authors_draws():
+    import random
+
+    folds = make_folds(50, 5, seed=42)
+    shots = draw_shots(folds, 4, seed=42)
+    rnd = random.Random(42)                                     # the authors' sequence
+    for (tr, te), s in zip(folds, shots):
+        assert s == [int(tr[j]) for j in rnd.sample(range(len(tr)), 4)]
+        assert set(s) <= set(tr.tolist()) and not set(s) & set(te.tolist())
+    assert all(sorted(s) == sorted(tr.tolist())
+               for (tr, _), s in zip(folds, draw_shots(folds, "all", 42)))
+    with pytest.raises(ValueError, match="exceeds"):
+        draw_shots(folds, 41, 42)
+    with pytest.raises(ValueError):
+        parse_k("0")
+
+
+def test_fold_plan_is_json_with_every_index():
+    plan = json.loads(json.dumps(fold_plan([f"im{i}" for i in range(20)], ["2", "all"])))
+    assert plan["seed"] == 42 and plan["n_images"] == 20 and len(plan["folds"]) == 5
+    assert len(plan["shots"]["2"]) == 5 and all(len(s) == 2 for s in plan["shots"]["2"])
+
+
+@pytest.fixture(scope="module")
+def experiment(tiny_backbone, synthetic_dir, tmp_path_factory):
+    ds = open_dataset(synthetic_dir)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path_factory.mktemp("cache"), progress=False)
+    return lambda out: Experiment(ds, emb, tiny_backbone, out, dataset_name="synthetic",
+                                  progress=False)
+
+
+def test_fold_results_table_and_resume(experiment, tmp_path):
+    exp = experiment(tmp_path)
+    path = exp.run_fold("corrected", 2, 0)
+    rows = list(csv.DictReader(open(path)))
+    assert list(rows[0]) == ["dataset", "image", "fold", "k", "seed", "preset", "backbone",
+                             "variant", "dice", "iou", "empty_prediction", "counted"]
+    assert len(rows) == 2 * 4                                   # 2 test images x 4 variants
+    assert {r["variant"] for r in rows} == {"linear", "point", "box", "point_box"}
+    assert all(r["counted"] == "True" for r in rows)            # corrected keeps every image
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["model_hash"] == exp.backbone.model_hash and meta["preset"]["labels"] == "aligned"
+    stamp = path.stat().st_mtime_ns
+    assert exp.run_fold("corrected", 2, 0) == path and path.stat().st_mtime_ns == stamp  # skipped
+    path.with_suffix(".json").unlink()                          # interrupted before the marker
+    exp.run_fold("corrected", 2, 0)
+    assert path.stat().st_mtime_ns != stamp and path.with_suffix(".json").exists()
+
+
+def test_paper_stream_of_a_single_fold_equals_the_full_sequence(experiment, tmp_path):
+    seq = experiment(tmp_path / "seq")
+    for f in range(3):
+        seq.run_fold("paper", 2, f)
+    alone = experiment(tmp_path / "alone")                      # fold 2 first, nothing on disk
+    path = alone.run_fold("paper", 2, 2)
+    assert path.read_text() == seq.fold_path("paper", "2", 2).read_text()
+
+
+def test_paper_leaves_empty_predictions_out_of_the_mean_and_says_so():
+    rows = [{"dataset": "d", "backbone": "b", "preset": "paper", "k": "2", "variant": "box",
+             "fold": 0, "dice": d, "iou": d, "empty_prediction": e, "counted": not e}
+            for d, e in [(0.8, False), (0.6, False), (0.0, True)]]
+    overall = [s for s in summarise(rows) if s["fold"] == "all"][0]
+    assert overall["dice_mean"] == pytest.approx(0.7)
+    assert overall["n_counted"] == 2 and overall["n_empty"] == 1 and overall["n_images"] == 3
+
+
+def test_summary_over_folds(tmp_path, experiment):
+    exp = experiment(tmp_path)
+    paths = [exp.run_fold("corrected", 2, f) for f in range(5)]
+    rows = read_results(paths)
+    summary = summarise(rows)
+    point_box = [s for s in summary if s["variant"] == "point_box"]
+    assert [s["fold"] for s in point_box] == [0, 1, 2, 3, 4, "all"]
+    pooled = np.mean([r["dice"] for r in rows if r["variant"] == "point_box"])
+    assert point_box[-1]["dice_mean"] == pytest.approx(pooled, abs=1e-4)
+    assert point_box[-1]["n_images"] == 10
