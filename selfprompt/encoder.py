@@ -5,14 +5,21 @@ loader workers and the encoder sees batches, under ``inference_mode``; on a GPU 
 run in bf16/fp16 autocast and ``channels_last``. At batch size 1 in fp32 the result is
 bit-for-bit the embedding ``set_image`` computes (a test holds this); other settings
 differ by a measured amount (``make bench``).
+
+``fast_attention=True`` (opt-in) computes the attention of SAM's ViT blocks with
+``F.scaled_dot_product_attention``, the decomposed relative-position bias passed as
+its ``attn_mask``: mathematically the same as SAM's hand-written ``q @ k^T + rel-pos,
+softmax, @ v``, but a fused kernel, so it differs in the last bits (``make bench``
+reports by how much). It is off by default so that the default stays bit-for-bit.
 """
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from .backbone import Backbone
@@ -20,13 +27,49 @@ from .backbone import Backbone
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def use_all_cores() -> None:
-    """Let torch use every core the process may run on (its default is physical cores)."""
+def use_all_cores() -> int:
+    """Let torch use every core the process may run on (its default is physical cores).
+
+    Returns the thread count set.
+    """
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
-    torch.set_num_threads(n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """SAM's ``image_encoder.Attention.forward`` through ``scaled_dot_product_attention``.
+
+    Same algebra: softmax(q k^T / sqrt(d) + B_h + B_w) v, with the decomposed
+    relative-position terms B_h, B_w computed from the unscaled q as SAM does.
+    """
+    from segment_anything.modeling.image_encoder import get_rel_pos
+
+    B, H, W, _ = x.shape
+    heads = attn.num_heads
+    qkv = attn.qkv(x).reshape(B, H * W, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # (B, heads, H*W, d)
+    mask = None
+    if attn.use_rel_pos:
+        d = q.shape[-1]
+        r_q = q.reshape(B * heads, H, W, d)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(H, H, attn.rel_pos_h))
+        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(W, W, attn.rel_pos_w))
+        mask = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(B, heads, H * W, H * W)
+        mask = mask.to(q.dtype)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
+    return attn.proj(out)
+
+
+def _sam_attention_modules(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+    from segment_anything.modeling.image_encoder import Attention
+
+    return [m for m in encoder.modules() if isinstance(m, Attention)]
 
 
 class ImageEncoder:
@@ -34,19 +77,30 @@ class ImageEncoder:
 
     ``passes`` counts images sent through the encoder: the benchmark and the tests use
     it to show that a sweep encodes each image once, and a warm rerun none.
+
+    On the CPU the encoder uses every core the process may run on (:func:`use_all_cores`).
+    ``fast_attention`` (opt-in, numerically different in the last bits) is described in
+    the module's docstring; it applies to SAM's ViTs (not to MobileSAM's TinyViT).
     """
 
     def __init__(self, backbone: Backbone, batch_size: int = 1, precision: str = "fp32",
-                 channels_last: bool = False, compile: bool = False) -> None:
+                 channels_last: bool = False, compile: bool = False,
+                 fast_attention: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         self.backbone = backbone
         self.batch_size = batch_size
         self.precision = precision
         self.channels_last = channels_last
+        self.fast_attention = fast_attention
         self.transform = ResizeLongestSide(backbone.sam.image_encoder.img_size)
         self.passes = 0
+        if backbone.device.type == "cpu":
+            use_all_cores()
         self._encoder = backbone.sam.image_encoder
+        self._attention = _sam_attention_modules(self._encoder) if fast_attention else []
         if channels_last:
             self._encoder = self._encoder.to(memory_format=torch.channels_last)
         if compile:
@@ -61,6 +115,24 @@ class ImageEncoder:
         resized = self.transform.apply_image(image)
         return torch.as_tensor(resized).permute(2, 0, 1).contiguous()
 
+    @contextmanager
+    def _attention_path(self):
+        """Route SAM's attention through SDPA for the duration of one forward pass.
+
+        The backbone's modules are shared (the decoder holds the same ``Sam``), so the
+        patch is an instance attribute set and removed around the call, never left behind.
+        """
+        if not self._attention:
+            yield
+            return
+        for m in self._attention:
+            m.forward = sdpa_attention.__get__(m)
+        try:
+            yield
+        finally:
+            for m in self._attention:
+                del m.forward
+
     @torch.inference_mode()
     def encode(self, prepared: list[torch.Tensor]) -> torch.Tensor:
         """Encode prepared images; returns ``float32 (B, 256, 64, 64)`` on the CPU."""
@@ -70,7 +142,7 @@ class ImageEncoder:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = PRECISIONS[self.precision]
         ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-        with ctx:
+        with ctx, self._attention_path():
             features = self._encoder(batch)
         self.passes += len(prepared)
         return features.float().cpu()
