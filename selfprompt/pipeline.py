@@ -17,35 +17,37 @@ from .presets import VARIANTS, Preset
 from .prompts import Prompts, make_prompts
 
 
-def training_cells(features: np.ndarray, mask: np.ndarray,
-                   preset: Preset) -> tuple[np.ndarray, np.ndarray]:
-    """Samples ``(n, 256)`` and labels ``(n,)`` of one training image.
+def training_labels(mask: np.ndarray, preset: Preset) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels ``(n,)`` of one training image's cells, and which cells they belong to.
 
-    ``stretched`` labels pair every cell with the squeezed mask (the authors', D4);
-    ``aligned`` labels pair each cell with the mask under it in SAM's padded frame and
-    leave out cells that are mostly padding.
+    ``stretched`` labels pair every cell with the squeezed mask (the authors', D4):
+    all 4096 cells, ``keep`` is None. ``aligned`` labels pair each cell with the mask
+    under it in SAM's padded frame and leave out cells that are mostly padding.
     """
-    X = cells(features)
     if preset.labels == "stretched":
-        return X, labels_stretched(mask).ravel()
+        return labels_stretched(mask).ravel(), None
     labels, valid = labels_aligned(mask)
     keep = valid.ravel()
-    return X[keep], labels.ravel()[keep]
+    return labels.ravel()[keep], keep
 
 
 def fit_classifier(embeddings, masks, preset: Preset) -> LinearPixelClassifier:
     """Fit on the k shots, cells concatenated in the order given (the paper's order).
 
-    ``embeddings`` and ``masks`` are sequences of the same length. The sample matrix is
-    filled in place rather than concatenated, so that k = all stays within memory.
+    ``embeddings`` and ``masks`` are iterables of the same length (generators are
+    fine). Labels (64 x 64 each) are made first; then one float32 matrix is allocated
+    and filled one embedding at a time, so memory is the matrix itself (k = all on
+    Kvasir-SEG: 800 x 4096 x 256 x 4 B = 3.4 GB), never a second copy of it.
     """
-    parts = [training_cells(f, m, preset) for f, m in zip(embeddings, masks)]
-    n = sum(len(y) for _, y in parts)
-    X = np.empty((n, parts[0][0].shape[1]), dtype=np.float32)
-    y = np.empty(n, dtype=np.uint8)
-    at = 0
-    for Xi, yi in parts:
-        X[at:at + len(yi)], y[at:at + len(yi)] = Xi, yi
+    labels = [training_labels(m, preset) for m in masks]
+    n = sum(len(y) for y, _ in labels)
+    X, y, at = None, np.empty(n, dtype=np.uint8), 0
+    for features, (yi, keep) in zip(embeddings, labels, strict=True):
+        Xi = cells(features)
+        if X is None:
+            X = np.empty((n, Xi.shape[1]), dtype=np.float32)
+        X[at:at + len(yi)] = Xi if keep is None else Xi[keep]
+        y[at:at + len(yi)] = yi
         at += len(yi)
     if len(np.unique(y)) < 2:
         raise ValueError("the k training masks hold only one class: draw other shots or a "

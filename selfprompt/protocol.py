@@ -92,7 +92,6 @@ class Experiment:
         self.out_dir = Path(self.out_dir)
         self.decoder = PromptDecoder(self.backbone)
         self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
-        self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     # ---------------------------------------------------------------- paths and plan
     def fold_path(self, preset: str, k: str, fold: int) -> Path:
@@ -105,15 +104,15 @@ class Experiment:
         return path
 
     def mask(self, i: int, threshold: int) -> np.ndarray:
-        key = (i, threshold)
-        if key not in self._masks:
-            self._masks[key] = self.dataset.mask(i, threshold)
-        return self._masks[key]
+        """Read when needed, never kept: decoding a mask costs ~2 ms, keeping all of a
+        large data set's masks at full resolution would cost gigabytes."""
+        return self.dataset.mask(i, threshold)
 
     def classifier(self, preset: Preset, k: str, fold: int):
+        """Fitted on the fold's k shots; embeddings and masks are streamed one by one."""
         shots = draw_shots(self.folds, k, self.seed)[fold]
-        return fit_classifier((np.asarray(self.embeddings[i], np.float32) for i in shots),
-                              [self.mask(i, preset.mask_threshold) for i in shots], preset)
+        return fit_classifier((self.embeddings[i] for i in shots),
+                              (self.mask(i, preset.mask_threshold) for i in shots), preset)
 
     # ---------------------------------------------------------------- random streams
     def _box_draws(self, preset: Preset, k: str, fold: int) -> int:
