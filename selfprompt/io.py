@@ -14,6 +14,9 @@ from typing import IO, Iterator
 
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: the process's umask, as an ordinary open() would apply
+
 
 @contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
@@ -26,6 +29,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
