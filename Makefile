@@ -39,8 +39,8 @@ $(VENV)/.installed: pyproject.toml requirements-lock.txt
 
 venv: $(VENV)/.installed ## create .venv with the pinned dependencies
 
-test: $(VENV)/.installed ## run every test (unit, end-to-end, notebooks)
-	$(PY) -m pytest tests
+test: $(VENV)/.installed ## run every test (unit, end-to-end, notebooks under nbval)
+	$(PY) -m pytest tests notebooks
 
 test-fast: $(VENV)/.installed ## unit tests only (no end-to-end, no notebooks)
 	$(PY) -m pytest tests -m "not slow"
@@ -61,14 +61,68 @@ sweep: embed ## k-shot 5-fold sweep from the command line (both presets)
 	$(PY) -m selfprompt run $(DATA_DIR) --backbone $(MODEL) --k $(K) --folds $(FOLDS) \
 		--presets $(PRESETS) --seed $(SEED) --out $(RUN_DIR)
 
-reproduce: sweep ## the main job: fetch, embed, sweep, tables under reports/
+# --- notebooks: `make reproduce` = fetch + embed + notebook 05 per fold + notebook 06 ---------
+# Each (data set, backbone, preset, k, fold) is one real file target: the fold's JSON, which
+# Experiment.run_fold writes last (after its CSV, both atomically). Make skips a finished
+# fold on rerun; an interrupted one has no JSON and is redone; a CSV without its JSON is
+# never taken for finished. Executed notebooks are written to a temporary name, then moved.
+# Editing the package does not invalidate finished folds: `make clean` to recompute.
+DATASETS  ?= $(DATASET)
+DEVICE    ?=
+LIMIT     ?=
+RUNS      := reports/runs
+PAPERMILL := $(VENV)/bin/papermill --no-progress-bar --log-level WARNING
+data_dir   = $(or $(SELFPROMPT_DATA_DIR),$(DATA_DIR_$(1)))
+_part      = $(word $(1),$(subst /, ,$*))
+FOLD_TARGETS := $(foreach d,$(DATASETS),$(foreach p,$(PRESETS),$(foreach k,$(K),$(foreach \
+                  f,$(FOLDS),$(RUNS)/$(d)/$(MODEL)/$(p)/k$(k)/fold$(f).json))))
+
+.PHONY: report
+.SECONDEXPANSION:
+# never files: run when a fold needs them, not again once every fold is finished
+.SECONDARY: $(foreach d,$(DATASETS),preflight-$(d) fetch-$(d) embed-$(d))
+
+reproduce: $(FOLD_TARGETS) ## the main job: fetch, embed, notebook 05 per fold, report under reports/
+	@$(MAKE) --no-print-directory report
+
+preflight-%: $(VENV)/.installed
+	@$(PY) -m selfprompt.notebook preflight --model $(MODEL) --dataset $* \
+		$(if $(SELFPROMPT_DATA_DIR),--data-dir $(SELFPROMPT_DATA_DIR))
+
+fetch-%: preflight-%
+	$(if $(filter tiny,$(MODEL)),,$(PY) -m selfprompt fetch checkpoint --model $(MODEL))
+	$(if $(SELFPROMPT_DATA_DIR),,$(PY) -m selfprompt fetch data --dataset $*)
+
+embed-%: fetch-%
+	$(PY) -m selfprompt embed $(call data_dir,$*) --backbone $(MODEL) $(if $(LIMIT),--limit \
+		$(LIMIT)) $(if $(DEVICE),--device $(DEVICE))
+
+# stem: <data set>/<backbone>/<preset>/k<k>/fold<f>; executed notebook: _nb (temporary: .tmp)
+_nb = $(RUNS)/$(call _part,1)/$(call _part,2)/notebooks/05_evaluate_$(call \
+      _part,3)_$(call _part,4)_$(call _part,5)$(1).ipynb
+$(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
+	@mkdir -p $(dir $(call _nb,))
+	$(PAPERMILL) notebooks/05_evaluate.ipynb $(call _nb,.tmp) \
+		-p data_root $(abspath $(call data_dir,$(call _part,1))) -p dataset $(call _part,1) \
+		-p backbone $(call _part,2) -p preset $(call _part,3) \
+		-p k $(patsubst k%,%,$(call _part,4)) -p fold $(patsubst fold%,%,$(call _part,5)) \
+		-p seed $(SEED) -p limit $(or $(LIMIT),None) $(if $(DEVICE),-p device $(DEVICE)) \
+		-p out_dir $(abspath $(RUNS)/$(call _part,1)/$(call _part,2))
+	test -f $@
+	mv $(call _nb,.tmp) $(call _nb,)
+
+report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ from finished runs
+	@mkdir -p $(RUNS)
+	$(PAPERMILL) notebooks/06_report.ipynb $(RUNS)/.06_report.tmp.ipynb \
+		-p runs_dir $(abspath $(RUNS)) -p out_dir $(abspath reports)
+	mv $(RUNS)/.06_report.tmp.ipynb $(RUNS)/06_report.ipynb
 
 smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no download
 	$(PY) -m selfprompt run $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic) \
 		--backbone tiny --limit 20 --k 2 --seed $(SEED) --out reports/runs/smoke
 
 lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environment
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: $(VENV)/.installed ## flake8 over the package, tests and benchmarks
 	$(PY) -m flake8 --max-line-length 100 selfprompt tests benchmarks

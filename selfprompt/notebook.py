@@ -1,0 +1,306 @@
+"""What the notebooks share: CI-sized defaults, one-call setup, and a fast asset pre-check.
+
+Why a module: every notebook opens with the same few steps (find a data set, load a
+backbone, make sure the embeddings are cached). Written once here they stay identical
+across notebooks and testable; the notebooks keep to explaining and plotting.
+
+Data root, in order: the ``data_root`` parameter; a synthetic set when
+``SELFPROMPT_NBVAL`` is set (so that nbval's checked outputs are the same on every
+machine, with or without ``../shared``); ``$SELFPROMPT_DATA_DIR``; the kit's
+``data/<data set>``; ``../shared/data/<data set>`` beside the clone; otherwise a small
+synthetic set in the Kvasir layout, generated once into ``.cache/``.
+
+``python -m selfprompt.notebook preflight`` is what ``make reproduce`` runs first: it
+stops at once, naming the missing file, its official URL and the offline route, when
+an asset is missing and its server cannot be reached (instead of retrying downloads).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository (the package is installed editable, so this is the clone).
+REPO = Path(__file__).resolve().parents[1]
+#: Set (to anything but "" or "0") by the nbval run: synthetic data, fresh output folders.
+NBVAL_ENV = "SELFPROMPT_NBVAL"
+DATA_FOLDERS = {"kvasir": "kvasir-seg", "isic2018": "isic2018"}
+SYNTHETIC_N = 12
+
+
+def nbval_mode() -> bool:
+    """True under the notebook tests: every default must then be machine-independent.
+
+    Set explicitly with ``SELFPROMPT_NBVAL=1``; also detected from pytest's own
+    ``PYTEST_CURRENT_TEST``, which nbval's kernel inherits (``<file>.ipynb::Cell n``), so
+    that ``pytest notebooks`` needs no extra set-up.
+    """
+    if os.environ.get(NBVAL_ENV, "") not in ("", "0"):
+        return True
+    return ".ipynb::" in os.environ.get("PYTEST_CURRENT_TEST", "")
+
+
+def synthetic_root(n: int = SYNTHETIC_N, seed: int = 0) -> Path:
+    """A synthetic data set in the Kvasir layout, generated on first use (deterministic)."""
+    from .synthetic import make_synthetic
+
+    root = REPO / ".cache" / f"synthetic-n{n}-seed{seed}"
+    if not (root / "masks" / f"synthetic_{n - 1:03d}.jpg").exists():
+        make_synthetic(root, n=n, seed=seed)
+    return root
+
+
+def resolve_data_root(data_root: str | Path | None = None, dataset: str = "kvasir") -> Path:
+    """The folder a notebook reads (see the module docstring for the order)."""
+    if data_root not in (None, "", "auto"):
+        return Path(data_root).expanduser()
+    if nbval_mode():
+        return synthetic_root()
+    if os.environ.get("SELFPROMPT_DATA_DIR"):
+        return Path(os.environ["SELFPROMPT_DATA_DIR"]).expanduser()
+    folder = DATA_FOLDERS.get(dataset, dataset)
+    for candidate in (REPO / "data" / folder, REPO.parent / "shared" / "data" / folder):
+        if candidate.is_dir():
+            return candidate
+    return synthetic_root()
+
+
+def resolve_out_dir(out_dir: str | Path | None, dataset: str, backbone: str) -> Path:
+    """Where fold results go: ``reports/runs/<data set>/<backbone>`` like ``make reproduce``.
+
+    Under nbval a fresh temporary folder, so that a stale result is never skipped into
+    a checked output.
+    """
+    if out_dir not in (None, "", "auto"):
+        return Path(out_dir)
+    if nbval_mode():
+        return Path(tempfile.mkdtemp(prefix="selfprompt-nb-"))
+    return REPO / "reports" / "runs" / "notebooks" / dataset / backbone
+
+
+@dataclass
+class Setup:
+    """What a notebook works with, built by :func:`setup`."""
+
+    dataset: object      # datasets.Dataset
+    backbone: object     # backbone.Backbone
+    embeddings: object   # embeddings.DatasetEmbeddings
+    stats: object        # embeddings.EmbeddingStats of the embedding pass
+    name: str            # data-set name in tables
+    synthetic: bool
+
+
+def open_data(data_root=None, dataset: str = "kvasir", limit: int | None = None):
+    """Open and validate the data set (first ``limit`` images in name order)."""
+    from .datasets import open_dataset, validate
+
+    root = resolve_data_root(data_root, dataset)
+    data = open_dataset(root).subset(limit)
+    # the command line's record folder: a check passed once is not read again
+    facts = validate(data, record_dir=cache_root() / "checks", progress=False)
+    return data, facts
+
+
+def cache_root(cache=None) -> Path:
+    """Embedding cache: ``cache``, ``$SELFPROMPT_CACHE``, else the kit's ``data/embeddings``."""
+    return Path(cache or os.environ.get("SELFPROMPT_CACHE") or REPO / "data" / "embeddings")
+
+
+def setup(data_root=None, dataset: str = "kvasir", backbone: str = "tiny", checkpoint=None,
+          device=None, limit: int | None = None, cache=None) -> Setup:
+    """Data set, backbone and cached embeddings in one call (each image encoded once)."""
+    import warnings
+
+    from .backbone import load_backbone
+    from .embeddings import embed_dataset
+
+    data, _ = open_data(data_root, dataset, limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny warning is said in the notebook's text
+        model = load_backbone(backbone, checkpoint, device, checkpoints_dir=REPO / "checkpoints")
+    embeddings, stats = embed_dataset(data, model, cache_root(cache), progress=False)
+    synthetic = bool(len(data)) and data.samples[0].name.startswith("synthetic_")
+    return Setup(data, model, embeddings, stats, "synthetic" if synthetic else dataset, synthetic)
+
+
+def lesion_counts(dataset, threshold: int = 127) -> dict[str, int]:
+    """True lesions per image (8-connected components of the mask): a point prompt
+    can only point at one of them."""
+    import cv2
+
+    return {s.name: cv2.connectedComponents(dataset.mask(i, threshold), connectivity=8)[0] - 1
+            for i, s in enumerate(dataset.samples)}
+
+
+def describe(s: Setup) -> str:
+    """One line saying what the notebook runs on (data, size, backbone)."""
+    kind = "SYNTHETIC stand-in" if s.synthetic else "real"
+    return (f"{s.name}: {len(s.dataset)} images ({kind}) | backbone {s.backbone.model_type}"
+            f" | embeddings {s.stats.encoded} encoded, {s.stats.reused} from cache")
+
+
+def data_summary(facts: list[dict], lesions: dict[str, int] | None = None) -> dict:
+    """Sizes and mask statistics of a checked data set, rounded for printing."""
+    import numpy as np
+
+    w = np.array([f["width"] for f in facts])
+    h = np.array([f["height"] for f in facts])
+    fg = np.array([f["foreground"] or 0.0 for f in facts])
+    out = {"images": len(facts), "width": (int(w.min()), int(w.max())),
+           "height": (int(h.min()), int(h.max())), "square": int(np.sum(w == h)),
+           "lesion_area_mean": round(float(fg.mean()), 3),
+           "lesion_area_range": (round(float(fg.min()), 3), round(float(fg.max()), 3)),
+           "empty_masks": int(np.sum(fg == 0))}
+    if lesions is not None:
+        out["several_lesions"] = sum(1 for n in lesions.values() if n > 1)
+    return out
+
+
+def damaged_copy(dataset, folder: str | Path, n: int = 3) -> Path:
+    """A copy of ``n`` pairs with one image cut short and one mask removed: what the
+    data-set check is for (it must name both files, not fail on the first)."""
+    import shutil
+
+    folder = Path(folder)
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for s in dataset.samples[:n]:
+        shutil.copy(s.image_path, folder / "images" / s.image_path.name)
+        shutil.copy(s.mask_path, folder / "masks" / s.mask_path.name)
+    first = folder / "images" / dataset.samples[0].image_path.name
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    (folder / "masks" / dataset.samples[n - 1].mask_path.name).unlink()
+    return folder
+
+
+def update_plan(exp, k) -> Path:
+    """Add k's draws to the run folder's ``folds.json`` (kept by earlier k's runs)."""
+    import json
+
+    from .protocol import parse_k
+
+    path = Path(exp.out_dir) / "folds.json"
+    ks = [parse_k(k)]
+    if path.exists():
+        ks = sorted(set(json.loads(path.read_text()).get("shots", {})) | set(ks))
+    return exp.write_plan(ks)
+
+
+def case(exp, preset, k, fold: int, name: str):
+    """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
+
+    The box widening is redrawn from the image's own seed, so under the ``paper``
+    preset (one stream per k) the box can differ by a few pixels from the fold's run.
+    """
+    import numpy as np
+
+    from .pipeline import segment
+    from .presets import get_preset
+
+    preset = get_preset(preset)
+    i = exp.dataset.names.index(name)
+    truth = exp.dataset.mask(i, preset.mask_threshold)
+    fitted = exp.__dict__.setdefault("_case_classifiers", {})  # several cases, one fit
+    key = (preset.name, str(k), fold)
+    if key not in fitted:
+        fitted[key] = exp.classifier(preset, str(k), fold)
+    clf = fitted[key]
+    rng = np.random.default_rng([exp.seed, fold, i])
+    seg = segment(clf, exp.decoder, np.asarray(exp.embeddings[i], np.float32), truth.shape,
+                  preset, rng, exp.variants)
+    return exp.dataset.image(i), truth, seg
+
+
+def demo_sweep(s: Setup, out_dir: str | Path, ks=("2", "4"), folds=(0, 1),
+               presets=("paper", "corrected"), seed: int = 42,
+               variants=("linear", "point_box")) -> Path:
+    """A few folds on the notebook's small data set, for a report without ``make reproduce``.
+
+    Only ``linear`` and ``point_box`` by default: one SAM decode per image instead of three
+    keeps the notebook tests within CI's time.
+    """
+    from .protocol import Experiment
+
+    exp = Experiment(s.dataset, s.embeddings, s.backbone, Path(out_dir), dataset_name=s.name,
+                     seed=seed, variants=tuple(variants), progress=False)
+    for preset in presets:
+        for k in ks:
+            for fold in folds:
+                exp.run_fold(preset, k, fold)
+    return Path(out_dir)
+
+
+# --------------------------------------------------------------------------- preflight
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Can a TCP connection to the URL's host be opened (DNS + connect, seconds)?"""
+    parts = urllib.parse.urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_message(filename: str, url: str, target: Path, extra: str = "") -> str:
+    return (f"missing: {filename} (needed at {target}), and its official source {url} cannot "
+            f"be reached from here.\nOffline route: download {filename} on a machine with "
+            f"network, put it in a folder and run `make reproduce MIRROR=/path/to/folder` (or "
+            f"set SELFPROMPT_MIRROR=/path/to/folder); what comes from it is checked all the same."
+            f"{extra}")
+
+
+def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
+                   checkpoints_dir: Path = REPO / "checkpoints", mirror: str | None = None,
+                   timeout: float = 3.0) -> list[str]:
+    """Messages for assets that are neither present nor obtainable; empty: go ahead.
+
+    Present means: the checkpoint file exists, and the data folder opens as a data set.
+    With a mirror the fetch step decides (it checks what the mirror holds).
+    """
+    from .download import CHECKPOINTS, DATASET_LAYOUTS, DATASETS, load_registry
+
+    mirror = mirror if mirror is not None else (os.environ.get("SELFPROMPT_MIRROR") or None)
+    registry, problems = load_registry(), []
+    if model in CHECKPOINTS:
+        asset = registry[CHECKPOINTS[model]]
+        target = Path(checkpoints_dir) / asset.filename
+        if not target.is_file() and mirror is None and not _reachable(asset.url, timeout):
+            problems.append(_offline_message(asset.filename, asset.url, target))
+    if dataset in DATASETS:
+        folder = Path(data_dir) if data_dir else REPO / "data" / DATASET_LAYOUTS[dataset].folder
+        if not folder.is_dir() and mirror is None:
+            for asset in (registry[a] for a in DATASETS[dataset]):
+                if not _reachable(asset.url, timeout):
+                    problems.append(_offline_message(
+                        asset.filename, asset.url, folder,
+                        "\nAn already extracted copy: SELFPROMPT_DATA_DIR=/path/to/"
+                        f"{DATASET_LAYOUTS[dataset].folder} make reproduce."))
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m selfprompt.notebook preflight --model M --dataset D [--data-dir X]``."""
+    parser = argparse.ArgumentParser(prog="python -m selfprompt.notebook")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("preflight", help="stop at once when an asset cannot be had")
+    p.add_argument("--model", default="vit_b")
+    p.add_argument("--dataset", default="kvasir")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
+    p.add_argument("--mirror", default=None)
+    args = parser.parse_args(argv)
+    problems = missing_assets(args.model, args.dataset, args.data_dir, args.checkpoints,
+                              args.mirror)
+    for message in problems:
+        print(f"error: {message}", file=sys.stderr)
+    return 2 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
