@@ -46,6 +46,9 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="image-loading worker processes")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="encoder arithmetic (autocast); fp32 reproduces set_image exactly")
+    p.add_argument("--fast-attention", action="store_true",
+                   help="SAM's attention through scaled_dot_product_attention: ~1.4x faster "
+                        "vit_b on CPU, embeddings differ by ~1e-6 (cached apart)")
 
 
 def _dataset(args):
@@ -60,14 +63,15 @@ def _dataset(args):
 def _embeddings(args, dataset):
     from .backbone import load_backbone
     from .embeddings import embed_dataset
-    from .encoder import use_all_cores
+    from .encoder import ImageEncoder, use_all_cores
 
     use_all_cores()
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
+                           fast_attention=args.fast_attention)
     embeddings, stats = embed_dataset(dataset, backbone, args.cache or default_cache(),
-                                      dtype=args.cache_dtype, batch_size=args.batch_size,
-                                      workers=args.workers, precision=args.precision,
-                                      progress=not args.quiet)
+                                      dtype=args.cache_dtype, workers=args.workers,
+                                      progress=not args.quiet, encoder=encoder)
     print(f"embeddings: {stats.total} images, {stats.encoded} encoded, {stats.reused} reused "
           f"from {embeddings.cache.dir}")
     return backbone, embeddings

@@ -1,12 +1,14 @@
 """Embeddings computed once per image and backbone, kept on disk, never served stale.
 
-Layout: ``<cache root>/<model type>-<model hash[:16]>-<dtype>/<key[:2]>/<key>.npy``
-where ``key`` is the sha256 of the image file's bytes and the model hash the sha256 of
-the checkpoint file. A changed image gets a new key and a changed checkpoint a new
-folder, so a stale embedding cannot be looked up. Each entry is written atomically:
-an interrupted run leaves complete entries and nothing else, and a rerun encodes only
-what is missing. Entries are plain ``.npy`` so that they are memory-mapped on reading:
-a sweep holds only the embeddings it is using, whatever the data set's size.
+Layout: ``<root>/<model type>-<model hash[:16]>-<dtype>[-<numerics>]/<key[:2]>/<key>.npy``
+where ``key`` is the sha256 of the image file's bytes, the model hash the sha256 of
+the checkpoint file, and ``numerics`` names an encoder that does not compute exactly
+as ``set_image`` (``bf16``, ``sdpa``). A changed image gets a new key, a changed
+checkpoint or encoder arithmetic a new folder, so a stale embedding cannot be looked
+up. Each entry is written atomically: an interrupted run leaves complete entries and
+nothing else, and a rerun encodes only what is missing. Entries are plain ``.npy`` so
+that they are memory-mapped on reading: a sweep holds only the embeddings it is using,
+whatever the data set's size.
 
 Embeddings do not depend on k, fold, preset or prompt, so one encoder pass per image
 serves a whole sweep (the authors' flow encodes each image about 12 times, D6).
@@ -47,13 +49,15 @@ class EmbeddingCache:
     """One folder of embeddings for one checkpoint and storage dtype."""
 
     def __init__(self, root: str | Path, model_type: str, model_hash: str,
-                 dtype: str = "float16") -> None:
+                 dtype: str = "float16", numerics: str = "") -> None:
         if dtype not in DTYPES:
             raise ValueError(f"cache dtype must be one of {DTYPES}, not {dtype!r}")
         self.model_type, self.model_hash, self.dtype = model_type, model_hash, dtype
-        self.dir = Path(root) / f"{model_type}-{model_hash[:16]}-{dtype}"
+        self.numerics = numerics
+        name = f"{model_type}-{model_hash[:16]}-{dtype}" + (f"-{numerics}" if numerics else "")
+        self.dir = Path(root) / name
         meta = {"model_type": model_type, "model_hash": model_hash, "dtype": dtype,
-                "shape": list(SHAPE), "format": 1}
+                "numerics": numerics or "exact", "shape": list(SHAPE), "format": 1}
         meta_path = self.dir / "meta.json"
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
@@ -66,9 +70,10 @@ class EmbeddingCache:
                                                     indent=1))
 
     @classmethod
-    def for_backbone(cls, root: str | Path, backbone: Backbone,
-                     dtype: str = "float16") -> "EmbeddingCache":
-        return cls(root, backbone.model_type, backbone.model_hash, dtype)
+    def for_backbone(cls, root: str | Path, backbone: Backbone, dtype: str = "float16",
+                     encoder: ImageEncoder | None = None) -> "EmbeddingCache":
+        numerics = encoder.numerics if encoder is not None else ""
+        return cls(root, backbone.model_type, backbone.model_hash, dtype, numerics)
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.npy"
@@ -170,9 +175,9 @@ def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
                   precision: str = "fp32", progress: bool = True,
                   encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
     """Make sure every image of ``dataset`` has a cached embedding; return them."""
-    cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype)
-    embeddings = DatasetEmbeddings(dataset, cache)
     encoder = encoder or ImageEncoder(backbone, batch_size=batch_size, precision=precision)
+    cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype, encoder)
+    embeddings = DatasetEmbeddings(dataset, cache)
     stats = embeddings.ensure(encoder, workers=workers, progress=progress)
     log.info("embeddings: %d images, %d encoded, %d from cache (%s)",
              stats.total, stats.encoded, stats.reused, cache.dir)

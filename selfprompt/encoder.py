@@ -106,6 +106,16 @@ class ImageEncoder:
         if compile:
             self._encoder = torch.compile(self._encoder)
 
+    @property
+    def numerics(self) -> str:
+        """How this encoder's arithmetic differs from ``set_image`` ("" = it does not).
+
+        Part of the cache's key: a bf16 or SDPA embedding is never served to a run that
+        expects the exact one (the ``paper`` preset's replay depends on it).
+        """
+        parts = [] if self.precision == "fp32" else [self.precision]
+        return "-".join(parts + (["sdpa"] if self.fast_attention else []))
+
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """Resize as ``set_image`` does (longest side to 1024); ``uint8 (3, h, w)``, CPU.
 

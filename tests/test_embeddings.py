@@ -142,6 +142,17 @@ def test_changed_image_or_checkpoint_is_never_served_stale(
     assert DatasetEmbeddings(ds, other_cache).missing() == [0, 1]
 
 
+def test_other_encoder_numerics_are_cached_apart(tiny_backbone, synthetic_dir, tmp_path):
+    ds = open_dataset(synthetic_dir).subset(2)
+    exact, _ = embed_dataset(ds, tiny_backbone, tmp_path, progress=False)
+    enc = ImageEncoder(tiny_backbone, fast_attention=True)
+    sdpa, stats = embed_dataset(ds, tiny_backbone, tmp_path, progress=False, encoder=enc)
+    assert sdpa.cache.dir != exact.cache.dir and sdpa.cache.dir.name.endswith("-sdpa")
+    assert stats.encoded == 2 and enc.passes == 2          # not served the exact entries
+    np.testing.assert_allclose(np.asarray(sdpa[0], np.float32),
+                               np.asarray(exact[0], np.float32), atol=2e-3)
+
+
 def test_cache_folder_of_another_model_is_refused(tmp_path):
     c = EmbeddingCache(tmp_path, "tiny", "ab" * 32)
     (c.dir / "meta.json").write_text((c.dir / "meta.json").read_text().replace("ab", "cd"))
