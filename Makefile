@@ -25,7 +25,7 @@ DATA_DIR = $(DATA_DIR_$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data assets embed sweep summary \
-        smoke lab bench lint lock clean distclean
+        smoke lab bench install-extras lint lock clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -117,9 +117,20 @@ report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ 
 		-p runs_dir $(abspath $(RUNS)) -p out_dir $(abspath reports)
 	mv $(RUNS)/.06_report.tmp.ipynb $(RUNS)/06_report.ipynb
 
+SMOKE_DATA := $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic)
 smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no download
-	$(PY) -m selfprompt run $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic) \
-		--backbone tiny --limit 20 --k 2 --seed $(SEED) --out reports/runs/smoke
+	test -d $(SMOKE_DATA) || $(PY) -m selfprompt synthetic $(SMOKE_DATA) --n 20
+	$(PY) -m selfprompt run $(SMOKE_DATA) --backbone tiny --limit 20 --k 2 --seed $(SEED) \
+		--out reports/runs/smoke
+
+# make bench: small by default (minutes on 2 cores); BENCH_ARGS for the full size, e.g.
+# BENCH_ARGS="--images 1000 --k 10 20 40 all --speed 'tiny:1,4,8;vit_t:1,4,8;vit_b:1,4,8' --reps 3"
+BENCH_ARGS ?=
+bench: $(VENV)/.installed ## encoder passes, speed, arithmetic rate, memory -> reports/bench.md
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+install-extras: $(VENV)/.installed ## optional vit_t backbone (MobileSAM: mobilesam-mirror, timm)
+	$(PY) -m pip install -q -r requirements-extras.txt
 
 lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environment
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
@@ -127,8 +138,10 @@ lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environme
 lint: $(VENV)/.installed ## flake8 over the package, tests and benchmarks
 	$(PY) -m flake8 --max-line-length 100 selfprompt tests benchmarks
 
-lock: $(VENV)/.installed ## rewrite requirements-lock.txt from the current .venv
-	{ head -2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable; } > requirements-lock.tmp
+lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv (extras stay in their own file)
+	{ head -2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable \
+		| grep -v -i -F -f <(grep -v '^#' requirements-extras.txt | cut -d= -f1 | sed 's/$$/==/'); \
+	} > requirements-lock.tmp
 	mv requirements-lock.tmp requirements-lock.txt
 
 clean: ## remove generated results (keeps data, checkpoints, embedding cache)

@@ -76,7 +76,9 @@ def build(model_type: str) -> Sam:
     """The architecture of ``model_type`` with untrained weights, on the CPU, in eval mode."""
     if model_type == "vit_t":
         try:
-            from mobile_sam import sam_model_registry as mobile_registry
+            with warnings.catch_warnings():  # timm: "Overwriting tiny_vit_* in registry"
+                warnings.simplefilter("ignore", UserWarning)
+                from mobile_sam import sam_model_registry as mobile_registry
         except ImportError as err:
             raise CheckpointError("backbone 'vit_t' (MobileSAM) needs the optional package "
                                   "mobilesam-mirror: `pip install mobilesam-mirror timm` "

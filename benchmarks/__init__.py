@@ -1,0 +1,1 @@
+"""Benchmarks of selfprompt-kit (``make bench``); not part of the installed package."""

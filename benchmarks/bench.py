@@ -1,0 +1,502 @@
+"""``make bench``: encoder passes, encoder speed, arithmetic rate and memory, in one table.
+
+1. A full k-shot sweep (folds x k) with the kit's flow (each image encoded once into
+   the cache, then classifier -> prompts -> SAM decode from the cache) against a
+   re-enactment of the authors' flow (``SamPredictor.set_image`` per image, twice per
+   test image, again in every fold, D6), on the same images and backbone; then the
+   kit's warm rerun. Passes are counted by a hook on the image encoder's forward.
+   The full-size counts (Kvasir-SEG: 1000 images, k = 10/20/40/all) are analytic.
+2. Encoder images/s per backbone, batch size and precision (random weights: same speed).
+3. Achieved multiply-adds per second (MACs per image x images/s) beside this machine's
+   measured matrix-multiply peak.
+4. Peak resident memory: of the measured sweep, and of the classifier's k = all fit at
+   full size (synthetic embeddings, no encoder needed).
+
+Defaults are small (minutes on 2 CPU cores); see ``--help`` and benchmarks/README.md
+for the full size. Run as ``python -m benchmarks.bench``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+KVASIR = REPO.parent / "shared" / "data" / "kvasir-seg"
+COLUMNS = ("#", "measurement", "value", "unit", "detail")
+
+
+# ------------------------------------------------------------------------- helpers
+def analytic_passes(n_images: int, n_folds: int, k_values, kit: bool = False) -> int:
+    """Encoder passes of a sweep: the kit's 1 per image; the authors' k + 2 per test image
+    for every (k, fold) (k = all: the whole training part of the fold)."""
+    if kit:
+        return n_images
+    from selfprompt.protocol import make_folds
+
+    total = 0
+    for train, test in make_folds(n_images, n_folds, 0):
+        for k in k_values:
+            total += (len(train) if str(k) == "all" else int(k)) + 2 * len(test)
+    return total
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class PassCounter:
+    """Counts images through ``module.forward`` (a forward hook: any caller, any flow)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.n = 0
+        self._h = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output) -> None:
+        self.n += int(inputs[0].shape[0])
+
+    def close(self) -> None:
+        self._h.remove()
+
+
+def random_backbone(model_type: str, device: str = "cpu"):
+    from selfprompt.backbone import Backbone, build
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sam = build(model_type)
+    return Backbone(sam.to(device).eval(), model_type, Path("<random>"), "random" * 8,
+                    torch.device(device))
+
+
+def load_tiny(tmp: Path):
+    from selfprompt.backbone import load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_backbone("tiny", tmp / "sam_tiny_seed0.pth", device="cpu")
+
+
+def open_data(arg: str | None, tmp: Path, n: int):
+    from selfprompt.datasets import open_dataset
+    from selfprompt.synthetic import make_synthetic
+
+    if arg:
+        root = Path(arg)
+    elif (KVASIR / "images").is_dir():
+        root = KVASIR
+    else:
+        root = make_synthetic(tmp / "synthetic", n=n, seed=0)
+    return open_dataset(root).subset(n), root
+
+
+def mean_dice(rows, variant: str = "point_box") -> float:
+    d = [r["dice"] for r in rows if r["variant"] == variant and r["counted"]]
+    return float(np.mean(d)) if d else float("nan")
+
+
+# ------------------------------------------------------------------ 1. the sweep
+def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_folds: int,
+             batch: int, workers: int, dtype: str, preset: str, seed: int,
+             variants=("point_box",)) -> dict:
+    import csv
+
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.encoder import ImageEncoder
+    from selfprompt.protocol import Experiment
+
+    counter = PassCounter(backbone.sam.image_encoder)
+    t0 = time.perf_counter()
+    encoder = ImageEncoder(backbone, batch_size=batch)
+    emb, _ = embed_dataset(dataset, backbone, cache_root, dtype=dtype, workers=workers,
+                           progress=False, encoder=encoder)
+    t_embed = time.perf_counter() - t0
+    exp = Experiment(dataset, emb, backbone, out_dir, seed=seed, n_folds=n_folds,
+                     variants=tuple(variants), progress=False)
+    rows = []
+    for k in k_values:
+        for fold in range(n_folds):
+            with open(exp.run_fold(preset, k, fold, force=True)) as f:
+                for r in csv.DictReader(f):
+                    rows.append({"variant": r["variant"], "dice": float(r["dice"]),
+                                 "counted": r["counted"] == "True"})
+    counter.close()
+    return {"passes": counter.n, "encoder_passes": encoder.passes, "embed_s": t_embed,
+            "wall_s": time.perf_counter() - t0, "dice": mean_dice(rows)}
+
+
+def authors_flow(dataset, backbone, k_values, n_folds: int, preset_name: str, seed: int,
+                 variants=("point_box",)) -> dict:
+    """The authors' computation order (D6), with the kit's classifier/prompt/decode steps."""
+    from selfprompt.decode import PromptDecoder
+    from selfprompt.pipeline import coarse_mask, fit_classifier
+    from selfprompt.presets import get_preset
+    from selfprompt.prompts import make_prompts
+    from selfprompt.protocol import draw_shots, make_folds
+
+    preset = get_preset(preset_name)
+    decoder = PromptDecoder(backbone)
+    predictor = decoder.predictor
+    counter = PassCounter(backbone.sam.image_encoder)
+    folds = make_folds(len(dataset), n_folds, seed)
+    t0 = time.perf_counter()
+    rows = []
+
+    def embed(i):  # one set_image: one encoder pass
+        image = dataset.image(i)
+        predictor.set_image(image)
+        return image, predictor.features[0].cpu().numpy()
+
+    for k in k_values:
+        shots = draw_shots(folds, k, seed)
+        for fold, (_, test) in enumerate(folds):
+            feats = [embed(i)[1] for i in shots[fold]]
+            clf = fit_classifier(feats, [dataset.mask(i, preset.mask_threshold)
+                                         for i in shots[fold]], preset)
+            del feats
+            for i in map(int, test):
+                truth = dataset.mask(i, preset.mask_threshold)
+                image, features = embed(i)                     # pass 1: the coarse mask
+                coarse = coarse_mask(clf, features, truth.shape, preset)
+                rng = np.random.default_rng([seed, fold, i])  # as the kit's per-image draws
+                prompts = make_prompts(coarse, preset, rng)
+                predictor.set_image(image)                     # pass 2: SAM's prediction
+                from selfprompt.metrics import dice
+                for v, m in decoder.variants(prompts, variants).items():
+                    rows.append({"variant": v, "dice": dice(m, truth),
+                                 "counted": not (preset.drop_empty and prompts.empty)})
+    counter.close()
+    return {"passes": counter.n, "wall_s": time.perf_counter() - t0, "dice": mean_dice(rows)}
+
+
+def sweep_child(args) -> dict:
+    """Section 1, run in its own process so that its peak RSS is its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset, root = open_data(args.data, tmp, args.images)
+        backbone = load_tiny(tmp) if args.sweep_backbone == "tiny" else random_backbone(
+            args.sweep_backbone)
+        ks = args.k
+        common = dict(k_values=ks, n_folds=args.folds, batch=args.sweep_batch,
+                      workers=args.workers, preset=args.preset, seed=args.seed,
+                      variants=args.variants)
+        cold = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_cold", dtype="float16",
+                        **common)
+        warm = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_warm", dtype="float16",
+                        **common)
+        rss_kit = peak_rss_mib()
+        fp32 = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_fp32", dtype="float32",
+                        **common)
+        authors = authors_flow(dataset, backbone, ks, args.folds, args.preset, args.seed,
+                               args.variants)
+        return {"n": len(dataset), "data": str(root), "backbone": backbone.model_type,
+                "cold": cold, "warm": warm, "fp32": fp32, "authors": authors,
+                "rss_kit_mib": rss_kit, "rss_mib": peak_rss_mib()}
+
+
+# ----------------------------------------------- 4. memory of the k = all classifier fit
+def classifier_child(args) -> dict:
+    """Peak RSS of fitting the classifier on ``n`` synthetic embeddings (k = all).
+
+    Embeddings arrive one at a time from a generator, as the protocol passes them;
+    lbfgs is cut to a few iterations (memory does not depend on their number).
+    """
+    import selfprompt.pipeline as pipeline
+    from selfprompt.classifier import LinearPixelClassifier
+    from selfprompt.presets import get_preset
+
+    n = args.memory_images
+    base = np.random.default_rng(0).standard_normal((256, 64, 64)).astype(np.float16)
+    yy, xx = np.mgrid[:512, :640]
+
+    def embeddings():
+        for i in range(n):
+            yield (base + np.float16(i % 7) * np.float16(0.01)).astype(np.float32)
+
+    def masks():
+        for i in range(n):
+            r = 60 + i % 90
+            yield ((yy - 256) ** 2 + (xx - 320) ** 2 < r * r).astype(np.uint8)
+
+    class Short(LinearPixelClassifier):
+        def __init__(self, threshold=0.5):
+            super().__init__(max_iter=args.memory_iter, threshold=threshold)
+
+    pipeline.LinearPixelClassifier = Short
+    preset = get_preset(args.preset if args.memory_preset is None else args.memory_preset)
+    t0 = time.perf_counter()
+    before = peak_rss_mib()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline.fit_classifier(embeddings(), masks(), preset)
+    return {"n": n, "rss_mib": peak_rss_mib(), "rss_before_mib": before,
+            "seconds": time.perf_counter() - t0,
+            "preset": preset.name}
+
+
+def run_child(section: str, args, extra: list[str] = ()) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.bench", "--child", section] + child_args(args)
+    cmd += list(extra)
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{section} child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child_args(args) -> list[str]:
+    a = ["--images", str(args.images), "--folds", str(args.folds), "--k", *map(str, args.k),
+         "--sweep-backbone", args.sweep_backbone, "--sweep-batch", str(args.sweep_batch),
+         "--workers", str(args.workers), "--preset", args.preset, "--seed", str(args.seed),
+         "--memory-images", str(args.memory_images), "--memory-iter", str(args.memory_iter),
+         "--variants", *args.variants]
+    if args.data:
+        a += ["--data", args.data]
+    if args.memory_preset:
+        a += ["--memory-preset", args.memory_preset]
+    return a
+
+
+# --------------------------------------------------------------- 2./3. speed and rate
+def encoder_macs(backbone) -> float:
+    """Multiply-adds of the image encoder for one 1024 x 1024 image (flops / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, 1024, 1024, device=backbone.device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        backbone.sam.image_encoder(x)
+    return fc.get_total_flops() / 2
+
+
+def matmul_peak(dtype=torch.float32, n: int = 2048, reps: int = 5, device: str = "cpu") -> float:
+    """Best multiply-adds per second of an ``n x n`` matrix product (all threads)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(reps + 1):
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return n ** 3 / best
+
+
+def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
+                  fast_attention: bool = False, channels_last: bool = False) -> tuple:
+    """Images/s of ``ImageEncoder.encode`` and the first image's embedding."""
+    from selfprompt.encoder import ImageEncoder
+
+    enc = ImageEncoder(backbone, batch_size=batch, precision=precision,
+                       channels_last=channels_last, fast_attention=fast_attention)
+    g = torch.Generator().manual_seed(1)
+    prepared = [torch.randint(0, 256, (3, 1024, 1024), dtype=torch.uint8, generator=g)
+                for _ in range(batch)]
+    sync = torch.cuda.synchronize if backbone.device.type == "cuda" else (lambda: None)
+    out = None
+    for _ in range(warmup):
+        out = enc.encode(prepared)
+    sync()
+    t = time.perf_counter()
+    for _ in range(reps):
+        out = enc.encode(prepared)
+    sync()
+    return batch * reps / (time.perf_counter() - t), out[0]
+
+
+def parse_grid(text: str) -> dict[str, list[int]]:
+    """``"tiny:1,4,8;vit_b:1"`` -> ``{"tiny": [1, 4, 8], "vit_b": [1]}``."""
+    grid = {}
+    for part in filter(None, text.split(";")):
+        name, _, batches = part.partition(":")
+        grid[name.strip()] = [int(b) for b in batches.split(",") if b]
+    return grid
+
+
+def speed_section(args, rows: list) -> None:
+    from selfprompt.encoder import use_all_cores
+
+    threads = use_all_cores()
+    peak32 = matmul_peak(torch.float32, args.mm_size)
+    peak16 = matmul_peak(torch.bfloat16, args.mm_size // 2, reps=2)
+    rows.append(("3", "CPU fp32 matmul peak (torch.mm)", f"{peak32 / 1e9:.1f}", "GMAC/s",
+                 f"{args.mm_size}^3, {threads} threads, best of 5"))
+    rows.append(("3", "CPU bf16 matmul peak (torch.mm)", f"{peak16 / 1e9:.1f}", "GMAC/s",
+                 f"{args.mm_size // 2}^3, {threads} threads"))
+    devices = [("cpu", parse_grid(args.speed), args.precisions)]
+    if torch.cuda.is_available() and not args.no_gpu:
+        devices.append(("cuda", parse_grid(args.gpu_speed), args.precisions))
+    for device, grid, precisions in devices:
+        if device == "cuda":
+            peak32 = matmul_peak(torch.float32, 8192, device="cuda")
+            peak16 = matmul_peak(torch.bfloat16, 8192, device="cuda")
+            rows.append(("3", "GPU fp32 / bf16 matmul peak", f"{peak32 / 1e12:.0f} / "
+                         f"{peak16 / 1e12:.0f}", "TMAC/s", torch.cuda.get_device_name()))
+        for model, batches in grid.items():
+            try:
+                backbone = random_backbone(model, device)
+            except Exception as err:  # vit_t without mobile_sam
+                rows.append(("2", f"{model} encoder ({device})", "n/a", "",
+                             str(err).split(":")[0][:80]))
+                continue
+            macs = encoder_macs(backbone)
+            rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",
+                         "FlopCounterMode, 1024 x 1024"))
+            variants = [(b, p, False) for p in precisions for b in batches]
+            if args.fast_attention and model.startswith("vit_") and model != "vit_t":
+                variants.append((batches[0], "fp32", True))
+            ref = None
+            for b, p, fast in variants:
+                if p != "fp32" and device == "cpu" and model not in args.cpu_bf16_models:
+                    continue  # no bf16 units on most CPUs: 10-100x slower than fp32
+                warm = args.warmup if not (model == "vit_b" and device == "cpu") else \
+                    args.vit_b_warmup
+                ips, emb = encoder_speed(backbone, b, p, args.reps, warm, fast,
+                                         channels_last=device == "cuda" and p != "fp32")
+                name = f"{model} {device} batch {b} {p}" + (" fast-attention" if fast else "")
+                peak = peak16 if p != "fp32" else peak32
+                rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
+                             f"{args.reps} rep(s) after {warm} warm-up"))
+                rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}",
+                             "GMAC/s", f"{100 * macs * ips / peak:.0f} % of the "
+                             f"{p if p != 'fp16' else 'bf16'} matmul peak"))
+                if b == batches[0] and p == "fp32" and not fast:
+                    ref = emb
+                elif b == batches[0] and ref is not None:
+                    d = (emb - ref).abs()
+                    rows.append(("2", f"{name}: embedding vs fp32", f"{d.max().item():.3g}",
+                                 "max abs",
+                                 f"relative {d.max().item() / ref.abs().max().item():.2g}, "
+                                 f"mean abs {d.mean().item():.2g}"))
+            del backbone
+
+
+# ----------------------------------------------------------------------------- main
+def render(rows) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", help="data set folder (default: ../shared/data/kvasir-seg if "
+                   "present, else a synthetic one)")
+    p.add_argument("--images", type=int, default=10, help="images in the measured sweep")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--k", nargs="+", default=["2", "all"])
+    p.add_argument("--variants", nargs="+", default=["point_box"],
+                   help="prompt variants decoded per test image (both flows)")
+    p.add_argument("--full-images", type=int, default=1000, help="analytic counts: data size")
+    p.add_argument("--full-k", nargs="+", default=["10", "20", "40", "all"])
+    p.add_argument("--sweep-backbone", default="tiny")
+    p.add_argument("--sweep-batch", type=int, default=4)
+    p.add_argument("--workers", type=int, default=1, help="image decode/resize workers")
+    p.add_argument("--preset", default="corrected",
+                   help="per-image random draws make both flows draw the same prompts")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--speed", default="tiny:1,4,8;vit_t:1,2;vit_b:1",
+                   help="CPU speed grid: model:batch,batch;...")
+    p.add_argument("--gpu-speed", default="tiny:1,16;vit_t:1,16,32;vit_b:1,16,32")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    p.add_argument("--cpu-bf16-models", nargs="*", default=["tiny"],
+                   help="models also timed in bf16/fp16 on the CPU (without AVX512-BF16/AMX "
+                   "bf16 is 10-100x slower than fp32: vit_b took ~8 min an image here)")
+    p.add_argument("--reps", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--vit-b-warmup", type=int, default=0, help="vit_b on CPU: ~10+ s a pass")
+    p.add_argument("--fast-attention", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time vit_b with ImageEncoder(fast_attention=True)")
+    p.add_argument("--mm-size", type=int, default=2048)
+    p.add_argument("--no-gpu", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--memory-images", type=int, default=800,
+                   help="k = all training images for the classifier memory probe (0: skip)")
+    p.add_argument("--memory-iter", type=int, default=3)
+    p.add_argument("--memory-preset", default="paper")
+    p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:
+        result = sweep_child(args) if args.child == "sweep" else classifier_child(args)
+        print(json.dumps(result))
+        return 0
+
+    rows: list[tuple] = []
+    t_all = time.perf_counter()
+    s = run_child("sweep", args)
+    a, c, w, f = s["authors"], s["cold"], s["warm"], s["fp32"]
+    where = f"{s['n']} images of {Path(s['data']).name}, {args.folds} folds, k = " \
+            f"{'/'.join(args.k)}, {s['backbone']}"
+    rows += [
+        ("1", "authors' flow: encoder passes", a["passes"], "passes",
+         f"{where}; analytic {analytic_passes(s['n'], args.folds, args.k)}"),
+        ("1", "authors' flow: wall time", f"{a['wall_s']:.1f}", "s", "set_image per use"),
+        ("1", "kit flow (cold cache): encoder passes", c["passes"], "passes",
+         f"{c['passes'] / s['n']:.2f} per image; ratio {a['passes'] / max(c['passes'], 1):.1f}x"),
+        ("1", "kit flow (cold cache): wall time", f"{c['wall_s']:.1f}", "s",
+         f"encoding {c['embed_s']:.1f} s; ratio {a['wall_s'] / c['wall_s']:.1f}x"),
+        ("1", "kit flow (warm rerun): encoder passes", w["passes"], "passes", "all from cache"),
+        ("1", "kit flow (warm rerun): wall time", f"{w['wall_s']:.1f}", "s",
+         f"ratio {a['wall_s'] / w['wall_s']:.1f}x vs authors'"),
+        ("1", "full size: authors' flow passes (analytic)",
+         analytic_passes(args.full_images, 5, args.full_k), "passes",
+         f"{args.full_images} images, 5 folds, k = {'/'.join(args.full_k)}"),
+        ("1", "full size: kit passes (cold / warm)", f"{args.full_images} / 0", "passes",
+         f"ratio {analytic_passes(args.full_images, 5, args.full_k) / args.full_images:.1f}x"),
+        ("1", "mean Dice point+box: kit fp16 cache", f"{100 * c['dice']:.2f}", "%",
+         f"{s['backbone']} backbone"
+         + (" (random weights: masks mean nothing)" if s["backbone"] == "tiny" else "")),
+        ("1", "mean Dice point+box: kit fp32 cache", f"{100 * f['dice']:.2f}", "%",
+         f"fp16 - fp32 = {100 * (c['dice'] - f['dice']):+.3f} points"),
+        ("1", "mean Dice point+box: authors' flow", f"{100 * a['dice']:.2f}", "%",
+         f"kit fp32 - authors' = {100 * (f['dice'] - a['dice']):+.3f} points"),
+        ("4", "peak RSS: measured sweep (kit flow)", f"{s['rss_kit_mib']:.0f}", "MiB",
+         "subprocess ru_maxrss (loader workers not included)"),
+    ]
+    if not args.skip_speed:
+        speed_section(args, rows)
+    vit_b = [r for r in rows if r[1] == "vit_b cpu batch 1 fp32: encoder speed"]
+    if vit_b:
+        t = 1 / float(vit_b[0][2])
+        full = analytic_passes(args.full_images, 5, args.full_k)
+        rows.append(("1", "full size, vit_b CPU encoder time: authors' / kit / warm",
+                     f"{full * t / 3600:.1f} / {args.full_images * t / 3600:.1f} / 0", "hours",
+                     f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
+    if args.memory_images:
+        for preset in [args.memory_preset] if args.memory_preset else ["paper", "corrected"]:
+            m = run_child("classifier", args, ["--memory-preset", preset])
+            rows.append(("4", f"peak RSS: k = all classifier fit, {preset} preset",
+                         f"{m['rss_mib']:.0f}", "MiB",
+                         f"{m['n']} synthetic embeddings (streamed into one float32 matrix); "
+                         f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
+    table = render(rows)
+    header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
+              f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "
+              f"Sections: 1 passes and wall time of a sweep, 2 encoder speed, "
+              f"3 arithmetic rate, 4 peak memory.\n\n")
+    print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(header + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

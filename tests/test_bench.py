@@ -1,0 +1,47 @@
+"""``make bench`` at tiny size: it runs, prints its table, and counts passes right.
+
+Not a timed test: the numbers are not checked, only the table's shape and the counts
+(the kit's sweep: 1 pass per image, 0 on a warm rerun; the authors' flow: k + 2 per
+test image for every (k, fold)).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
+from benchmarks.bench import COLUMNS, analytic_passes, main  # noqa: E402
+
+
+def test_analytic_counts():
+    # Kvasir-SEG: 1000 images, 5 folds of 800/200, k = 10, 20, 40, all
+    assert analytic_passes(1000, 5, ["10", "20", "40", "all"]) == 5 * (10 + 20 + 40 + 800) \
+        + 4 * 5 * 2 * 200
+    assert analytic_passes(1000, 5, ["all"], kit=True) == 1000
+
+
+@pytest.mark.slow
+def test_bench_tiny(tmp_path, capsys, synthetic_dir):
+    out = tmp_path / "bench.md"
+    assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
+                 "all", "--speed", "tiny:1", "--precisions", "fp32", "bf16", "--no-gpu",
+                 "--memory-images", "3", "--mm-size", "256",
+                 "--warmup", "0", "--workers", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
+    assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
+    assert all(len(r) == len(COLUMNS) for r in rows)
+    assert {r[0] for r in rows} == {"1", "2", "3", "4"}
+    by_name = {r[1]: r for r in rows}
+    # 6 images, 2 folds of 3/3: authors' = sum over k=1, all(3) of 2 * (k + 2 * 3)
+    assert int(by_name["authors' flow: encoder passes"][2]) == 2 * (1 + 6) + 2 * (3 + 6) == 32
+    assert int(by_name["kit flow (cold cache): encoder passes"][2]) == 6
+    assert int(by_name["kit flow (warm rerun): encoder passes"][2]) == 0
+    assert by_name["full size: kit passes (cold / warm)"][2] == "1000 / 0"
+    assert "tiny cpu batch 1 bf16: encoder speed" in by_name
+    assert "tiny cpu batch 1 bf16: embedding vs fp32" in by_name
+    assert any(r[1].startswith("peak RSS: k = all classifier fit") for r in rows)
+    assert out.read_text().count("\n|") == len(lines)
