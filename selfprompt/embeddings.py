@@ -61,6 +61,7 @@ class EmbeddingCache:
         meta_path = self.dir / "meta.json"
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
+            found.setdefault("numerics", "exact")  # folders written before the field existed
             diff = {k: (found.get(k), v) for k, v in meta.items() if found.get(k) != v}
             if diff:
                 raise CacheError(f"{self.dir} holds embeddings of another model or format "

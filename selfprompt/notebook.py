@@ -178,19 +178,6 @@ def damaged_copy(dataset, folder: str | Path, n: int = 3) -> Path:
     return folder
 
 
-def update_plan(exp, k) -> Path:
-    """Add k's draws to the run folder's ``folds.json`` (kept by earlier k's runs)."""
-    import json
-
-    from .protocol import parse_k
-
-    path = Path(exp.out_dir) / "folds.json"
-    ks = [parse_k(k)]
-    if path.exists():
-        ks = sorted(set(json.loads(path.read_text()).get("shots", {})) | set(ks))
-    return exp.write_plan(ks)
-
-
 def case(exp, preset, k, fold: int, name: str):
     """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
 
@@ -205,11 +192,7 @@ def case(exp, preset, k, fold: int, name: str):
     preset = get_preset(preset)
     i = exp.dataset.names.index(name)
     truth = exp.dataset.mask(i, preset.mask_threshold)
-    fitted = exp.__dict__.setdefault("_case_classifiers", {})  # several cases, one fit
-    key = (preset.name, str(k), fold)
-    if key not in fitted:
-        fitted[key] = exp.classifier(preset, str(k), fold)
-    clf = fitted[key]
+    clf = exp.classifier(preset, str(k), fold)  # fitted once per (preset, k, fold)
     rng = np.random.default_rng([exp.seed, fold, i])
     seg = segment(clf, exp.decoder, np.asarray(exp.embeddings[i], np.float32), truth.shape,
                   preset, rng, exp.variants)

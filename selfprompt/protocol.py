@@ -27,6 +27,7 @@ from .io import atomic_open, atomic_write_text
 from .pipeline import coarse_mask, fit_classifier, segment
 from .presets import VARIANTS, Preset, get_preset
 from .prompts import clean
+from .results import k_order
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,22 @@ class Experiment:
         self.out_dir = Path(self.out_dir)
         self.decoder = PromptDecoder(self.backbone)
         self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
+        self._classifiers: dict[tuple, object] = {}  # tiny (257 numbers each): keep them
 
     # ---------------------------------------------------------------- paths and plan
     def fold_path(self, preset: str, k: str, fold: int) -> Path:
         return self.out_dir / preset / f"k{k}" / f"fold{fold}.csv"
 
     def write_plan(self, k_values) -> Path:
-        plan = fold_plan(self.dataset.names, k_values, self.n_folds, self.seed)
+        """Write ``folds.json``, keeping the draws of k values written by earlier runs
+        into the same folder (folds and draws depend only on names, seed and k)."""
         path = self.out_dir / "folds.json"
+        ks = {parse_k(k) for k in k_values}
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("names") == self.dataset.names and old.get("seed") == self.seed:
+                ks |= set(old.get("shots", {}))
+        plan = fold_plan(self.dataset.names, sorted(ks, key=k_order), self.n_folds, self.seed)
         atomic_write_text(path, json.dumps(plan, indent=1))
         return path
 
@@ -109,10 +118,15 @@ class Experiment:
         return self.dataset.mask(i, threshold)
 
     def classifier(self, preset: Preset, k: str, fold: int):
-        """Fitted on the fold's k shots; embeddings and masks are streamed one by one."""
-        shots = draw_shots(self.folds, k, self.seed)[fold]
-        return fit_classifier((self.embeddings[i] for i in shots),
-                              (self.mask(i, preset.mask_threshold) for i in shots), preset)
+        """Fitted on the fold's k shots (embeddings and masks streamed one by one), once
+        per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
+        key = (preset, parse_k(k), fold)
+        if key not in self._classifiers:
+            shots = draw_shots(self.folds, k, self.seed)[fold]
+            self._classifiers[key] = fit_classifier(
+                (self.embeddings[i] for i in shots),
+                (self.mask(i, preset.mask_threshold) for i in shots), preset)
+        return self._classifiers[key]
 
     # ---------------------------------------------------------------- random streams
     def _box_draws(self, preset: Preset, k: str, fold: int) -> int:

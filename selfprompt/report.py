@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .results import SUMMARY_COLUMNS, fold_files, read_results, summarise, write_csv
+from .results import (SUMMARY_COLUMNS, fold_files, k_order, read_results, summarise,
+                      write_csv)
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ PAPER_SHOTS: dict[str, dict[str, dict[str, float]]] = {"isic2018": {
     "all": {"linear": 65.62, "point": 61.76, "box": 55.03, "point_box": 69.51},
 }}
 PAPER_SHOTS["kvasir"] = {"20": {"point_box": PAPER_METHODS["self-prompt, point + box"]["kvasir"]}}
-
-
-def _k_key(k: str) -> float:
-    return float("inf") if k == "all" else float(k)
 
 
 def load_runs(root: str | Path) -> list[dict]:
@@ -115,7 +112,7 @@ def shots_table(summary: list[dict]) -> list[dict]:
     """Variant x k per (data set, backbone, preset), beside the paper's by-shots numbers."""
     out = []
     for key, s in sorted(_overall(summary).items(),
-                         key=lambda kv: (kv[0][:3], _k_key(kv[0][3]), kv[0][4])):
+                         key=lambda kv: (kv[0][:3], k_order(kv[0][3]), kv[0][4])):
         dataset, backbone, preset, k, variant = key
         paper = PAPER_SHOTS.get(dataset, {}).get(k, {}).get(variant)
         ours = _pct(s["dice_mean"])
@@ -131,7 +128,7 @@ def preset_table(summary: list[dict]) -> list[dict]:
     overall = _overall(summary)
     out = []
     for (dataset, backbone, preset, k, variant), s in sorted(
-            overall.items(), key=lambda kv: (kv[0][:2], _k_key(kv[0][3]), kv[0][4])):
+            overall.items(), key=lambda kv: (kv[0][:2], k_order(kv[0][3]), kv[0][4])):
         other = overall.get((dataset, backbone, "corrected", k, variant))
         if preset != "paper" or other is None:
             continue

@@ -43,7 +43,8 @@ def fold_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in Path(run_dir).rglob("fold*.csv") if p.with_suffix(".json").exists())
 
 
-def _k_order(k: str) -> float:
+def k_order(k: str) -> float:
+    """Sort key for k values: numbers in order, ``all`` last."""
     return float("inf") if k == "all" else float(k)
 
 
@@ -58,7 +59,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     for r in rows:
         groups[tuple(r[c] for c in GROUP)][r["fold"]].append(r)
     out = []
-    for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], _k_order(g[3]), g[4])):
+    for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], k_order(g[3]), g[4])):
         per_fold = groups[key]
         fold_means = []
         for fold in sorted(per_fold):

@@ -55,6 +55,14 @@ def experiment(tiny_backbone, synthetic_dir, tmp_path_factory):
                                   progress=False)
 
 
+def test_plan_keeps_the_draws_of_earlier_k_values(experiment, tmp_path):
+    exp = experiment(tmp_path)
+    exp.write_plan(["2"])
+    plan = json.loads(exp.write_plan(["3", "all"]).read_text())
+    assert list(plan["shots"]) == ["2", "3", "all"]
+    assert plan["shots"]["2"] == draw_shots(exp.folds, 2, exp.seed)
+
+
 def test_fold_results_table_and_resume(experiment, tmp_path):
     exp = experiment(tmp_path)
     path = exp.run_fold("corrected", 2, 0)
