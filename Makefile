@@ -45,8 +45,8 @@ test: $(VENV)/.installed ## run every test (unit, end-to-end, notebooks under nb
 test-fast: $(VENV)/.installed ## unit tests only (no end-to-end, no notebooks)
 	$(PY) -m pytest tests -m "not slow"
 
-checkpoints: $(VENV)/.installed ## fetch a SAM checkpoint (MODEL=vit_b|vit_l|vit_h|vit_t)
-	$(PY) -m selfprompt fetch checkpoint --model $(MODEL)
+checkpoints: $(VENV)/.installed ## fetch a SAM checkpoint (MODEL=vit_b|vit_l|vit_h|vit_t; tiny: none)
+	$(if $(filter tiny,$(MODEL)),@echo "tiny: generated from a seed on first use",$(PY) -m selfprompt fetch checkpoint --model $(MODEL))
 
 data: $(VENV)/.installed ## fetch a data set (DATASET=kvasir|isic2018)
 	$(PY) -m selfprompt fetch data --dataset $(DATASET)

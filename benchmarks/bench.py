@@ -427,7 +427,8 @@ def main(argv=None) -> int:
     p.add_argument("--memory-images", type=int, default=800,
                    help="k = all training images for the classifier memory probe (0: skip)")
     p.add_argument("--memory-iter", type=int, default=3)
-    p.add_argument("--memory-preset", default="paper")
+    p.add_argument("--memory-preset", default=None,
+                   help="k = all fit memory for this preset only (default: paper and corrected)")
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

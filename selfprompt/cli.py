@@ -187,12 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # before heavy imports: --help stays instant
     from .backbone import CheckpointError
     from .datasets import DatasetError
+    from .download import AssetError
     from .embeddings import CacheError
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (DatasetError, CheckpointError, CacheError, FileNotFoundError, ValueError) as err:
+    except (AssetError, DatasetError, CheckpointError, CacheError, FileNotFoundError,
+            ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -131,9 +131,15 @@ def is_truncated(data: bytes, path: Path | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------- finding pairs
-def _images_in(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")}
+def _images_in(folder: Path, problems: list[str]) -> dict[str, Path]:
+    """Image files by stem; two files with one stem (``x.jpg``, ``x.png``) are a problem."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
+            if p.stem in found:
+                problems.append(f"{p}: same name as {found[p.stem].name}; keep one of them")
+            found.setdefault(p.stem, p)
+    return found
 
 
 def detect_layout(root: Path) -> tuple[Path, str]:
@@ -142,7 +148,11 @@ def detect_layout(root: Path) -> tuple[Path, str]:
     for base in candidates:
         for name, (img, msk, _) in LAYOUTS.items():
             if (base / img).is_dir() and (base / msk).is_dir():
-                return base, name
+                # images/ + masks/ is Kvasir-SEG only where it says so; anything else is
+                # a folder of pairs, named after itself in the results (not "kvasir")
+                is_kvasir = ((base / "kavsir_bboxes.json").exists()
+                             or base.name.lower() in ("kvasir-seg", "kvasir"))
+                return base, ("folder" if name == "kvasir" and not is_kvasir else name)
     raise DatasetError(
         f"{root}: no known data-set layout found. Expected either images/ + masks/ "
         f"(Kvasir-SEG or any folder of pairs) or {LAYOUTS['isic2018'][0]}/ + "
@@ -172,11 +182,12 @@ def open_dataset(root: str | Path, layout: str = "auto") -> Dataset:
     for folder in (img_dir, msk_dir):
         if not folder.is_dir():
             raise DatasetError(f"{folder}: folder missing for layout {layout!r}")
-    images, masks = _images_in(img_dir), _images_in(msk_dir)
+    problems: list[str] = []
+    images, masks = _images_in(img_dir, problems), _images_in(msk_dir, problems)
     if not images and not masks:
         raise DatasetError(f"{root}: empty data set (no image files in {img_dir} or {msk_dir})")
 
-    samples, used, problems = [], set(), []
+    samples, used = [], set()
     for stem, img_path in images.items():
         match = next((stem + s for s in suffixes if stem + s in masks), None)
         if match is None:

@@ -53,21 +53,17 @@ class PromptDecoder:
         A variant whose prompt is missing (an empty coarse mask in the ``corrected``
         preset) gives an empty mask rather than an unprompted SAM guess.
         """
+        p = prompts
+        asks = {"point": (p.points, p.labels, None), "box": (None, None, p.box),
+                "point_box": (p.points, p.labels, p.box)}
         out: dict[str, np.ndarray] = {}
-        empty = np.zeros(self.predictor.original_size, dtype=bool)
-        has_point, has_box = prompts.points is not None, prompts.box is not None
         for v in variants:
             if v == "linear":
-                out[v] = prompts.cleaned.astype(bool)
-            elif v == "point":
-                out[v] = self.predict(prompts.points, prompts.labels) if has_point else empty
-            elif v == "box":
-                out[v] = self.predict(box=prompts.box) if has_box else empty
-            elif v == "point_box":
-                out[v] = (self.predict(prompts.points, prompts.labels, prompts.box)
-                          if has_point and has_box else
-                          self.predict(prompts.points, prompts.labels) if has_point else
-                          self.predict(box=prompts.box) if has_box else empty)
+                out[v] = p.cleaned.astype(bool)
+            elif v in asks:
+                points, labels, box = asks[v]
+                out[v] = (self.predict(points, labels, box) if points is not None or box is not None
+                          else np.zeros(self.predictor.original_size, dtype=bool))
             else:
                 raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
         return out

@@ -19,6 +19,6 @@ def pick_device(preference: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(choice)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {choice!r} was asked for, but CUDA is not available here; "
-                           "use --device cpu (or auto)")
+        raise ValueError(f"device {choice!r} was asked for, but CUDA is not available here; "
+                         "use --device cpu (or auto)")
     return device

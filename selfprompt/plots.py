@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .frame import GRID, IMG_SIZE, input_size
+from .results import k_order
 
 TRUTH, PRED, POINT, BOX = "lime", "magenta", "yellow", "cyan"
 
@@ -202,7 +203,7 @@ def dice_vs_k(summary: list[dict], title: str = "", variants=None):
         if str(s["fold"]) == "all" and (variants is None or s["variant"] in variants):
             lines[(s["preset"], s["variant"])].append(s)
     ks = sorted({s["k"] for v in lines.values() for s in v},
-                key=lambda k: float("inf") if k == "all" else float(k))
+                key=k_order)
     x_of = {k: i for i, k in enumerate(ks)}
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for (preset, variant), pts in sorted(lines.items()):

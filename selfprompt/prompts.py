@@ -18,20 +18,24 @@ from .presets import Preset
 class Prompts:
     """Prompts for one image. ``points`` is ``(N, 2)`` XY, ``labels`` ``(N,)`` (1 =
     lesion), ``box`` ``(4,)`` XYXY; each ``None`` when there is nothing to prompt with.
-    ``empty`` is True when the cleaned coarse mask has no pixel."""
+    ``empty`` is True when the cleaned coarse mask has no pixel; ``draws`` is how many
+    numbers the box widening took from the random stream (the ``paper`` preset's
+    sequential stream is replayed from these counts)."""
 
     points: np.ndarray | None
     labels: np.ndarray | None
     box: np.ndarray | None
     cleaned: np.ndarray
     empty: bool
+    draws: int = 0
 
 
 def clean(mask: np.ndarray, erode: int = 3, dilate: int = 5, kernel_size: int = 5) -> np.ndarray:
     """Remove specks and close gaps: ``erode`` erosions then ``dilate`` dilations."""
     kernel = np.ones((kernel_size, kernel_size), np.uint8)
-    out = cv2.erode(mask.astype(np.uint8), kernel, iterations=erode) if erode else mask
-    return cv2.dilate(out, kernel, iterations=dilate) if dilate else out.astype(np.uint8)
+    out = mask.astype(np.uint8)
+    out = cv2.erode(out, kernel, iterations=erode) if erode else out
+    return cv2.dilate(out, kernel, iterations=dilate) if dilate else out
 
 
 def peak_points(mask: np.ndarray, n: int = 1) -> np.ndarray:
@@ -102,4 +106,5 @@ def make_prompts(coarse: np.ndarray, preset: Preset, rng) -> Prompts:
     else:
         box = widen(box, height, width, rng, preset.max_widen)
     labels = None if points is None else np.ones(len(points), dtype=np.int64)
-    return Prompts(points, labels, box, cleaned, empty)
+    draws = 0 if empty or preset.max_widen <= 0 else 4  # widen(): one per side
+    return Prompts(points, labels, box, cleaned, empty, draws)

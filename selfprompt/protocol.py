@@ -13,6 +13,7 @@ skipped on rerun and an interrupted one redone.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import random
@@ -26,7 +27,7 @@ from .decode import PromptDecoder
 from .io import atomic_open, atomic_write_text
 from .pipeline import coarse_mask, fit_classifier, segment
 from .presets import VARIANTS, Preset, get_preset
-from .prompts import clean
+from .prompts import make_prompts
 from .results import k_order
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,10 @@ COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "varia
 
 def parse_k(k: str | int) -> str:
     """k as written in tables and paths: a positive integer, or ``all``."""
-    k = str(k)
+    k = str(k).strip()
     if k != "all" and not (k.isdigit() and int(k) > 0):
         raise ValueError(f"k must be a positive integer or 'all', not {k!r}")
-    return k
+    return k if k == "all" else str(int(k))  # "010" and "10" are one k
 
 
 def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -129,20 +130,42 @@ class Experiment:
         return self._classifiers[key]
 
     # ---------------------------------------------------------------- random streams
+    def _identity(self, preset: Preset, k: str, fold: int) -> dict:
+        """What a fold's result depends on; a stored fold counts only if all match."""
+        test = [self.dataset.samples[int(i)].name for i in self.folds[fold][1]]
+        return {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
+                "model_hash": self.backbone.model_hash, "variants": list(self.variants),
+                "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
+
+    def finished(self, preset: Preset, k: str, fold: int) -> dict | None:
+        """The stored fold's metadata when it is complete and was computed from the same
+        preset, k, seed, checkpoint, variants and test images; else None (redo it)."""
+        path = self.fold_path(preset.name, k, fold)
+        meta_path = path.with_suffix(".json")
+        if not (path.exists() and meta_path.exists()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        changed = [key for key, v in self._identity(preset, k, fold).items() if meta.get(key) != v]
+        if changed:
+            log.warning("%s was computed with another %s: computing it again",
+                        path, ", ".join(changed))
+            return None
+        return meta
+
+    # ---------------------------------------------------------------- random streams
     def _box_draws(self, preset: Preset, k: str, fold: int) -> int:
-        """Draws fold ``fold`` took from the sequential stream: 4 per non-empty image."""
-        path = self.fold_path(preset.name, k, fold).with_suffix(".json")
-        if path.exists():
-            return json.loads(path.read_text())["box_draws"]
+        """Numbers fold ``fold`` took from the sequential stream (stored, or recounted
+        from the coarse masks alone: no SAM decoding needed)."""
+        meta = self.finished(preset, k, fold)
+        if meta is not None:
+            return meta["box_draws"]
         clf = self.classifier(preset, k, fold)
         n = 0
-        for i in self.folds[fold][1]:
-            m = self.mask(int(i), preset.mask_threshold)
-            coarse = coarse_mask(clf, np.asarray(self.embeddings[int(i)], np.float32),
-                                 m.shape, preset)
-            n += int(clean(coarse, preset.erode_iterations, preset.dilate_iterations,
-                           preset.kernel_size).any())
-        return 4 * n
+        for i in map(int, self.folds[fold][1]):
+            m = self.mask(i, preset.mask_threshold)
+            coarse = coarse_mask(clf, self.embeddings[i], m.shape, preset)
+            n += make_prompts(coarse, preset, np.random.RandomState(0)).draws
+        return n
 
     def _stream(self, preset: Preset, k: str, fold: int) -> np.random.RandomState:
         """The authors' NumPy stream for one k, advanced past the folds before ``fold``."""
@@ -157,8 +180,10 @@ class Experiment:
                  force: bool = False) -> Path:
         """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
         preset, k = get_preset(preset), parse_k(k)
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} does not exist: folds are 0..{self.n_folds - 1}")
         path = self.fold_path(preset.name, k, fold)
-        if path.exists() and path.with_suffix(".json").exists() and not force:
+        if not force and self.finished(preset, k, fold) is not None:
             log.info("skip %s: already done", path)
             return path
         from tqdm.auto import tqdm
@@ -174,7 +199,7 @@ class Experiment:
             rng = stream if stream is not None else np.random.default_rng([self.seed, fold, i])
             seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
                           truth.shape, preset, rng, self.variants)
-            draws += 0 if seg.prompts.empty else 4
+            draws += seg.prompts.draws
             for variant, (d, j) in seg.scores(truth).items():
                 rows.append({
                     "dataset": self.dataset_name, "image": self.dataset.samples[i].name,
@@ -187,8 +212,7 @@ class Experiment:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        meta = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
-                "backbone": self.backbone.model_type, "model_hash": self.backbone.model_hash,
+        meta = {**self._identity(preset, k, fold), "backbone": self.backbone.model_type,
                 "n_test": len(test), "box_draws": draws,
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1)}
         # the JSON is written last: together with the CSV it marks the fold as finished

@@ -94,7 +94,8 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
 
 
 def to_markdown(summary: list[dict], fold: str = "all") -> str:
-    """The overall lines as a Markdown table (Dice in %, mean +- std over folds)."""
+    """The overall lines as a Markdown table (Dice in %, mean +- std: the std of the
+    fold means when there are several folds, of the images when there is one)."""
     lines = ["| data set | backbone | preset | k | variant | Dice % | IoU % | images | empty |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:

@@ -30,6 +30,20 @@ def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert "a.jpg: no mask" in err and "Traceback" not in err
 
 
+def test_missing_checkpoint_and_absent_gpu_are_clear_errors(tmp_path, capsys, synthetic_dir):
+    ckpt = tmp_path / "sam_vit_b_01ec64.pth"
+    assert main(["-q", "embed", str(synthetic_dir), "--checkpoint", str(ckpt),
+                 "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "make checkpoints" in err and "Traceback" not in err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["-q", "embed", str(synthetic_dir), "--backbone", "tiny", "--device", "cuda",
+                     "--checkpoint", str(tmp_path / "t.pth"), "--cache", str(tmp_path / "c")]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_five_fold_run_on_real_kvasir_with_the_tiny_backbone(
         kvasir_dir, tmp_path, tiny_checkpoint):

@@ -23,7 +23,7 @@ def test_folder_pairs_sorted_by_name(tmp_path):
     for n in ["b", "a", "c"]:
         write_pair(tmp_path, n)
     ds = open_dataset(tmp_path)
-    assert ds.names == ["a", "b", "c"] and ds.layout == "kvasir"
+    assert ds.names == ["a", "b", "c"] and ds.layout == "folder"   # not named kvasir
     facts = validate(ds, progress=False)
     assert facts[0] == {"name": "a", "height": 60, "width": 80,
                         "foreground": pytest.approx(600 / 4800)}
@@ -89,6 +89,13 @@ def test_validation_lists_every_bad_file(tmp_path):
     assert "soft.png: not a two-valued mask" in text
     assert "zero.png: empty file" in text
     assert "good" not in text
+
+
+def test_two_files_with_one_name_are_a_problem_not_a_silent_choice(tmp_path):
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "a", ext=".jpg")
+    with pytest.raises(DatasetError, match="a.png: same name as a.jpg"):
+        open_dataset(tmp_path)
 
 
 def test_empty_and_missing_folders(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from selfprompt.datasets import open_dataset
 from selfprompt.embeddings import embed_dataset
+from selfprompt.presets import PRESETS
 from selfprompt.protocol import Experiment, draw_shots, fold_plan, make_folds, parse_k
 from selfprompt.results import read_results, summarise
 
@@ -109,3 +110,23 @@ def test_summary_over_folds(tmp_path, experiment):
     pooled = np.mean([r["dice"] for r in rows if r["variant"] == "point_box"])
     assert point_box[-1]["dice_mean"] == pytest.approx(pooled, abs=1e-4)
     assert point_box[-1]["n_images"] == 10
+
+
+def test_a_fold_computed_with_other_settings_is_not_taken_as_finished(experiment, tmp_path):
+    corrected = PRESETS["corrected"]
+    first = experiment(tmp_path)
+    path = first.run_fold(corrected, 2, 1)
+    assert first.finished(corrected, "2", 1) is not None
+    other = experiment(tmp_path)
+    other.seed = 7                                  # same folder, another seed
+    assert other.finished(corrected, "2", 1) is None
+    other.run_fold(corrected, 2, 1)                 # recomputed, not skipped
+    assert json.loads(path.with_suffix(".json").read_text())["seed"] == 7
+    assert first.finished(corrected, "2", 1) is None
+
+
+def test_bad_fold_and_k_are_clear_errors(experiment, tmp_path):
+    exp = experiment(tmp_path)
+    with pytest.raises(ValueError, match="fold 5 does not exist"):
+        exp.run_fold("corrected", 2, 5)
+    assert parse_k("010") == "10" and parse_k(" all") == "all"
