@@ -111,11 +111,10 @@ def mean_dice(rows, variant: str = "point_box") -> float:
 def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_folds: int,
              batch: int, workers: int, dtype: str, preset: str, seed: int,
              variants=("point_box",)) -> dict:
-    import csv
-
     from selfprompt.embeddings import embed_dataset
     from selfprompt.encoder import ImageEncoder
     from selfprompt.protocol import Experiment
+    from selfprompt.results import read_results
 
     counter = PassCounter(backbone.sam.image_encoder)
     t0 = time.perf_counter()
@@ -125,13 +124,8 @@ def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_fol
     t_embed = time.perf_counter() - t0
     exp = Experiment(dataset, emb, backbone, out_dir, seed=seed, n_folds=n_folds,
                      variants=tuple(variants), progress=False)
-    rows = []
-    for k in k_values:
-        for fold in range(n_folds):
-            with open(exp.run_fold(preset, k, fold, force=True)) as f:
-                for r in csv.DictReader(f):
-                    rows.append({"variant": r["variant"], "dice": float(r["dice"]),
-                                 "counted": r["counted"] == "True"})
+    rows = read_results([exp.run_fold(preset, k, fold, force=True)
+                         for k in k_values for fold in range(n_folds)])
     counter.close()
     return {"passes": counter.n, "encoder_passes": encoder.passes, "embed_s": t_embed,
             "wall_s": time.perf_counter() - t0, "dice": mean_dice(rows)}
@@ -141,6 +135,7 @@ def authors_flow(dataset, backbone, k_values, n_folds: int, preset_name: str, se
                  variants=("point_box",)) -> dict:
     """The authors' computation order (D6), with the kit's classifier/prompt/decode steps."""
     from selfprompt.decode import PromptDecoder
+    from selfprompt.metrics import dice
     from selfprompt.pipeline import coarse_mask, fit_classifier
     from selfprompt.presets import get_preset
     from selfprompt.prompts import make_prompts
@@ -173,7 +168,6 @@ def authors_flow(dataset, backbone, k_values, n_folds: int, preset_name: str, se
                 rng = np.random.default_rng([seed, fold, i])  # as the kit's per-image draws
                 prompts = make_prompts(coarse, preset, rng)
                 predictor.set_image(image)                     # pass 2: SAM's prediction
-                from selfprompt.metrics import dice
                 for v, m in decoder.variants(prompts, variants).items():
                     rows.append({"variant": v, "dice": dice(m, truth),
                                  "counted": not (preset.drop_empty and prompts.empty)})

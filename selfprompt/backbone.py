@@ -54,10 +54,6 @@ class Backbone:
     model_hash: str
     device: torch.device
 
-    @property
-    def name(self) -> str:
-        return self.model_type
-
 
 def default_checkpoint(model_type: str, checkpoints_dir: Path = Path("checkpoints"),
                        seed: int = 0) -> Path:

@@ -63,9 +63,8 @@ def _dataset(args):
 def _embeddings(args, dataset):
     from .backbone import load_backbone
     from .embeddings import embed_dataset
-    from .encoder import ImageEncoder, use_all_cores
+    from .encoder import ImageEncoder
 
-    use_all_cores()
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
                            fast_attention=args.fast_attention)

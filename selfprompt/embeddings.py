@@ -79,9 +79,6 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.npy"
 
-    def __contains__(self, key: str) -> bool:
-        return self.path(key).exists()
-
     def is_valid(self, key: str) -> bool:
         """Entry exists, has the right shape and dtype and is complete (not truncated)."""
         try:
@@ -172,11 +169,14 @@ class DatasetEmbeddings:
 
 
 def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
-                  dtype: str = "float16", batch_size: int = 1, workers: int = 0,
-                  precision: str = "fp32", progress: bool = True,
+                  dtype: str = "float16", workers: int = 0, progress: bool = True,
                   encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
-    """Make sure every image of ``dataset`` has a cached embedding; return them."""
-    encoder = encoder or ImageEncoder(backbone, batch_size=batch_size, precision=precision)
+    """Make sure every image of ``dataset`` has a cached embedding; return them.
+
+    ``encoder`` says how to encode (batch size, precision, attention); the default is
+    the exact one, batch 1 fp32, i.e. what ``set_image`` computes.
+    """
+    encoder = encoder or ImageEncoder(backbone)
     cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype, encoder)
     embeddings = DatasetEmbeddings(dataset, cache)
     stats = embeddings.ensure(encoder, workers=workers, progress=progress)

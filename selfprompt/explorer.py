@@ -173,8 +173,10 @@ class ExplorerState:
         clf = self.classifier()
         if i not in self._grids:
             from .classifier import cells
+            from .frame import GRID
 
-            self._grids[i] = clf.decision_function(cells(self.embeddings()[i])).reshape(64, 64)
+            grid = clf.decision_function(cells(self.embeddings()[i]))
+            self._grids[i] = grid.reshape(GRID, GRID)
         return self._grids[i]
 
     def _image(self, i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 PAPER_SOURCE = ("Paper's numbers (Dice %, SAM ViT-B) from a summary of Wu, Zhang, Elbatel, "
                 "MICCAI DART 2023 (METHOD.md): check them against the paper's tables before "
                 "quoting them as final. Differences mean something only for backbone vit_b.")
-PAPER_BACKBONE = "vit_b"
 #: method -> data set -> Dice % at k = 20 (the paper's main table)
 PAPER_METHODS: dict[str, dict[str, float]] = {
     "self-prompt, point + box": {"kvasir": 62.78, "isic2018": 66.78},
