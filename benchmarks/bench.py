@@ -364,9 +364,13 @@ def speed_section(args, rows: list) -> None:
                 peak = peak16 if p != "fp32" else peak32
                 rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
                              f"{args.reps} rep(s) after {warm} warm-up"))
+                frac = macs * ips / peak
+                target = ""
+                if model == "vit_b" and device == "cpu" and p == "fp32":
+                    target = f"; target 70 %: {'met' if frac >= 0.7 else 'NOT met'}"
                 rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}",
-                             "GMAC/s", f"{100 * macs * ips / peak:.0f} % of the "
-                             f"{p if p != 'fp16' else 'bf16'} matmul peak"))
+                             "GMAC/s", f"{100 * frac:.0f} % of the "
+                             f"{p if p != 'fp16' else 'bf16'} matmul peak{target}"))
                 if b == batches[0] and p == "fp32" and not fast:
                     ref = emb
                 elif b == batches[0] and ref is not None:
@@ -412,7 +416,7 @@ def main(argv=None) -> int:
                    "bf16 is 10-100x slower than fp32: vit_b took ~8 min an image here)")
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--vit-b-warmup", type=int, default=0, help="vit_b on CPU: ~10+ s a pass")
+    p.add_argument("--vit-b-warmup", type=int, default=1, help="vit_b on CPU: 7-18 s a pass")
     p.add_argument("--fast-attention", action=argparse.BooleanOptionalAction, default=True,
                    help="also time vit_b with ImageEncoder(fast_attention=True)")
     p.add_argument("--mm-size", type=int, default=2048)

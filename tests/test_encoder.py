@@ -1,0 +1,63 @@
+"""The opt-in fast attention path computes SAM's attention, block by block.
+
+The ``tiny`` backbone has a single global block; here a small ViT built by
+``segment_anything``'s own builder has a windowed block (14 x 14 windows over the
+64 x 64 grid, padded to 70 x 70) and a global one, with random (non-zero) relative
+position tables, so every term of SAM's attention is exercised.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from segment_anything.build_sam import _build_sam
+
+import selfprompt.encoder as encoder_module
+from selfprompt.backbone import Backbone
+from selfprompt.encoder import ImageEncoder
+
+
+@pytest.fixture(scope="module")
+def windowed_backbone() -> Backbone:
+    torch.manual_seed(0)
+    sam = _build_sam(32, 2, 2, [1], checkpoint=None).eval()
+    with torch.no_grad():
+        for name, p in sam.image_encoder.named_parameters():
+            if "rel_pos" in name:            # zero at init: would hide a wrong bias
+                p.normal_(0, 0.5)
+    assert [b.window_size for b in sam.image_encoder.blocks] == [14, 0]
+    return Backbone(sam, "test", Path("<random>"), "0" * 64, torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def image_batch() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return [torch.randint(0, 256, (3, 1024, 1024), dtype=torch.uint8, generator=g)
+            for _ in range(2)]
+
+
+def test_fast_attention_matches_sams_attention(windowed_backbone, image_batch):
+    stock = ImageEncoder(windowed_backbone, batch_size=2).encode(image_batch)
+    fast = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=True)
+    out = fast.encode(image_batch)
+    assert out.shape == stock.shape == (2, 256, 64, 64)
+    torch.testing.assert_close(out, stock, atol=1e-4, rtol=1e-4)
+
+
+def test_mask_chunking_does_not_change_the_result(windowed_backbone, image_batch,
+                                                  monkeypatch):
+    fast = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=True)
+    whole = fast.encode(image_batch)                       # the default chunk
+    # slices of 3 query rows of the 64-row global grid and of 11 rows of the 14-row
+    # windows: both end in a shorter slice
+    monkeypatch.setattr(encoder_module, "MASK_CHUNK", 3 * 2 * 2 * 64 * 64 * 64)
+    sliced = fast.encode(image_batch)
+    torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_attention_leaves_the_model_untouched(windowed_backbone, image_batch):
+    fast = ImageEncoder(windowed_backbone, fast_attention=True)
+    fast.encode(image_batch[:1])
+    attn = windowed_backbone.sam.image_encoder.blocks[1].attn
+    assert "forward" not in vars(attn)                     # the patch is removed after use
