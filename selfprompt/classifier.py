@@ -7,6 +7,9 @@ which the ``paper`` preset relies on.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -66,6 +69,77 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
         self.coef_ = self.model_.coef_
         self.intercept_ = self.model_.intercept_
         self.n_iter_ = self.model_.n_iter_  # == max_iter: lbfgs stopped before converging
+        self.fit_route_ = "in-memory"
+        return self
+
+    def fit_stream(self, pieces: Sequence, workers: int = 2) -> "LinearPixelClassifier":
+        """Fit the same model as :meth:`fit` without ever holding all samples at once.
+
+        ``pieces[j]`` loads block ``j`` as ``(F, y, keep)``: ``F`` a float32
+        ``(n_features, m)`` block (one image's cells, as columns), ``keep`` None or a
+        boolean ``(m,)`` mask of the columns that are samples (cheaper than copying
+        them out), ``y`` the samples' labels in {0, 1}. Blocks are loaded inside
+        ``workers`` threads, used and dropped, on every pass of the solver: memory is
+        one block per worker, whatever the data size.
+
+        Same objective as scikit-learn's lbfgs logistic regression (mean half-binomial
+        loss + ``1 / (2 C n)`` ||w||^2, intercept not penalised) and the same solver and
+        options (scipy's L-BFGS-B, ``maxls=50``, ``gtol=1e-4``, ``ftol=64 eps``), so it
+        reaches the same optimum; the sums run in another order (float64, block by block),
+        so the iterates are not bit-for-bit sklearn's. ``class_weight`` is not supported.
+        """
+        from scipy.optimize import minimize
+        from scipy.special import expit
+
+        if self.class_weight is not None:
+            raise ValueError("fit_stream does not support class_weight; use fit")
+        n, d, seen = 0, None, set()
+        for j in range(len(pieces)):                   # one pass: sizes and classes
+            F, y, _ = pieces[j]
+            n, d = n + len(y), F.shape[0]
+            seen.update(np.unique(y).tolist())
+        if not seen <= {0, 1} or len(seen) < 2:
+            raise ValueError(f"fit_stream needs labels of both classes 0 and 1, got {sorted(seen)}")
+        l2 = 1.0 / (self.C * n)
+
+        def block(coef32, j):
+            F, y, keep = pieces[j]
+            raw = coef32[:-1] @ F + coef32[-1]
+            if keep is not None:
+                raw = raw[keep]
+            yf = y.astype(np.float32)
+            loss = np.sum(np.logaddexp(0.0, raw) - yf * raw, dtype=np.float64)
+            g = expit(raw) - yf
+            if keep is not None:                       # columns left out weigh nothing
+                g_all = np.zeros(F.shape[1], dtype=g.dtype)
+                g_all[keep] = g
+                return loss, F @ g_all, np.sum(g, dtype=np.float64)
+            return loss, F @ g, np.sum(g, dtype=np.float64)
+
+        def loss_grad(coef):
+            coef32 = coef.astype(np.float32)
+            loss, gw, gb = 0.0, np.zeros(d), 0.0
+            for lo, g, s in pool.map(lambda j: block(coef32, j), range(len(pieces))):
+                loss, gw, gb = loss + lo, gw + g, gb + s
+            w = coef[:-1]
+            grad = np.append(gw / n + l2 * w, gb / n)
+            return loss / n + 0.5 * l2 * float(w @ w), grad
+
+        with self._limits(), ThreadPoolExecutor(workers) as pool:
+            res = minimize(loss_grad, np.zeros(d + 1), method="L-BFGS-B", jac=True,
+                           options={"maxiter": self.max_iter, "maxls": 50, "gtol": 1e-4,
+                                    "ftol": 64 * np.finfo(float).eps})
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter,
+                                   random_state=self.random_state)
+        model.classes_ = np.array([0, 1], dtype=np.uint8)
+        model.coef_ = res.x[None, :-1].copy()
+        model.intercept_ = res.x[-1:].copy()
+        model.n_features_in_ = self.n_features_in_ = d
+        model.n_iter_ = np.array([min(res.nit, self.max_iter)], dtype=np.int32)
+        self.model_ = model
+        self.classes_, self.coef_, self.intercept_ = model.classes_, model.coef_, model.intercept_
+        self.n_iter_ = model.n_iter_
+        self.fit_route_ = "streamed"
         return self
 
     def decision_function(self, X) -> np.ndarray:

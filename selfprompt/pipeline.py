@@ -5,12 +5,14 @@ all call them, so what a student sees step by step is what ``make reproduce`` ru
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from .classifier import LinearPixelClassifier, cells
+from .classifier import LinearPixelClassifier
 from .decode import PromptDecoder
+from .embeddings import to_float32
 from .frame import GRID, grid_to_image, labels_aligned, labels_stretched
 from .metrics import dice, iou
 from .presets import VARIANTS, Preset
@@ -31,28 +33,87 @@ def training_labels(mask: np.ndarray, preset: Preset) -> tuple[np.ndarray, np.nd
     return labels.ravel()[keep], keep
 
 
-def fit_classifier(embeddings, masks, preset: Preset) -> LinearPixelClassifier:
+#: Largest training matrix (float32 samples x 256) fitted in memory, in bytes. Up to
+#: it the classifier is scikit-learn's own ``fit`` on one matrix, exactly the authors'
+#: call; above it (k = all on Kvasir-SEG: 800 x 4096 x 256 x 4 B = 3.1 GiB) the same
+#: model is fitted by :meth:`LinearPixelClassifier.fit_stream`, one image at a time,
+#: so that memory does not grow with the data set. ``SELFPROMPT_FIT_IN_MEMORY_GIB``
+#: overrides it (a bit-exact replay of the authors' k = all fit needs ~3.5 GiB).
+IN_MEMORY_LIMIT = 1 << 30
+
+
+def fit_memory_limit() -> int:
+    """:data:`IN_MEMORY_LIMIT`, or ``$SELFPROMPT_FIT_IN_MEMORY_GIB`` GiB when set."""
+    value = os.environ.get("SELFPROMPT_FIT_IN_MEMORY_GIB")
+    if not value:
+        return IN_MEMORY_LIMIT
+    try:
+        return int(float(value) * (1 << 30))
+    except ValueError:
+        raise ValueError(f"SELFPROMPT_FIT_IN_MEMORY_GIB must be a number of GiB, "
+                         f"not {value!r}") from None
+
+
+class TrainingCells:
+    """The k shots' training samples, one image's cells at a time.
+
+    ``cells[j]`` is shot ``j``'s block ``(float32 (256, 4096), uint8 labels, keep)``
+    (``keep``: which cells are samples, None for all), read from ``embeddings[j]`` when
+    asked for (a memory map from the cache: nothing is kept). Labels are made once
+    (64 x 64 per image: small).
+    """
+
+    def __init__(self, embeddings, masks, preset: Preset) -> None:
+        self.embeddings = embeddings
+        self.labels = [training_labels(m, preset) for m in masks]
+        if len(self.labels) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(self.labels)} masks")
+        self.n = sum(len(y) for y, _ in self.labels)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        features = to_float32(self.embeddings[j])
+        y, keep = self.labels[j]
+        return features.reshape(features.shape[0], -1), y, keep
+
+    def classes(self) -> np.ndarray:
+        return np.unique(np.concatenate([y for y, _ in self.labels]))
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        """All samples as one ``(n, 256)`` float32 matrix, filled block by block (never
+        a second copy), and their labels: what scikit-learn's ``fit`` takes."""
+        X, y, at = None, np.empty(self.n, dtype=np.uint8), 0
+        for j in range(len(self)):
+            F, yj, keep = self[j]
+            if X is None:
+                X = np.empty((self.n, F.shape[0]), dtype=np.float32)
+            X[at:at + len(yj)] = F.T if keep is None else F.T[keep]
+            y[at:at + len(yj)] = yj
+            at += len(yj)
+        return X, y
+
+
+def fit_classifier(embeddings, masks, preset: Preset,
+                   in_memory_limit: int | None = None) -> LinearPixelClassifier:
     """Fit on the k shots, cells concatenated in the order given (the paper's order).
 
-    ``embeddings`` and ``masks`` are iterables of the same length (generators are
-    fine). Labels (64 x 64 each) are made first; then one float32 matrix is allocated
-    and filled one embedding at a time, so memory is the matrix itself (k = all on
-    Kvasir-SEG: 800 x 4096 x 256 x 4 B = 3.4 GB), never a second copy of it.
+    ``embeddings`` is a sequence read lazily, one item at a time (``DatasetEmbeddings.take``
+    or a list of arrays); ``masks`` any iterable of the same length. Up to
+    ``in_memory_limit`` bytes of samples (default :func:`fit_memory_limit`) the fit is
+    scikit-learn's on one matrix; above it, streamed from the cache (same model, memory
+    independent of k; ``clf.fit_route_`` says which).
     """
-    labels = [training_labels(m, preset) for m in masks]
-    n = sum(len(y) for y, _ in labels)
-    X, y, at = None, np.empty(n, dtype=np.uint8), 0
-    for features, (yi, keep) in zip(embeddings, labels, strict=True):
-        Xi = cells(features)
-        if X is None:
-            X = np.empty((n, Xi.shape[1]), dtype=np.float32)
-        X[at:at + len(yi)] = Xi if keep is None else Xi[keep]
-        y[at:at + len(yi)] = yi
-        at += len(yi)
-    if len(np.unique(y)) < 2:
+    cells = TrainingCells(embeddings, masks, preset)
+    if len(cells.classes()) < 2:
         raise ValueError("the k training masks hold only one class: draw other shots or a "
                          "larger k (a linear classifier needs lesion and background cells)")
-    return LinearPixelClassifier(threshold=preset.threshold).fit(X, y)
+    limit = fit_memory_limit() if in_memory_limit is None else in_memory_limit
+    clf = LinearPixelClassifier(threshold=preset.threshold)
+    if cells.n * 256 * 4 <= limit:
+        return clf.fit(*cells.matrix())
+    return clf.fit_stream(cells)
 
 
 def coarse_mask(clf: LinearPixelClassifier, features: np.ndarray, size: tuple[int, int],

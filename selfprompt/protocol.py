@@ -119,13 +119,13 @@ class Experiment:
         return self.dataset.mask(i, threshold)
 
     def classifier(self, preset: Preset, k: str, fold: int):
-        """Fitted on the fold's k shots (embeddings and masks streamed one by one), once
-        per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
+        """Fitted on the fold's k shots (embeddings read from the cache one at a time),
+        once per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
         key = (preset, parse_k(k), fold)
         if key not in self._classifiers:
             shots = draw_shots(self.folds, k, self.seed)[fold]
             self._classifiers[key] = fit_classifier(
-                (self.embeddings[i] for i in shots),
+                self.embeddings.take(shots),
                 (self.mask(i, preset.mask_threshold) for i in shots), preset)
         return self._classifiers[key]
 
@@ -213,7 +213,8 @@ class Experiment:
             writer.writeheader()
             writer.writerows(rows)
         meta = {**self._identity(preset, k, fold), "backbone": self.backbone.model_type,
-                "n_test": len(test), "box_draws": draws,
+                "n_test": len(test), "box_draws": draws, "classifier_fit": clf.fit_route_,
+                "lbfgs_iterations": int(clf.n_iter_[0]),
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1)}
         # the JSON is written last: together with the CSV it marks the fold as finished
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))

@@ -79,3 +79,106 @@ def test_sklearn_estimator_checks():
     failures = check_estimator(LinearPixelClassifier(), on_fail=None)
     failed = [f for f in failures if f["status"] == "failed"]
     assert not failed, [(f["check_name"], str(f["exception"])[:200]) for f in failed]
+
+
+# ---- the streamed fit: same model, memory of one image's block per worker
+class Blocks:
+    """``fit_stream``'s input from an in-memory X, in blocks of ``size`` samples; counts
+    how many blocks are alive at once (each block is a fresh copy, as a cache read)."""
+
+    def __init__(self, X, y, size):
+        import threading
+
+        self.X, self.y, self.size = X, y, size
+        self.alive = self.peak = self.reads = 0
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return -(-len(self.y) // self.size)
+
+    def _gone(self):
+        with self._lock:
+            self.alive -= 1
+
+    def __getitem__(self, j):
+        import weakref
+
+        F = np.ascontiguousarray(self.X[j * self.size:(j + 1) * self.size].T)
+        with self._lock:
+            self.alive += 1
+            self.reads += 1
+            self.peak = max(self.peak, self.alive)
+        weakref.finalize(F, self._gone)
+        return F, self.y[j * self.size:(j + 1) * self.size], None
+
+
+def noisy_problem(seed=3, n=3000, d=12):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = (X @ rng.normal(size=d) + rng.normal(size=n) > 0.5).astype(np.uint8)
+    return X, y
+
+
+def test_streamed_fit_reaches_sklearns_optimum():
+    X, y = noisy_problem()
+    ref = LinearPixelClassifier().fit(X, y)               # lbfgs converges well before 1000
+    blocks = Blocks(X, y, 256)
+    ours = LinearPixelClassifier().fit_stream(blocks)
+    assert ours.fit_route_ == "streamed" and ref.fit_route_ == "in-memory"
+    assert ref.n_iter_[0] < 1000 and ours.n_iter_[0] < 1000
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-3, atol=1e-4)
+    assert (ours.predict(X) != ref.predict(X)).sum() <= 2    # ties at the boundary at most
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+
+
+def test_streamed_fit_holds_a_block_per_worker_and_is_deterministic():
+    X, y = noisy_problem(seed=4)
+    blocks = Blocks(X, y, 100)                            # 30 blocks
+    a = LinearPixelClassifier(max_iter=5).fit_stream(blocks, workers=2)
+    assert blocks.reads > 5 * len(blocks)                 # re-read on every solver pass
+    assert blocks.peak <= 2 + 1                           # never the whole data set
+    b = LinearPixelClassifier(max_iter=5).fit_stream(Blocks(X, y, 100), workers=2)
+    np.testing.assert_array_equal(a.coef_, b.coef_)       # sums in a fixed order
+
+
+def test_streamed_fit_refuses_what_it_cannot_fit():
+    X, y = noisy_problem()
+    with pytest.raises(ValueError, match="both classes"):
+        LinearPixelClassifier().fit_stream(Blocks(X, np.zeros_like(y), 500))
+    with pytest.raises(ValueError, match="class_weight"):
+        LinearPixelClassifier(class_weight="balanced").fit_stream(Blocks(X, y, 500))
+
+
+@pytest.mark.parametrize("preset", ["paper", "corrected"])
+def test_fit_classifier_streams_above_its_memory_limit(preset):
+    rng = np.random.default_rng(5)
+    p = PRESETS[preset]
+    grids = [blob(rng) for _ in range(4)]
+    size = (512, 640)                                     # padding: aligned labels drop cells
+    masks = [grid_to_image(g, *size, aligned=True) for g in grids]
+    feats = [separable_embedding(g, rng) for g in grids]
+    small = fit_classifier(feats[:3], masks[:3], p)
+    big = fit_classifier(feats[:3], masks[:3], p, in_memory_limit=0)
+    assert (small.fit_route_, big.fit_route_) == ("in-memory", "streamed")
+    a = coarse_mask(small, feats[3], size, p)
+    b = coarse_mask(big, feats[3], size, p)
+    assert dice(a, b) > 0.999
+
+
+def test_fit_memory_limit_from_the_environment(monkeypatch):
+    from selfprompt.pipeline import IN_MEMORY_LIMIT, fit_memory_limit
+
+    monkeypatch.delenv("SELFPROMPT_FIT_IN_MEMORY_GIB", raising=False)
+    assert fit_memory_limit() == IN_MEMORY_LIMIT
+    monkeypatch.setenv("SELFPROMPT_FIT_IN_MEMORY_GIB", "3.5")
+    assert fit_memory_limit() == int(3.5 * 2 ** 30)
+    monkeypatch.setenv("SELFPROMPT_FIT_IN_MEMORY_GIB", "0")
+    rng = np.random.default_rng(6)
+    g = blob(rng)
+    clf = fit_classifier([separable_embedding(g, rng)], [grid_to_image(g, 64, 64, aligned=True)],
+                         PRESETS["corrected"])
+    assert clf.fit_route_ == "streamed"
+    monkeypatch.setenv("SELFPROMPT_FIT_IN_MEMORY_GIB", "lots")
+    with pytest.raises(ValueError, match="number of GiB"):
+        fit_memory_limit()
