@@ -110,7 +110,8 @@ def mean_dice(rows, variant: str = "point_box") -> float:
 # ------------------------------------------------------------------ 1. the sweep
 def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_folds: int,
              batch: int, workers: int, dtype: str, preset: str, seed: int,
-             variants=("point_box",)) -> dict:
+             variants=("point_box",), precision: str = "fp32",
+             fast_attention: bool = False) -> dict:
     from selfprompt.embeddings import embed_dataset
     from selfprompt.encoder import ImageEncoder
     from selfprompt.protocol import Experiment
@@ -118,7 +119,8 @@ def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_fol
 
     counter = PassCounter(backbone.sam.image_encoder)
     t0 = time.perf_counter()
-    encoder = ImageEncoder(backbone, batch_size=batch)
+    encoder = ImageEncoder(backbone, batch_size=batch, precision=precision,
+                           fast_attention=fast_attention)
     emb, _ = embed_dataset(dataset, backbone, cache_root, dtype=dtype, workers=workers,
                            progress=False, encoder=encoder)
     t_embed = time.perf_counter() - t0
@@ -193,31 +195,49 @@ def sweep_child(args) -> dict:
         rss_kit = peak_rss_mib()
         fp32 = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_fp32", dtype="float32",
                         **common)
+        # other encoder numerics (cached apart), against the fp32 cache's Dice
+        bf16 = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_bf16", dtype="float32",
+                        precision="bf16", **common)
+        sdpa = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_sdpa", dtype="float32",
+                        fast_attention=True, **common)
         authors = authors_flow(dataset, backbone, ks, args.folds, args.preset, args.seed,
                                args.variants)
         return {"n": len(dataset), "data": str(root), "backbone": backbone.model_type,
-                "cold": cold, "warm": warm, "fp32": fp32, "authors": authors,
+                "cold": cold, "warm": warm, "fp32": fp32, "bf16": bf16, "sdpa": sdpa,
+                "authors": authors,
                 "rss_kit_mib": rss_kit, "rss_mib": peak_rss_mib()}
 
 
 # ----------------------------------------------- 4. memory of the k = all classifier fit
-def classifier_child(args) -> dict:
-    """Peak RSS of fitting the classifier on ``n`` synthetic embeddings (k = all).
+class SyntheticShots:
+    """``n`` synthetic (256, 64, 64) embeddings made on access, like cache reads."""
 
-    Embeddings arrive one at a time from a generator, as the protocol passes them;
+    def __init__(self, n: int) -> None:
+        self.n = n
+        base = np.random.default_rng(0).standard_normal((256, 64, 64)).astype(np.float32)
+        self.kinds = [(base + 0.01 * j).astype(np.float16) for j in range(7)]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.kinds[i % 7].copy()  # a fresh float16 array, as a cache read gives
+
+
+def classifier_child(args) -> dict:
+    """Peak RSS of a k = all fold's classifier fit on ``n`` synthetic embeddings, in a
+    process that also holds a vit_b SAM (as a sweep's does, for decoding).
+
     lbfgs is cut to a few iterations (memory does not depend on their number).
+    ``--memory-in-memory`` forces scikit-learn's one-matrix fit, for comparison.
     """
     import selfprompt.pipeline as pipeline
     from selfprompt.classifier import LinearPixelClassifier
     from selfprompt.presets import get_preset
 
+    backbone = random_backbone("vit_b") if args.memory_backbone else None
     n = args.memory_images
-    base = np.random.default_rng(0).standard_normal((256, 64, 64)).astype(np.float16)
     yy, xx = np.mgrid[:512, :640]
-
-    def embeddings():
-        for i in range(n):
-            yield (base + np.float16(i % 7) * np.float16(0.01)).astype(np.float32)
 
     def masks():
         for i in range(n):
@@ -230,14 +250,17 @@ def classifier_child(args) -> dict:
 
     pipeline.LinearPixelClassifier = Short
     preset = get_preset(args.preset if args.memory_preset is None else args.memory_preset)
-    t0 = time.perf_counter()
     before = peak_rss_mib()
+    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipeline.fit_classifier(embeddings(), masks(), preset)
+        clf = pipeline.fit_classifier(SyntheticShots(n), masks(), preset,
+                                      in_memory_limit=2 ** 62 if args.memory_in_memory
+                                      else None)
     return {"n": n, "rss_mib": peak_rss_mib(), "rss_before_mib": before,
-            "seconds": time.perf_counter() - t0,
-            "preset": preset.name}
+            "seconds": time.perf_counter() - t0, "iterations": int(clf.n_iter_[0]),
+            "route": clf.fit_route_, "preset": preset.name,
+            "backbone": "vit_b" if backbone is not None else "none"}
 
 
 def run_child(section: str, args, extra: list[str] = ()) -> dict:
@@ -259,6 +282,8 @@ def child_args(args) -> list[str]:
         a += ["--data", args.data]
     if args.memory_preset:
         a += ["--memory-preset", args.memory_preset]
+    if not args.memory_backbone:
+        a += ["--no-memory-backbone"]
     return a
 
 
@@ -427,6 +452,10 @@ def main(argv=None) -> int:
     p.add_argument("--memory-iter", type=int, default=3)
     p.add_argument("--memory-preset", default=None,
                    help="k = all fit memory for this preset only (default: paper and corrected)")
+    p.add_argument("--memory-backbone", action=argparse.BooleanOptionalAction, default=True,
+                   help="hold a vit_b SAM in the memory probe's process, as a sweep does")
+    p.add_argument("--memory-in-memory", action="store_true",
+                   help="also measure scikit-learn's one-matrix fit at k = all")
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -463,6 +492,11 @@ def main(argv=None) -> int:
          + (" (random weights: masks mean nothing)" if s["backbone"] == "tiny" else "")),
         ("1", "mean Dice point+box: kit fp32 cache", f"{100 * f['dice']:.2f}", "%",
          f"fp16 - fp32 = {100 * (c['dice'] - f['dice']):+.3f} points"),
+        ("1", "mean Dice point+box: kit bf16 encoder", f"{100 * s['bf16']['dice']:.2f}", "%",
+         f"bf16 - fp32 = {100 * (s['bf16']['dice'] - f['dice']):+.3f} points (target: "
+         f"under 0.1 in size)"),
+        ("1", "mean Dice point+box: kit fast attention", f"{100 * s['sdpa']['dice']:.2f}",
+         "%", f"fast - exact = {100 * (s['sdpa']['dice'] - f['dice']):+.3f} points"),
         ("1", "mean Dice point+box: authors' flow", f"{100 * a['dice']:.2f}", "%",
          f"kit fp32 - authors' = {100 * (f['dice'] - a['dice']):+.3f} points"),
         ("4", "peak RSS: measured sweep (kit flow)", f"{s['rss_kit_mib']:.0f}", "MiB",
@@ -479,11 +513,16 @@ def main(argv=None) -> int:
                      f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
     if args.memory_images:
         for preset in [args.memory_preset] if args.memory_preset else ["paper", "corrected"]:
-            m = run_child("classifier", args, ["--memory-preset", preset])
-            rows.append(("4", f"peak RSS: k = all classifier fit, {preset} preset",
-                         f"{m['rss_mib']:.0f}", "MiB",
-                         f"{m['n']} synthetic embeddings (streamed into one float32 matrix); "
-                         f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
+            routes = [[]] + ([["--memory-in-memory"]] if args.memory_in_memory else [])
+            for extra in routes:
+                m = run_child("classifier", args, ["--memory-preset", preset] + extra)
+                rows.append((
+                    "4", f"peak RSS: k = all fold, {preset} preset, {m['route']} fit",
+                    f"{m['rss_mib']:.0f}", "MiB",
+                    f"{m['n']} shots (synthetic), {m['backbone']} SAM held, "
+                    f"{m['rss_before_mib']:.0f} MiB before the fit; "
+                    f"{m['iterations']} lbfgs iterations {m['seconds']:.1f} s; "
+                    f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     table = render(rows)
     header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "

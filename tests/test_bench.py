@@ -27,7 +27,7 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     out = tmp_path / "bench.md"
     assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
                  "all", "--speed", "tiny:1", "--precisions", "fp32", "bf16", "--no-gpu",
-                 "--memory-images", "3", "--mm-size", "256",
+                 "--memory-images", "3", "--no-memory-backbone", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
@@ -41,7 +41,9 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     assert int(by_name["kit flow (cold cache): encoder passes"][2]) == 6
     assert int(by_name["kit flow (warm rerun): encoder passes"][2]) == 0
     assert by_name["full size: kit passes (cold / warm)"][2] == "1000 / 0"
+    assert "mean Dice point+box: kit bf16 encoder" in by_name
+    assert "mean Dice point+box: kit fast attention" in by_name
     assert "tiny cpu batch 1 bf16: encoder speed" in by_name
     assert "tiny cpu batch 1 bf16: embedding vs fp32" in by_name
-    assert any(r[1].startswith("peak RSS: k = all classifier fit") for r in rows)
+    assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert out.read_text().count("\n|") == len(lines)
