@@ -45,10 +45,11 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="images per encoder pass")
     p.add_argument("--workers", type=int, default=0, help="image-loading worker processes")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="encoder arithmetic (autocast); fp32 reproduces set_image exactly")
-    p.add_argument("--fast-attention", action="store_true",
-                   help="SAM's attention through scaled_dot_product_attention: ~2x faster "
-                        "vit_b on CPU, embeddings differ by ~3e-6 (cached apart)")
+                   help="encoder arithmetic (autocast)")
+    p.add_argument("--exact-attention", action="store_true",
+                   help="SAM's own attention code: with fp32, bit-for-bit set_image; ~2x "
+                        "slower on CPU than the default fused attention, which differs by "
+                        "~3e-6 (the two are cached apart)")
 
 
 def _dataset(args):
@@ -67,7 +68,7 @@ def _embeddings(args, dataset):
 
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
-                           fast_attention=args.fast_attention)
+                           fast_attention=not args.exact_attention)
     embeddings, stats = embed_dataset(dataset, backbone, args.cache or default_cache(),
                                       dtype=args.cache_dtype, workers=args.workers,
                                       progress=not args.quiet, encoder=encoder)

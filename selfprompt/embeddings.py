@@ -74,7 +74,9 @@ class EmbeddingCache:
     @classmethod
     def for_backbone(cls, root: str | Path, backbone: Backbone, dtype: str = "float16",
                      encoder: ImageEncoder | None = None) -> "EmbeddingCache":
-        numerics = encoder.numerics if encoder is not None else ""
+        """The cache folder for ``backbone``'s embeddings as ``encoder`` computes them
+        (default: ``ImageEncoder(backbone)``, the encoder ``embed_dataset`` uses)."""
+        numerics = (encoder or ImageEncoder(backbone)).numerics
         return cls(root, backbone.model_type, backbone.model_hash, dtype, numerics)
 
     def path(self, key: str) -> Path:
@@ -205,7 +207,9 @@ def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
     """Make sure every image of ``dataset`` has a cached embedding; return them.
 
     ``encoder`` says how to encode (batch size, precision, attention); the default is
-    the exact one, batch 1 fp32, i.e. what ``set_image`` computes.
+    batch 1, fp32, fused attention (``ImageEncoder``'s defaults; pass
+    ``ImageEncoder(backbone, fast_attention=False)`` for exactly what ``set_image``
+    computes).
     """
     encoder = encoder or ImageEncoder(backbone)
     cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype, encoder)

@@ -1,4 +1,4 @@
-"""The opt-in fast attention path computes SAM's attention, block by block.
+"""The default fused attention path computes SAM's attention, block by block.
 
 The ``tiny`` backbone has a single global block; here a small ViT built by
 ``segment_anything``'s own builder has a windowed block (14 x 14 windows over the
@@ -38,7 +38,7 @@ def image_batch() -> list[torch.Tensor]:
 
 
 def test_fast_attention_matches_sams_attention(windowed_backbone, image_batch):
-    stock = ImageEncoder(windowed_backbone, batch_size=2).encode(image_batch)
+    stock = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=False).encode(image_batch)
     fast = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=True)
     out = fast.encode(image_batch)
     assert out.shape == stock.shape == (2, 256, 64, 64)

@@ -21,6 +21,7 @@ from sklearn.model_selection import KFold
 
 from selfprompt.datasets import open_dataset
 from selfprompt.embeddings import embed_dataset
+from selfprompt.encoder import ImageEncoder
 from selfprompt.protocol import Experiment
 from selfprompt.results import read_results
 
@@ -87,7 +88,9 @@ def reenact_authors(root, backbone, k, seed=42):
 
 def kit_paper(root, backbone, k, tmp_path, limit=None):
     ds = open_dataset(root).subset(limit)
-    emb, _ = embed_dataset(ds, backbone, tmp_path / "cache", dtype="float32", progress=False)
+    exact = ImageEncoder(backbone, fast_attention=False)        # what set_image computes
+    emb, _ = embed_dataset(ds, backbone, tmp_path / "cache", dtype="float32", progress=False,
+                           encoder=exact)
     exp = Experiment(ds, emb, backbone, tmp_path / "run", progress=False)
     rows = read_results([exp.run_fold("paper", k, f) for f in range(5)])
     return rows
