@@ -271,6 +271,25 @@ def classifier_child(args) -> dict:
             "backbone": "vit_b" if backbone is not None else "none"}
 
 
+def encode_child(args) -> dict:
+    """Peak RSS of a process that encodes images with vit_b into the cache (the
+    sweep's embedding step), with the kit's encoder or SAM's exact attention."""
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.encoder import ImageEncoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset, _ = open_data(args.data, tmp, args.memory_encode)
+        backbone = random_backbone(args.memory_encoder_model)
+        before = peak_rss_mib()
+        encoder = ImageEncoder(backbone, fast_attention=not args.memory_exact)
+        t0 = time.perf_counter()
+        embed_dataset(dataset, backbone, tmp / "cache", progress=False, encoder=encoder)
+        return {"n": len(dataset), "rss_mib": peak_rss_mib(), "rss_before_mib": before,
+                "seconds": time.perf_counter() - t0, "model": backbone.model_type,
+                "exact": args.memory_exact}
+
+
 def run_child(section: str, args, extra: list[str] = ()) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench", "--child", section] + child_args(args)
     cmd += list(extra)
@@ -285,6 +304,8 @@ def child_args(args) -> list[str]:
          "--sweep-backbone", args.sweep_backbone, "--sweep-batch", str(args.sweep_batch),
          "--workers", str(args.workers), "--preset", args.preset, "--seed", str(args.seed),
          "--memory-images", str(args.memory_images), "--memory-iter", str(args.memory_iter),
+         "--memory-encode", str(args.memory_encode),
+         "--memory-encoder-model", args.memory_encoder_model,
          "--variants", *args.variants]
     if args.data:
         a += ["--data", args.data]
@@ -481,6 +502,11 @@ def main(argv=None) -> int:
                    help="k = all fit memory for this preset only (default: paper and corrected)")
     p.add_argument("--memory-backbone", action=argparse.BooleanOptionalAction, default=True,
                    help="hold a vit_b SAM in the memory probe's process, as a sweep does")
+    p.add_argument("--memory-encode", type=int, default=1,
+                   help="images encoded by vit_b in the encoding memory probe (0: skip)")
+    p.add_argument("--memory-encoder-model", default="vit_b",
+                   help="backbone of the encoding memory probe")
+    p.add_argument("--memory-exact", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--memory-in-memory", action="store_true",
                    help="also measure scikit-learn's one-matrix fit at k = all")
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
@@ -490,7 +516,8 @@ def main(argv=None) -> int:
         args.cpu_bf16_models = ["tiny"] + (["vit_t", "vit_b"] if cpu_has_bf16() else [])
 
     if args.child:
-        result = sweep_child(args) if args.child == "sweep" else classifier_child(args)
+        result = {"sweep": sweep_child, "classifier": classifier_child,
+                  "encode": encode_child}[args.child](args)
         print(json.dumps(result))
         return 0
 
@@ -541,6 +568,14 @@ def main(argv=None) -> int:
         rows.append(("1", "full size, vit_b CPU encoder time: authors' / kit / warm",
                      f"{full * t / 3600:.1f} / {args.full_images * t / 3600:.1f} / 0", "hours",
                      f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
+    for exact in [False, True] if args.memory_encode else []:
+        m = run_child("encode", args, ["--memory-exact"] if exact else [])
+        rows.append((
+            "4", f"peak RSS: encoding, {m['model']} "
+                 f"{'exact attention' if exact else 'kit encoder'}",
+            f"{m['rss_mib']:.0f}", "MiB",
+            f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
+            f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.memory_images:
         for preset in [args.memory_preset] if args.memory_preset else ["paper", "corrected"]:
             routes = [[]] + ([["--memory-in-memory"]] if args.memory_in_memory else [])

@@ -27,7 +27,8 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     out = tmp_path / "bench.md"
     assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
                  "all", "--speed", "tiny:1", "--precisions", "fp32", "bf16", "--no-gpu",
-                 "--memory-images", "3", "--no-memory-backbone", "--mm-size", "256",
+                 "--memory-images", "3", "--no-memory-backbone",
+                 "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
@@ -47,4 +48,6 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     assert "tiny cpu batch 1 bf16: encoder speed" in by_name
     assert "tiny cpu batch 1 bf16: embedding vs fp32" in by_name
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
+    assert "peak RSS: encoding, tiny kit encoder" in by_name
+    assert "peak RSS: encoding, tiny exact attention" in by_name
     assert out.read_text().count("\n|") == len(lines)
