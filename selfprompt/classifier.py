@@ -7,6 +7,7 @@ which the ``paper`` preset relies on.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -72,15 +73,15 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
         self.fit_route_ = "in-memory"
         return self
 
-    def fit_stream(self, pieces: Sequence, workers: int = 2) -> "LinearPixelClassifier":
+    def fit_stream(self, pieces: Sequence, workers: int | None = None) -> "LinearPixelClassifier":
         """Fit the same model as :meth:`fit` without ever holding all samples at once.
 
         ``pieces[j]`` loads block ``j`` as ``(F, y, keep)``: ``F`` a float32
         ``(n_features, m)`` block (one image's cells, as columns), ``keep`` None or a
         boolean ``(m,)`` mask of the columns that are samples (cheaper than copying
         them out), ``y`` the samples' labels in {0, 1}. Blocks are loaded inside
-        ``workers`` threads, used and dropped, on every pass of the solver: memory is
-        one block per worker, whatever the data size.
+        ``workers`` threads (default: one per core, at most 8), used and dropped, on every
+        pass of the solver: memory is one block per worker, whatever the data size.
 
         Same objective as scikit-learn's lbfgs logistic regression (mean half-binomial
         loss + ``1 / (2 C n)`` ||w||^2, intercept not penalised) and the same solver and
@@ -93,6 +94,9 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
 
         if self.class_weight is not None:
             raise ValueError("fit_stream does not support class_weight; use fit")
+        if workers is None:
+            workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1)
         n, d, seen = 0, None, set()
         for j in range(len(pieces)):                   # one pass: sizes and classes
             F, y, _ = pieces[j]
