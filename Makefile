@@ -25,7 +25,7 @@ DATA_DIR = $(DATA_DIR_$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data assets embed sweep summary \
-        smoke lab bench install-extras lint lock clean distclean
+        smoke lab bench install-extras notebook-outputs lint lock clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -134,6 +134,9 @@ install-extras: $(VENV)/.installed ## optional vit_t backbone (MobileSAM: mobile
 
 lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environment
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+notebook-outputs: $(VENV)/.installed ## re-record the outputs nbval checks (after a deliberate change)
+	$(PY) tests/refresh_notebook_outputs.py
 
 lint: $(VENV)/.installed ## flake8 over the package, tests and benchmarks
 	$(PY) -m flake8 --max-line-length 100 selfprompt tests benchmarks
