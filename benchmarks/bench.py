@@ -388,7 +388,7 @@ def parse_grid(text: str) -> dict[str, list[int]]:
 
 
 def speed_section(args, rows: list) -> None:
-    from selfprompt.encoder import use_all_cores
+    from selfprompt.encoder import ImageEncoder, use_all_cores
 
     threads = use_all_cores()
     peak32 = matmul_peak(torch.float32, args.mm_size)
@@ -416,8 +416,6 @@ def speed_section(args, rows: list) -> None:
             macs = encoder_macs(backbone)
             rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",
                          "FlopCounterMode, 1024 x 1024"))
-            from selfprompt.encoder import ImageEncoder
-
             variants = [(b, p, True) for p in precisions for b in batches]  # kit's default
             if args.exact_attention and ImageEncoder(backbone).fast_attention:
                 variants.append((batches[0], "fp32", False))      # SAM's own attention
