@@ -47,9 +47,9 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="encoder arithmetic (autocast)")
     p.add_argument("--exact-attention", action="store_true",
-                   help="SAM's own attention code: with fp32, bit-for-bit set_image; ~2x "
-                        "slower on CPU than the default fused attention, which differs by "
-                        "~3e-6 (the two are cached apart)")
+                   help="SAM's own encoder code: with fp32, bit-for-bit set_image; ~2x "
+                        "slower on CPU than the default fused path, which differs by "
+                        "~4e-6 (the two are cached apart)")
 
 
 def _dataset(args):

@@ -4,16 +4,20 @@
 loader workers and the encoder sees batches, under ``inference_mode``; on a GPU it can
 run in bf16/fp16 autocast and ``channels_last``.
 
-By default (``fast_attention=True``) the attention of SAM's ViT blocks goes through
-``F.scaled_dot_product_attention``, the decomposed relative-position bias passed as
-its ``attn_mask``: mathematically SAM's hand-written ``q @ k^T + rel-pos, softmax,
-@ v``, computed by a fused kernel, so it differs in the last bits (vit_b: 3e-6 at
-most, far below the float16 cache's own rounding; ``make bench`` measures it). SAM's
-own attention writes each global block's whole (heads, 4096, 4096) score and bias
-tensors to memory and reads them back several times, which costs more than the
-arithmetic: here the bias is built a slice of query rows at a time and consumed at
-once. On two CPU cores a vit_b image takes half the time (7 s against 14 s) and the
-process peaks at 1.6 GiB instead of 3.7 GiB.
+By default (``fast_attention=True``) SAM's ViT blocks run a fused path, the same
+algebra computed by fused kernels, so it differs in the last bits (vit_b: 4e-6 at
+most, far below the float16 cache's own rounding; ``make bench`` measures it):
+
+- attention goes through ``F.scaled_dot_product_attention``, the decomposed
+  relative-position bias passed as its ``attn_mask``. SAM's own attention writes each
+  global block's whole (heads, 4096, 4096) score and bias tensors to memory and reads
+  them back several times, which costs more than the arithmetic; here the bias is
+  built a slice of query rows at a time and consumed at once;
+- on the CPU in float32, the linear layers run through oneDNN with bias and GELU
+  inside the matrix product (:func:`linear`).
+
+On two CPU cores a vit_b image takes 6.5-7 s against 11-14.6 s, and the process
+peaks at 1.6 GiB instead of 3.7 GiB.
 
 ``fast_attention=False`` runs SAM's own code: at batch size 1 in fp32 the result is
 then bit-for-bit the embedding ``set_image`` computes (a test holds this), for an
@@ -57,6 +61,36 @@ def use_all_cores() -> int:
 MASK_CHUNK = 1 << 24
 
 
+def linear(layer: torch.nn.Linear, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+    """``layer(x)`` (then erf-GELU when ``gelu``), through oneDNN where it can run.
+
+    oneDNN's linear adds the bias and applies GELU inside the matrix product, where
+    PyTorch's CPU ``addmm`` first copies the bias into the output and GELU reads it all
+    back: measured on 2 CPU cores, vit_b's MLPs take 0.5 s less an image (6.5 s against
+    7.0 s). Used on the CPU in float32 only; elsewhere (GPU, autocast, a build without
+    oneDNN) it is plain ``F.linear``.
+    """
+    if _onednn_linear_applies(x):
+        return torch.ops.mkldnn._linear_pointwise(
+            x, layer.weight, layer.bias, *(("gelu", [None], "none") if gelu else ("none", [], "")))
+    y = F.linear(x, layer.weight, layer.bias)
+    return F.gelu(y) if gelu else y
+
+
+def _onednn_linear_applies(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and _HAVE_ONEDNN_LINEAR)
+
+
+_HAVE_ONEDNN_LINEAR = (torch.backends.mkldnn.is_available()
+                       and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+def fused_mlp(mlp: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """SAM's ``MLPBlock.forward`` (lin1, GELU, lin2) through :func:`linear`."""
+    return linear(mlp.lin2, linear(mlp.lin1, x, gelu=True))
+
+
 def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """SAM's ``image_encoder.Attention.forward`` through ``scaled_dot_product_attention``.
 
@@ -68,7 +102,7 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     B, H, W, _ = x.shape
     heads = attn.num_heads
-    qkv = attn.qkv(x).reshape(B, H * W, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    qkv = linear(attn.qkv, x).reshape(B, H * W, 3, heads, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)  # (B, heads, H*W, d)
     if not attn.use_rel_pos:
         out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
@@ -90,13 +124,21 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
                 q[:, :, r0 * W:r1 * W], k, v, scale=attn.scale,
                 attn_mask=m.view(B, heads, (r1 - r0) * W, H * W))
     out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
-    return attn.proj(out)
+    return linear(attn.proj, out)
 
 
-def _sam_attention_modules(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+def _fused_forwards(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, object]]:
+    """(module, replacement forward) for SAM's ViT attention and MLP blocks; empty for
+    an encoder without them (MobileSAM's TinyViT)."""
+    from segment_anything.modeling.common import MLPBlock
     from segment_anything.modeling.image_encoder import Attention
 
-    return [m for m in encoder.modules() if isinstance(m, Attention)]
+    attention = [m for m in encoder.modules() if isinstance(m, Attention)]
+    if not attention:
+        return []
+    mlps = [m for m in encoder.modules() if isinstance(m, MLPBlock)
+            and isinstance(m.act, torch.nn.GELU) and m.act.approximate == "none"]
+    return [(m, sdpa_attention) for m in attention] + [(m, fused_mlp) for m in mlps]
 
 
 class ImageEncoder:
@@ -127,8 +169,8 @@ class ImageEncoder:
         if backbone.device.type == "cpu":
             use_all_cores()
         self._encoder = backbone.sam.image_encoder
-        self._attention = _sam_attention_modules(self._encoder) if fast_attention else []
-        self.fast_attention = bool(self._attention)  # False where there is nothing to route
+        self._fused = _fused_forwards(self._encoder) if fast_attention else []
+        self.fast_attention = bool(self._fused)  # False where there is nothing to route
         if channels_last:
             self._encoder = self._encoder.to(memory_format=torch.channels_last)
         if compile:
@@ -154,21 +196,19 @@ class ImageEncoder:
         return torch.as_tensor(resized).permute(2, 0, 1).contiguous()
 
     @contextmanager
-    def _attention_path(self):
-        """Route SAM's attention through SDPA for the duration of one forward pass.
+    def _fused_path(self):
+        """Route SAM's attention and MLP blocks through the fused forwards for the
+        duration of one forward pass.
 
         The backbone's modules are shared (the decoder holds the same ``Sam``), so the
         patch is an instance attribute set and removed around the call, never left behind.
         """
-        if not self._attention:
-            yield
-            return
-        for m in self._attention:
-            m.forward = sdpa_attention.__get__(m)
+        for m, forward in self._fused:
+            m.forward = forward.__get__(m)
         try:
             yield
         finally:
-            for m in self._attention:
+            for m, _ in self._fused:
                 del m.forward
 
     @torch.inference_mode()
@@ -180,7 +220,7 @@ class ImageEncoder:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = PRECISIONS[self.precision]
         ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-        with ctx, self._attention_path():
+        with ctx, self._fused_path():
             features = self._encoder(batch)
         self.passes += len(prepared)
         return features.float().cpu()

@@ -1,4 +1,4 @@
-"""The default fused attention path computes SAM's attention, block by block.
+"""The default fused encoder path computes SAM's attention and MLPs, block by block.
 
 The ``tiny`` backbone has a single global block; here a small ViT built by
 ``segment_anything``'s own builder has a windowed block (14 x 14 windows over the
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from segment_anything.build_sam import _build_sam
 
 import selfprompt.encoder as encoder_module
@@ -61,3 +62,30 @@ def test_fast_attention_leaves_the_model_untouched(windowed_backbone, image_batc
     fast.encode(image_batch[:1])
     attn = windowed_backbone.sam.image_encoder.blocks[1].attn
     assert "forward" not in vars(attn)                     # the patch is removed after use
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_linear_equals_torchs_linear_and_gelu(onednn, gelu, monkeypatch):
+    monkeypatch.setattr(encoder_module, "_HAVE_ONEDNN_LINEAR",
+                        onednn and encoder_module._HAVE_ONEDNN_LINEAR)
+    torch.manual_seed(1)
+    layer = torch.nn.Linear(48, 96)
+    x = torch.randn(2, 7, 5, 48)                          # any leading shape, as SAM's
+    with torch.inference_mode():
+        ref = F.linear(x, layer.weight, layer.bias)
+        ref = F.gelu(ref) if gelu else ref
+        got = encoder_module.linear(layer, x, gelu=gelu)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_path_covers_attention_and_mlp_blocks(windowed_backbone, image_batch):
+    from segment_anything.modeling.common import MLPBlock
+
+    fast = ImageEncoder(windowed_backbone, fast_attention=True)
+    routed = {type(m).__name__ for m, _ in fast._fused}
+    assert routed == {"Attention", "MLPBlock"}
+    fast.encode(image_batch[:1])
+    mlps = [m for m in windowed_backbone.sam.image_encoder.modules() if isinstance(m, MLPBlock)]
+    assert mlps and all("forward" not in vars(m) for m in mlps)
