@@ -119,7 +119,7 @@ def mean_dice(rows, variant: str = "point_box") -> float:
 def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_folds: int,
              batch: int, workers: int, dtype: str, preset: str, seed: int,
              variants=("point_box",), precision: str = "fp32",
-             fast_attention: bool = True) -> dict:
+             fused: bool = True) -> dict:
     from selfprompt.embeddings import embed_dataset
     from selfprompt.encoder import ImageEncoder
     from selfprompt.protocol import Experiment
@@ -128,7 +128,7 @@ def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_fol
     counter = PassCounter(backbone.sam.image_encoder)
     t0 = time.perf_counter()
     encoder = ImageEncoder(backbone, batch_size=batch, precision=precision,
-                           fast_attention=fast_attention)
+                           fused=fused)
     emb, _ = embed_dataset(dataset, backbone, cache_root, dtype=dtype, workers=workers,
                            progress=False, encoder=encoder)
     t_embed = time.perf_counter() - t0
@@ -207,7 +207,7 @@ def sweep_child(args) -> dict:
         bf16 = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_bf16", dtype="float32",
                         precision="bf16", **common)
         exact = kit_flow(dataset, backbone, tmp / "cache", tmp / "runs_exact",
-                         dtype="float32", fast_attention=False, **common)
+                         dtype="float32", fused=False, **common)
         authors = authors_flow(dataset, backbone, ks, args.folds, args.preset, args.seed,
                                args.variants)
         return {"n": len(dataset), "data": str(root), "backbone": backbone.model_type,
@@ -273,7 +273,7 @@ def classifier_child(args) -> dict:
 
 def encode_child(args) -> dict:
     """Peak RSS of a process that encodes images with vit_b into the cache (the
-    sweep's embedding step), with the kit's encoder or SAM's exact attention."""
+    sweep's embedding step), with the kit's encoder or SAM's own code."""
     from selfprompt.embeddings import embed_dataset
     from selfprompt.encoder import ImageEncoder
 
@@ -282,7 +282,7 @@ def encode_child(args) -> dict:
         dataset, _ = open_data(args.data, tmp, args.memory_encode)
         backbone = random_backbone(args.memory_encoder_model)
         before = peak_rss_mib()
-        encoder = ImageEncoder(backbone, fast_attention=not args.memory_exact)
+        encoder = ImageEncoder(backbone, fused=not args.memory_exact)
         t0 = time.perf_counter()
         embed_dataset(dataset, backbone, tmp / "cache", progress=False, encoder=encoder)
         return {"n": len(dataset), "rss_mib": peak_rss_mib(), "rss_before_mib": before,
@@ -353,14 +353,14 @@ def matmul_peak(dtype=torch.float32, n: int = 2048, reps: int = 5, device: str =
 
 
 def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
-                  fast_attention: bool = True, channels_last: bool = False) -> tuple:
+                  fused: bool = True, channels_last: bool = False) -> tuple:
     """Images/s of ``ImageEncoder.encode`` (best of ``reps`` timed batches, as the matmul
     peak is a best of several: both then say what the machine does when undisturbed)
     and the first image's embedding."""
     from selfprompt.encoder import ImageEncoder
 
     enc = ImageEncoder(backbone, batch_size=batch, precision=precision,
-                       channels_last=channels_last, fast_attention=fast_attention)
+                       channels_last=channels_last, fused=fused)
     g = torch.Generator().manual_seed(1)
     prepared = [torch.randint(0, 256, (3, 1024, 1024), dtype=torch.uint8, generator=g)
                 for _ in range(batch)]
@@ -417,7 +417,7 @@ def speed_section(args, rows: list) -> None:
             rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",
                          "FlopCounterMode, 1024 x 1024"))
             variants = [(b, p, True) for p in precisions for b in batches]  # kit's default
-            if args.exact_attention and ImageEncoder(backbone).fast_attention:
+            if args.exact_encoder and ImageEncoder(backbone).fused:
                 variants.append((batches[0], "fp32", False))      # SAM's own attention
             ref = None
             for b, p, fast in variants:
@@ -427,7 +427,7 @@ def speed_section(args, rows: list) -> None:
                     args.vit_b_warmup
                 ips, emb = encoder_speed(backbone, b, p, args.reps, warm, fast,
                                          channels_last=device == "cuda" and p != "fp32")
-                name = f"{model} {device} batch {b} {p}" + ("" if fast else " exact-attention")
+                name = f"{model} {device} batch {b} {p}" + ("" if fast else " exact-encoder")
                 peak = peak16 if p != "fp32" else peak32
                 rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
                              f"best of {args.reps} after {warm} warm-up"))
@@ -487,9 +487,9 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=2, help="timed batches per row (best kept)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--vit-b-warmup", type=int, default=1, help="vit_b on CPU: 7-18 s a pass")
-    p.add_argument("--exact-attention", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time SAM's own attention code (ImageEncoder(fast_attention="
-                   "False), bit-for-bit set_image) beside the kit's default fused attention")
+    p.add_argument("--exact-encoder", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time SAM's own encoder code (ImageEncoder(fused=False), "
+                   "bit-for-bit set_image) beside the kit's default fused path")
     p.add_argument("--mm-size", type=int, default=2048)
     p.add_argument("--no-gpu", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
@@ -549,7 +549,7 @@ def main(argv=None) -> int:
         ("1", "mean Dice point+box: kit bf16 encoder", f"{100 * s['bf16']['dice']:.2f}", "%",
          f"bf16 - fp32 = {100 * (s['bf16']['dice'] - f['dice']):+.3f} points (target: "
          f"under 0.1 in size)"),
-        ("1", "mean Dice point+box: kit exact attention", f"{100 * s['exact']['dice']:.2f}",
+        ("1", "mean Dice point+box: kit exact encoder", f"{100 * s['exact']['dice']:.2f}",
          "%", f"exact - fused = {100 * (s['exact']['dice'] - f['dice']):+.3f} points"),
         ("1", "mean Dice point+box: authors' flow", f"{100 * a['dice']:.2f}", "%",
          f"kit exact fp32 - authors' = {100 * (s['exact']['dice'] - a['dice']):+.3f} points "
@@ -570,7 +570,7 @@ def main(argv=None) -> int:
         m = run_child("encode", args, ["--memory-exact"] if exact else [])
         rows.append((
             "4", f"peak RSS: encoding, {m['model']} "
-                 f"{'exact attention' if exact else 'kit encoder'}",
+                 f"{'exact encoder' if exact else 'kit encoder'}",
             f"{m['rss_mib']:.0f}", "MiB",
             f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
             f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))

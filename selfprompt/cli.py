@@ -46,7 +46,7 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="image-loading worker processes")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="encoder arithmetic (autocast)")
-    p.add_argument("--exact-attention", action="store_true",
+    p.add_argument("--exact-encoder", action="store_true",
                    help="SAM's own encoder code: with fp32, bit-for-bit set_image; ~2x "
                         "slower on CPU than the default fused path, which differs by "
                         "~4e-6 (the two are cached apart)")
@@ -68,7 +68,7 @@ def _embeddings(args, dataset):
 
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
-                           fast_attention=not args.exact_attention)
+                           fused=not args.exact_encoder)
     embeddings, stats = embed_dataset(dataset, backbone, args.cache or default_cache(),
                                       dtype=args.cache_dtype, workers=args.workers,
                                       progress=not args.quiet, encoder=encoder)

@@ -3,7 +3,7 @@
 Layout: ``<root>/<model type>-<model hash[:16]>-<dtype>[-<numerics>]/<key[:2]>/<key>.npy``
 where ``key`` is the sha256 of the image file's bytes, the model hash the sha256 of
 the checkpoint file, and ``numerics`` names an encoder that does not compute exactly
-as ``set_image`` (``bf16``, ``sdpa``). A changed image gets a new key, a changed
+as ``set_image`` (``bf16``, ``fused``). A changed image gets a new key, a changed
 checkpoint or encoder arithmetic a new folder, so a stale embedding cannot be looked
 up. Each entry is written atomically: an interrupted run leaves complete entries and
 nothing else, and a rerun encodes only what is missing. Entries are plain ``.npy`` so
@@ -207,8 +207,8 @@ def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
     """Make sure every image of ``dataset`` has a cached embedding; return them.
 
     ``encoder`` says how to encode (batch size, precision, attention); the default is
-    batch 1, fp32, fused attention (``ImageEncoder``'s defaults; pass
-    ``ImageEncoder(backbone, fast_attention=False)`` for exactly what ``set_image``
+    batch 1, fp32, the fused path (``ImageEncoder``'s defaults; pass
+    ``ImageEncoder(backbone, fused=False)`` for exactly what ``set_image``
     computes).
     """
     encoder = encoder or ImageEncoder(backbone)

@@ -4,7 +4,7 @@
 loader workers and the encoder sees batches, under ``inference_mode``; on a GPU it can
 run in bf16/fp16 autocast and ``channels_last``.
 
-By default (``fast_attention=True``) SAM's ViT blocks run a fused path, the same
+By default (``fused=True``) SAM's ViT blocks run a fused path, the same
 algebra computed by fused kernels, so it differs in the last bits (vit_b: 4e-6 at
 most, far below the float16 cache's own rounding; ``make bench`` measures it):
 
@@ -19,7 +19,7 @@ most, far below the float16 cache's own rounding; ``make bench`` measures it):
 On two CPU cores a vit_b image takes 6.5-7 s against 11-14.6 s, and the process
 peaks at 1.6 GiB instead of 3.7 GiB.
 
-``fast_attention=False`` runs SAM's own code: at batch size 1 in fp32 the result is
+``fused=False`` runs SAM's own code: at batch size 1 in fp32 the result is
 then bit-for-bit the embedding ``set_image`` computes (a test holds this), for an
 exact replay of the authors' pipeline. Other settings differ by a measured amount.
 """
@@ -148,14 +148,14 @@ class ImageEncoder:
     it to show that a sweep encodes each image once, and a warm rerun none.
 
     On the CPU the encoder uses every core the process may run on (:func:`use_all_cores`).
-    ``fast_attention`` (default; ``False`` for bit-for-bit ``set_image``) is described
+    ``fused`` (default; ``False`` for bit-for-bit ``set_image``) is described
     in the module's docstring; it applies to SAM's ViTs (MobileSAM's TinyViT has no
     such attention and is unaffected).
     """
 
     def __init__(self, backbone: Backbone, batch_size: int = 1, precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False,
-                 fast_attention: bool = True) -> None:
+                 fused: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, not {precision!r}")
         if batch_size < 1:
@@ -169,8 +169,8 @@ class ImageEncoder:
         if backbone.device.type == "cpu":
             use_all_cores()
         self._encoder = backbone.sam.image_encoder
-        self._fused = _fused_forwards(self._encoder) if fast_attention else []
-        self.fast_attention = bool(self._fused)  # False where there is nothing to route
+        self._fused = _fused_forwards(self._encoder) if fused else []
+        self.fused = bool(self._fused)  # False where there is nothing to route
         if channels_last:
             self._encoder = self._encoder.to(memory_format=torch.channels_last)
         if compile:
@@ -180,11 +180,11 @@ class ImageEncoder:
     def numerics(self) -> str:
         """How this encoder's arithmetic differs from ``set_image`` ("" = it does not).
 
-        Part of the cache's key: a bf16 or SDPA embedding is never served to a run that
+        Part of the cache's key: a bf16 or fused embedding is never served to a run that
         expects the exact one, nor the other way round.
         """
         parts = [] if self.precision == "fp32" else [self.precision]
-        return "-".join(parts + (["sdpa"] if self.fast_attention else []))
+        return "-".join(parts + (["fused"] if self.fused else []))
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
         """Resize as ``set_image`` does (longest side to 1024); ``uint8 (3, h, w)``, CPU.

@@ -43,11 +43,11 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     assert int(by_name["kit flow (warm rerun): encoder passes"][2]) == 0
     assert by_name["full size: kit passes (cold / warm)"][2] == "1000 / 0"
     assert "mean Dice point+box: kit bf16 encoder" in by_name
-    assert "mean Dice point+box: kit exact attention" in by_name
-    assert "tiny cpu batch 1 fp32 exact-attention: embedding vs fp32" in by_name
+    assert "mean Dice point+box: kit exact encoder" in by_name
+    assert "tiny cpu batch 1 fp32 exact-encoder: embedding vs fp32" in by_name
     assert "tiny cpu batch 1 bf16: encoder speed" in by_name
     assert "tiny cpu batch 1 bf16: embedding vs fp32" in by_name
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert "peak RSS: encoding, tiny kit encoder" in by_name
-    assert "peak RSS: encoding, tiny exact attention" in by_name
+    assert "peak RSS: encoding, tiny exact encoder" in by_name
     assert out.read_text().count("\n|") == len(lines)

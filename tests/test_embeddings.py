@@ -24,8 +24,8 @@ def set_image_features(backbone, image):
     return p, p.get_image_embedding()[0]
 
 
-def test_batch_1_fp32_exact_attention_is_bit_for_bit_set_image(tiny_backbone, images):
-    enc = ImageEncoder(tiny_backbone, fast_attention=False)
+def test_batch_1_fp32_exact_encoder_is_bit_for_bit_set_image(tiny_backbone, images):
+    enc = ImageEncoder(tiny_backbone, fused=False)
     _, ref = set_image_features(tiny_backbone, images[0])
     assert torch.equal(torch.from_numpy(enc(images[0])), ref)
 
@@ -42,7 +42,7 @@ def test_batched_encoding_matches_one_at_a_time(tiny_backbone, images):
 def test_decoding_a_cached_embedding_equals_sam_predictor(tiny_backbone, images, tmp_path):
     cache = EmbeddingCache.for_backbone(tmp_path, tiny_backbone, dtype="float32")
     image = images[1]
-    cache.save("k", ImageEncoder(tiny_backbone, fast_attention=False)(image))
+    cache.save("k", ImageEncoder(tiny_backbone, fused=False)(image))
     predictor, _ = set_image_features(tiny_backbone, image)
     decoder = PromptDecoder(tiny_backbone)
     decoder.set_embedding(cache.load("k"), image.shape[:2])
@@ -145,8 +145,8 @@ def test_changed_image_or_checkpoint_is_never_served_stale(
 def test_other_encoder_numerics_are_cached_apart(tiny_backbone, synthetic_dir, tmp_path):
     ds = open_dataset(synthetic_dir).subset(2)
     fast, _ = embed_dataset(ds, tiny_backbone, tmp_path, progress=False)     # the default
-    assert fast.cache.dir.name.endswith("-sdpa")
-    enc = ImageEncoder(tiny_backbone, fast_attention=False)
+    assert fast.cache.dir.name.endswith("-fused")
+    enc = ImageEncoder(tiny_backbone, fused=False)
     exact, stats = embed_dataset(ds, tiny_backbone, tmp_path, progress=False, encoder=enc)
     assert exact.cache.dir != fast.cache.dir and exact.cache.dir.name.endswith("-float16")
     assert stats.encoded == 2 and enc.passes == 2          # not served the fused entries

@@ -38,9 +38,9 @@ def image_batch() -> list[torch.Tensor]:
             for _ in range(2)]
 
 
-def test_fast_attention_matches_sams_attention(windowed_backbone, image_batch):
-    stock = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=False).encode(image_batch)
-    fast = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=True)
+def test_fused_path_matches_sams_code(windowed_backbone, image_batch):
+    stock = ImageEncoder(windowed_backbone, batch_size=2, fused=False).encode(image_batch)
+    fast = ImageEncoder(windowed_backbone, batch_size=2, fused=True)
     out = fast.encode(image_batch)
     assert out.shape == stock.shape == (2, 256, 64, 64)
     torch.testing.assert_close(out, stock, atol=1e-4, rtol=1e-4)
@@ -48,7 +48,7 @@ def test_fast_attention_matches_sams_attention(windowed_backbone, image_batch):
 
 def test_mask_chunking_does_not_change_the_result(windowed_backbone, image_batch,
                                                   monkeypatch):
-    fast = ImageEncoder(windowed_backbone, batch_size=2, fast_attention=True)
+    fast = ImageEncoder(windowed_backbone, batch_size=2, fused=True)
     whole = fast.encode(image_batch)                       # the default chunk
     # slices of 3 query rows of the 64-row global grid and of 11 rows of the 14-row
     # windows: both end in a shorter slice
@@ -57,8 +57,8 @@ def test_mask_chunking_does_not_change_the_result(windowed_backbone, image_batch
     torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=1e-5)
 
 
-def test_fast_attention_leaves_the_model_untouched(windowed_backbone, image_batch):
-    fast = ImageEncoder(windowed_backbone, fast_attention=True)
+def test_fused_path_leaves_the_model_untouched(windowed_backbone, image_batch):
+    fast = ImageEncoder(windowed_backbone, fused=True)
     fast.encode(image_batch[:1])
     attn = windowed_backbone.sam.image_encoder.blocks[1].attn
     assert "forward" not in vars(attn)                     # the patch is removed after use
@@ -83,7 +83,7 @@ def test_linear_equals_torchs_linear_and_gelu(onednn, gelu, monkeypatch):
 def test_fused_path_covers_attention_and_mlp_blocks(windowed_backbone, image_batch):
     from segment_anything.modeling.common import MLPBlock
 
-    fast = ImageEncoder(windowed_backbone, fast_attention=True)
+    fast = ImageEncoder(windowed_backbone, fused=True)
     routed = {type(m).__name__ for m, _ in fast._fused}
     assert routed == {"Attention", "MLPBlock"}
     fast.encode(image_batch[:1])

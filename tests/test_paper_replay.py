@@ -88,7 +88,7 @@ def reenact_authors(root, backbone, k, seed=42):
 
 def kit_paper(root, backbone, k, tmp_path, limit=None):
     ds = open_dataset(root).subset(limit)
-    exact = ImageEncoder(backbone, fast_attention=False)        # what set_image computes
+    exact = ImageEncoder(backbone, fused=False)        # what set_image computes
     emb, _ = embed_dataset(ds, backbone, tmp_path / "cache", dtype="float32", progress=False,
                            encoder=exact)
     exp = Experiment(ds, emb, backbone, tmp_path / "run", progress=False)

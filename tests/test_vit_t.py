@@ -34,7 +34,7 @@ def test_vit_t_encodes_and_decodes():
     backbone = Backbone(sam, "vit_t", Path("<random>"), "0" * 64, torch.device("cpu"))
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     encoder = ImageEncoder(backbone)
-    assert not encoder.fast_attention and encoder.numerics == ""  # TinyViT: nothing to fuse
+    assert not encoder.fused and encoder.numerics == ""  # TinyViT: nothing to fuse
     features = encoder(image)
     assert features.shape == (256, 64, 64) and features.dtype == np.float32
     assert np.isfinite(features).all()
