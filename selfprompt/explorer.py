@@ -38,6 +38,8 @@ MODES = {"point": "point", "box": "box", "both": "point_box", "none": "clicks"}
 KNOBS = ("threshold", "erode_iterations", "dilate_iterations", "kernel_size", "max_widen",
          "n_points")
 PANEL_WIDTH = 320  #: display width of each panel, pixels
+#: the knobs start where every preset starts (one place holds these defaults: Preset)
+_KNOB_DEFAULTS = {f.name: f.default for f in fields(Preset) if f.name in KNOBS}
 
 
 @dataclass
@@ -52,12 +54,12 @@ class Settings:
     k: int = 3
     train_images: list[str] = field(default_factory=list)
     image: str = ""
-    threshold: float = 0.5
-    erode_iterations: int = 3
-    dilate_iterations: int = 5
-    kernel_size: int = 5
-    max_widen: int = 20
-    n_points: int = 1
+    threshold: float = _KNOB_DEFAULTS["threshold"]
+    erode_iterations: int = _KNOB_DEFAULTS["erode_iterations"]
+    dilate_iterations: int = _KNOB_DEFAULTS["dilate_iterations"]
+    kernel_size: int = _KNOB_DEFAULTS["kernel_size"]
+    max_widen: int = _KNOB_DEFAULTS["max_widen"]
+    n_points: int = _KNOB_DEFAULTS["n_points"]
     prompts: str = "both"
     clicks: list[list[int]] = field(default_factory=list)
     seed: int = 42
