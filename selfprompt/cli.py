@@ -33,8 +33,9 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="vit_b",
-                   help="vit_b (paper), vit_l, vit_h, vit_t (MobileSAM, optional) or tiny "
-                        "(random weights, no download; its masks mean nothing)")
+                   help="vit_b (paper), vit_l, vit_h, medsam_lite (LiteMedSAM: real weights "
+                        "installed with the kit, no download), vit_t (MobileSAM, optional) or "
+                        "tiny (random weights, no download; its masks mean nothing)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint file (default: the one `make checkpoints` writes)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if present)")

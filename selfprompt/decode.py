@@ -23,6 +23,7 @@ class PromptDecoder:
     def __init__(self, backbone: Backbone) -> None:
         self.backbone = backbone
         self.predictor = SamPredictor(backbone.sam)
+        self.predictor.transform = backbone.transform  # LiteMedSAM maps prompts its own way
 
     def set_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:
         """Use ``features`` ``(256, 64, 64)`` as the embedding of an ``(H, W)`` image."""
@@ -31,7 +32,7 @@ class PromptDecoder:
         # a copy: cached embeddings are read-only memory maps (and may be float16)
         p.features = torch.from_numpy(np.array(features, dtype=np.float32)).to(p.device)[None]
         p.original_size = tuple(int(v) for v in original_size)
-        p.input_size = input_size(*p.original_size)
+        p.input_size = input_size(*p.original_size, self.backbone.img_size)
         p.is_image_set = True
 
     def predict(self, points: np.ndarray | None = None, labels: np.ndarray | None = None,

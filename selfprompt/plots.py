@@ -73,10 +73,11 @@ def data_statistics(facts: list[dict], components: list[int] | None = None):
     return fig
 
 
-def padded_frame(image: np.ndarray) -> np.ndarray:
-    """The image as SAM's encoder sees it: longest side 1024, padded bottom/right."""
-    h, w = input_size(*image.shape[:2])
-    frame = np.zeros((IMG_SIZE, IMG_SIZE) + image.shape[2:], image.dtype)
+def padded_frame(image: np.ndarray, img_size: int = IMG_SIZE) -> np.ndarray:
+    """The image as the encoder sees it: longest side ``img_size`` (SAM: 1024,
+    LiteMedSAM: 256), padded bottom/right."""
+    h, w = input_size(*image.shape[:2], img_size)
+    frame = np.zeros((img_size, img_size) + image.shape[2:], image.dtype)
     frame[:h, :w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     return frame
 
@@ -97,13 +98,13 @@ def embedding_rgb(features: np.ndarray, n: int = 3) -> np.ndarray:
     return np.clip((pcs - lo) / np.maximum(hi - lo, 1e-8), 0, 1).reshape(GRID, GRID, n)
 
 
-def embedding_figure(image: np.ndarray, features: np.ndarray):
-    """Image, its padded 1024 frame, and the embedding's first 3 PCs as RGB."""
+def embedding_figure(image: np.ndarray, features: np.ndarray, img_size: int = IMG_SIZE):
+    """Image, its padded frame (``img_size``), and the embedding's first 3 PCs as RGB."""
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     axes[0].imshow(image)
     axes[0].set_title(f"image {image.shape[1]}x{image.shape[0]}")
-    axes[1].imshow(padded_frame(image))
-    axes[1].set_title("SAM's input: 1024x1024, padded")
+    axes[1].imshow(padded_frame(image, img_size))
+    axes[1].set_title(f"encoder's input: {img_size}x{img_size}, padded")
     axes[2].imshow(embedding_rgb(features), interpolation="nearest")
     axes[2].set_title("embedding 256x64x64: PCs 1-3 as RGB")
     for ax in axes:
@@ -112,13 +113,13 @@ def embedding_figure(image: np.ndarray, features: np.ndarray):
     return fig
 
 
-def label_grids(mask: np.ndarray):
+def label_grids(mask: np.ndarray, img_size: int = IMG_SIZE):
     """D4 in one picture: the padded frame's mask, stretched labels, aligned labels."""
     from .frame import labels_aligned, labels_stretched
 
-    aligned, valid = labels_aligned(mask)
+    aligned, valid = labels_aligned(mask, img_size)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
-    axes[0].imshow(cv2.resize(padded_frame(mask * 255), (GRID, GRID),
+    axes[0].imshow(cv2.resize(padded_frame(mask * 255, img_size), (GRID, GRID),
                               interpolation=cv2.INTER_AREA), cmap="gray")
     axes[0].set_title("truth in SAM's frame (64x64 view)")
     axes[1].imshow(labels_stretched(mask), cmap="gray")

