@@ -25,7 +25,8 @@ DATA_DIR = $(DATA_DIR_$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data assets embed sweep summary \
-        smoke lab bench install-extras notebook-outputs lint lock clean distclean
+        smoke lab bench install-extras notebook-outputs lint lock clean distclean \
+        reference verify-reference
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,7 +46,7 @@ test: $(VENV)/.installed ## run every test (unit, end-to-end, notebooks under nb
 test-fast: $(VENV)/.installed ## unit tests only (no end-to-end, no notebooks)
 	$(PY) -m pytest tests -m "not slow"
 
-checkpoints: $(VENV)/.installed ## fetch a SAM checkpoint (MODEL=vit_b|vit_l|vit_h|vit_t; tiny: none)
+checkpoints: $(VENV)/.installed ## fetch a checkpoint (MODEL=vit_b|vit_l|vit_h|vit_t|medsam_lite; tiny: none)
 	$(if $(filter tiny,$(MODEL)),@echo "tiny: generated from a seed on first use",$(PY) -m selfprompt fetch checkpoint --model $(MODEL))
 
 data: $(VENV)/.installed ## fetch a data set (DATASET=kvasir|isic2018)
@@ -117,6 +118,26 @@ report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ 
 		-p runs_dir $(abspath $(RUNS)) -p out_dir $(abspath reports)
 	mv $(RUNS)/.06_report.tmp.ipynb $(RUNS)/06_report.ipynb
 
+# --- the committed reference: LiteMedSAM (real weights, bundled) on all of Kvasir-SEG -------
+# `make reference` reruns the whole sweep (5 folds x k x both presets x all variants) and
+# rewrites reports/reference/kvasir/medsam_lite/; `make verify-reference` recomputes one
+# slice of it from the committed folds and prints the largest per-image difference.
+REF_MODEL   := medsam_lite
+REF_DIR     := reports/reference/kvasir/$(REF_MODEL)
+REF_DATA    := $(or $(SELFPROMPT_DATA_DIR),$(wildcard data/kvasir-seg),$(wildcard ../shared/data/kvasir-seg),data/kvasir-seg)
+REF_K       ?= 10
+REF_FOLD    ?= 0
+REF_IMAGES  ?=
+reference: $(VENV)/.installed ## the committed reference: full medsam_lite sweep on Kvasir-SEG, then its report
+	$(MAKE) --no-print-directory reproduce MODEL=$(REF_MODEL) DATASETS=kvasir \
+		SELFPROMPT_DATA_DIR=$(abspath $(REF_DATA)) K="10 20 40 all" FOLDS="0 1 2 3 4" \
+		PRESETS="paper corrected"
+	$(PY) -m selfprompt.reference write $(RUNS)/kvasir/$(REF_MODEL) $(REF_DIR)
+
+verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; largest per-image difference
+	$(PY) -m selfprompt.reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
+		--fold $(REF_FOLD) $(if $(REF_IMAGES),--images $(REF_IMAGES))
+
 SMOKE_DATA := $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic)
 smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no download
 	test -d $(SMOKE_DATA) || $(PY) -m selfprompt synthetic $(SMOKE_DATA) --n 20
@@ -147,7 +168,7 @@ lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv (extras sta
 	} > requirements-lock.tmp
 	mv requirements-lock.tmp requirements-lock.txt
 
-clean: ## remove generated results (keeps data, checkpoints, embedding cache)
+clean: ## remove generated results (keeps data, checkpoints, embedding cache, reports/reference)
 	rm -rf reports/runs reports/figures reports/*.md reports/*.csv .pytest_cache
 
 distclean: clean ## also remove the environment and the embedding cache

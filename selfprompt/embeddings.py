@@ -201,6 +201,27 @@ class EmbeddingList(Sequence):
         return self.embeddings[self.indices[j]]
 
 
+ENCODE_LOG = "encode_log.jsonl"
+
+
+def log_encoding(cache: EmbeddingCache, stats: EmbeddingStats, seconds: float) -> None:
+    """Append one line to the cache folder's ``encode_log.jsonl``: how many images were
+    encoded, in how many seconds, on what machine. The reference results' provenance
+    reads it (the encoder is the sweep's most expensive stage)."""
+    from datetime import datetime, timezone
+
+    from .provenance import environment
+
+    line = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "encoded": stats.encoded, "reused": stats.reused, "seconds": round(seconds, 1),
+            "environment": environment()}
+    try:
+        with open(cache.dir / ENCODE_LOG, "a") as f:  # one short write: a line or nothing
+            f.write(json.dumps(line) + "\n")
+    except OSError as err:  # a read-only cache still serves embeddings
+        log.warning("could not log the encoding time in %s: %s", cache.dir, err)
+
+
 def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
                   dtype: str = "float16", workers: int = 0, progress: bool = True,
                   encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
@@ -211,10 +232,15 @@ def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
     ``ImageEncoder(backbone, fused=False)`` for exactly what ``set_image``
     computes).
     """
+    import time
+
     encoder = encoder or ImageEncoder(backbone)
     cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype, encoder)
     embeddings = DatasetEmbeddings(dataset, cache)
+    start = time.perf_counter()
     stats = embeddings.ensure(encoder, workers=workers, progress=progress)
+    if stats.encoded:
+        log_encoding(cache, stats, time.perf_counter() - start)
     log.info("embeddings: %d images, %d encoded, %d from cache (%s)",
              stats.total, stats.encoded, stats.reused, cache.dir)
     return embeddings, stats

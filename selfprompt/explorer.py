@@ -48,7 +48,7 @@ class Settings:
 
     data_dir: str
     limit: int = 8
-    backbone: str = "tiny"
+    backbone: str = "medsam_lite"
     checkpoint: str = ""
     preset: str = "corrected"
     k: int = 3
@@ -355,6 +355,9 @@ def scores_html(view: View, backbone: str) -> str:
         f"<td class=sp-dice>{d:.4f}</td><td>{j:.4f}</td></tr>"
         for v, (d, j) in view.scores.items())
     notes = []
+    if backbone == "medsam_lite":
+        notes.append("<i>LiteMedSAM was trained with box prompts only: a point alone gives "
+                     "little, the box carries the mask</i>")
     if backbone == "tiny":
         notes.append("<b style='color:#b00'>tiny backbone: RANDOM weights, no download. "
                      "Its masks mean nothing; use it to learn the controls.</b>")

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,9 @@ from .io import atomic_open, atomic_write_text
 from .pipeline import coarse_mask, fit_classifier, segment
 from .presets import VARIANTS, Preset, get_preset
 from .prompts import make_prompts
-from .results import k_order
+from .results import COLUMNS, k_order
 
 log = logging.getLogger(__name__)
-
-COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
-           "dice", "iou", "empty_prediction", "counted"]
 
 
 def parse_k(k: str | int) -> str:
@@ -177,22 +175,26 @@ class Experiment:
         return rng
 
     # ---------------------------------------------------------------- one fold
-    def run_fold(self, preset: str | Preset, k: str | int, fold: int,
-                 force: bool = False) -> Path:
-        """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
-        preset, k = get_preset(preset), parse_k(k)
-        if not 0 <= fold < self.n_folds:
-            raise ValueError(f"fold {fold} does not exist: folds are 0..{self.n_folds - 1}")
-        path = self.fold_path(preset.name, k, fold)
-        if not force and self.finished(preset, k, fold) is not None:
-            log.info("skip %s: already done", path)
-            return path
+    def score(self, preset: Preset, k: str, fold: int,
+              n_images: int | None = None) -> tuple[list[dict], int, object, dict]:
+        """Segment and score the fold's test images (the first ``n_images`` of them in
+        test order, or all): ``(rows, box draws, classifier, seconds by stage)``.
+
+        The first images of a fold get exactly the draws they get in the whole fold (the
+        ``paper`` preset's stream is consumed in test order), so a slice of a committed
+        fold can be recomputed and compared image by image (``selfprompt.reference``).
+        Seconds: ``fit`` (0 when an earlier call fitted it), ``replay`` (re-deriving the
+        ``paper`` preset's stream past earlier folds) and ``segment``.
+        """
         from tqdm.auto import tqdm
 
+        t0 = time.perf_counter()
         clf = self.classifier(preset, k, fold)
+        t1 = time.perf_counter()
         stream = self._stream(preset, k, fold) if preset.rng == "sequential" else None
+        t2 = time.perf_counter()
         rows, draws = [], 0
-        test = self.folds[fold][1]
+        test = self.folds[fold][1][:n_images]
         for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
                       disable=not self.progress, leave=False):
             i = int(i)
@@ -209,6 +211,24 @@ class Experiment:
                     "dice": round(d, 6), "iou": round(j, 6),
                     "empty_prediction": seg.prompts.empty,
                     "counted": not (preset.drop_empty and seg.prompts.empty)})
+        seconds = {"fit": round(t1 - t0, 3), "replay": round(t2 - t1, 3),
+                   "segment": round(time.perf_counter() - t2, 3)}
+        return rows, draws, clf, seconds
+
+    def run_fold(self, preset: str | Preset, k: str | int, fold: int,
+                 force: bool = False) -> Path:
+        """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
+        preset, k = get_preset(preset), parse_k(k)
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} does not exist: folds are 0..{self.n_folds - 1}")
+        path = self.fold_path(preset.name, k, fold)
+        if not force and self.finished(preset, k, fold) is not None:
+            log.info("skip %s: already done", path)
+            return path
+        from .provenance import environment
+
+        rows, draws, clf, seconds = self.score(preset, k, fold)
+        test = self.folds[fold][1]
         with atomic_open(path, "w") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
@@ -216,7 +236,8 @@ class Experiment:
         meta = {**self._identity(preset, k, fold), "backbone": self.backbone.model_type,
                 "n_test": len(test), "box_draws": draws, "classifier_fit": clf.fit_route_,
                 "lbfgs_iterations": int(clf.n_iter_[0]),
-                "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1)}
+                "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1),
+                "seconds": seconds, "environment": environment()}
         # the JSON is written last: together with the CSV it marks the fold as finished
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
         return path

@@ -15,6 +15,9 @@ import numpy as np
 
 from .io import atomic_open
 
+#: the tidy table's columns: one row per (image, variant) of a (preset, k, fold) run
+COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
+           "dice", "iou", "empty_prediction", "counted"]
 GROUP = ("dataset", "backbone", "preset", "k", "variant")
 SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
                                  "dice_mean", "dice_std", "iou_mean", "iou_std"]
@@ -24,17 +27,24 @@ def _truth(value: str | bool) -> bool:
     return value if isinstance(value, bool) else value.strip().lower() == "true"
 
 
+def parse_results(lines) -> list[dict]:
+    """Rows of a result table given as lines of CSV text (an open file, a gzip stream)."""
+    rows = []
+    for r in csv.DictReader(lines):
+        r["fold"] = int(r["fold"])
+        r["dice"], r["iou"] = float(r["dice"]), float(r["iou"])
+        r["empty_prediction"] = _truth(r["empty_prediction"])
+        r["counted"] = _truth(r["counted"])
+        rows.append(r)
+    return rows
+
+
 def read_results(paths) -> list[dict]:
     """Rows of one or more result CSVs (fold files or a combined table)."""
     rows = []
     for path in paths:
         with open(path, newline="") as f:
-            for r in csv.DictReader(f):
-                r["fold"] = int(r["fold"])
-                r["dice"], r["iou"] = float(r["dice"]), float(r["iou"])
-                r["empty_prediction"] = _truth(r["empty_prediction"])
-                r["counted"] = _truth(r["counted"])
-                rows.append(r)
+            rows += parse_results(f)
     return rows
 
 
@@ -112,7 +122,6 @@ def to_markdown(summary: list[dict], fold: str = "all") -> str:
 def collect(run_dir: Path) -> tuple[Path, Path, Path]:
     """Combine a run folder's fold files into ``results.csv``, ``summary.csv``, ``summary.md``."""
     from .io import atomic_write_text
-    from .protocol import COLUMNS
 
     run_dir = Path(run_dir)
     rows = read_results(fold_files(run_dir))

@@ -30,13 +30,13 @@ def cache(tmp_path_factory) -> Path:
 def shared_state(synthetic_dir, tiny_checkpoint, cache) -> ExplorerState:
     """One state for the module: its caches (backbone, embeddings, fits, decodes) are
     keyed by the settings, so tests that start from fresh settings share them safely."""
-    return ExplorerState(Settings(data_dir=str(synthetic_dir), checkpoint=str(tiny_checkpoint),
-                                  cache_dir=str(cache)))
+    return ExplorerState(Settings(data_dir=str(synthetic_dir), backbone="tiny",
+                                  checkpoint=str(tiny_checkpoint), cache_dir=str(cache)))
 
 
 @pytest.fixture
 def explorer(shared_state, synthetic_dir, tiny_checkpoint, cache, tmp_path) -> Explorer:
-    shared_state.s = Settings(data_dir=str(synthetic_dir), limit=8,
+    shared_state.s = Settings(data_dir=str(synthetic_dir), limit=8, backbone="tiny",
                               checkpoint=str(tiny_checkpoint), k=3, cache_dir=str(cache),
                               output_dir=str(tmp_path / "out"))
     shared_state.update()  # fill the data-dependent defaults (training draw, image)

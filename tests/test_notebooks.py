@@ -139,3 +139,32 @@ def test_evaluation_notebook_on_real_kvasir(kvasir_dir, tmp_path):
     rows = fold.with_suffix(".csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * 4 and rows[1].startswith("kvasir,")
     assert json.loads((tmp_path / "run" / "folds.json").read_text())["shots"].keys() == {"3"}
+
+
+@pytest.mark.parametrize("path", OURS, ids=lambda p: p.name)
+def test_no_unrecorded_expectation_is_committed(path):
+    for i, cell in enumerate(_cells(path)):
+        assert "expected=None" not in cell.source, f"{path.name} cell {i}: expected=None"
+        for out in cell.get("outputs", []):
+            assert "RECORD " not in out.get("text", ""), f"{path.name} cell {i}: RECORD output"
+
+
+def test_check_close_prints_the_expectation_and_fails_off_values(monkeypatch, capsys):
+    monkeypatch.setenv(nb.NBVAL_ENV, "1")
+    nb.check_close("mean Dice", 0.8123, expected=0.81, tol=0.02)
+    nb.check_close("mean Dice", 0.8234, expected=0.81, tol=0.02)
+    out = capsys.readouterr().out
+    assert out == "mean Dice: 0.81 ± 0.02 ok\n" * 2  # the same text whatever the last digits
+    with pytest.raises(AssertionError, match=r"mean Dice is 0\.8400, expected 0\.81 ± 0\.02"):
+        nb.check_close("mean Dice", 0.84, expected=0.81, tol=0.02)
+    with pytest.raises(AssertionError):
+        nb.check_close("mean Dice", float("nan"), expected=0.81, tol=0.02)
+
+
+def test_check_close_outside_the_tests_shows_the_value(monkeypatch, capsys):
+    monkeypatch.setenv(nb.NBVAL_ENV, "0")
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    nb.check_close("mean Dice", 0.5, expected=0.81, tol=0.02)  # other data: not checked
+    assert "mean Dice: 0.500 (the notebook tests expect 0.81 ± 0.02" in capsys.readouterr().out
+    nb.check_close("mean Dice", 0.5, expected=None, tol=0.02)
+    assert capsys.readouterr().out == "RECORD mean Dice = 0.5000\n"

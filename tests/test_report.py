@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from selfprompt import report
-from selfprompt.protocol import COLUMNS
+from selfprompt.results import COLUMNS
 from selfprompt.results import summarise
 
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "METHOD.md"
