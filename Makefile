@@ -132,7 +132,8 @@ reference: $(VENV)/.installed ## the committed reference: full medsam_lite sweep
 	$(MAKE) --no-print-directory reproduce MODEL=$(REF_MODEL) DATASETS=kvasir \
 		SELFPROMPT_DATA_DIR=$(abspath $(REF_DATA)) K="10 20 40 all" FOLDS="0 1 2 3 4" \
 		PRESETS="paper corrected"
-	$(PY) -m selfprompt.reference write $(RUNS)/kvasir/$(REF_MODEL) $(REF_DIR)
+	$(PY) -m selfprompt.reference write $(RUNS)/kvasir/$(REF_MODEL) $(REF_DIR) \
+		--data $(abspath $(REF_DATA))
 
 verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; largest per-image difference
 	$(PY) -m selfprompt.reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \

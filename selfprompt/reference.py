@@ -85,19 +85,30 @@ def read_results_gz(path: Path) -> list[dict]:
 
 
 def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
-          encode: dict | None = None, cache_dir: str | Path | None = None) -> dict[str, Path]:
+          encode: dict | None = None, cache_dir: str | Path | None = None,
+          data_dir: str | Path | None = None) -> dict[str, Path]:
     """The reference folder from a finished run folder (``reports/runs/<data>/<backbone>``).
 
     ``encode``: the encoder stage's record (``{"images", "seconds", ...}``) when the
-    cache's own ``encode_log.jsonl`` does not hold it.
+    cache's own ``encode_log.jsonl`` does not hold it. ``data_dir``: the data set, for
+    the pictures of the best and worst cases (left out without it).
     """
     from . import report
     from .provenance import environment
 
+    import time
+
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    start = time.perf_counter()
     paths = report.write_report(run_dir, out_dir, k=k)
+    report_seconds = round(time.perf_counter() - start, 1)
     rows = report.load_runs(run_dir)
     paths["results"] = write_results_gz(rows, out_dir / "results.csv.gz")
+    for p in distribution_figures(rows, out_dir, k):
+        paths[p.stem] = p
+    if data_dir is not None:
+        for p in case_figures(rows, out_dir, Path(data_dir), k):
+            paths[p.stem] = p
     shutil.copyfile(run_dir / "folds.json", out_dir / "folds.json")
     paths["folds"] = out_dir / "folds.json"
     metas = _fold_meta(run_dir)
@@ -119,12 +130,77 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         "fold_environment": next((m["environment"] for m in metas if "environment" in m), None),
         "written_by": environment(),
         "seconds": {"encode": encode or encode_seconds(Path(cache_dir) if cache_dir else None),
-                    **stage_seconds(metas)},
+                    **stage_seconds(metas), "report": report_seconds},
         "command": "make reference (make reproduce MODEL=medsam_lite DATASETS=kvasir, then "
                    "python -m selfprompt.reference write)",
     }
     paths["provenance"] = out_dir / "provenance.json"
     atomic_write_text(paths["provenance"], json.dumps(provenance, indent=1) + "\n")
+    return paths
+
+
+def distribution_figures(rows: list[dict], out_dir: Path, k: str) -> list[Path]:
+    """Per-image Dice distribution of every variant at ``k``, one figure per preset."""
+    import matplotlib.pyplot as plt
+
+    from .plots import dice_histogram
+
+    paths = []
+    for preset in sorted({r["preset"] for r in rows}):
+        part = [r for r in rows if r["preset"] == preset and r["k"] == k]
+        if not part:
+            continue
+        fig = dice_histogram(part)
+        fig.axes[0].set_title(f"Dice per image, {preset} preset, k = {k}, all folds")
+        path = out_dir / "figures" / f"dice_distribution_{preset}_k{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: int = 0,
+                 variant: str = "point_box", n: int = 2, cache=None) -> list[Path]:
+    """The ``n`` best and worst test images of ``(k, fold)`` by ``variant``'s Dice, per
+    preset: each variant's mask over the image, the truth's outline and the prompts.
+
+    The images are segmented again from the cached embeddings for the picture; under the
+    ``paper`` preset the box widening is then drawn from the image's own seed, so the box
+    can differ by a few pixels from the fold's run (its Dice is in the tables).
+    """
+    import matplotlib.pyplot as plt
+
+    from .backbone import load_backbone
+    from .datasets import open_dataset
+    from .embeddings import embed_dataset
+    from .metrics import dice
+    from .notebook import cache_root, case
+    from .plots import variant_figure
+    from .protocol import Experiment
+
+    dataset = open_dataset(Path(data_dir))
+    backbone = load_backbone(rows[0]["backbone"])
+    embeddings, _ = embed_dataset(dataset, backbone, cache_root(cache), progress=False)
+    exp = Experiment(dataset, embeddings, backbone, Path("/nonexistent"),
+                     dataset_name=rows[0]["dataset"], seed=int(rows[0]["seed"]), progress=False)
+    paths = []
+    for preset in sorted({r["preset"] for r in rows}):
+        mine = sorted((r for r in rows if r["preset"] == preset and r["k"] == k
+                       and r["fold"] == fold and r["variant"] == variant and r["counted"]),
+                      key=lambda r: (r["dice"], r["image"]))
+        for kind, chosen in (("worst", mine[:n]), ("best", mine[::-1][:n])):
+            for r in chosen:
+                image, truth, seg = case(exp, preset, k, fold, r["image"])
+                scores = {v: dice(m, truth) for v, m in seg.masks.items()}
+                fig = variant_figure(image, truth, seg.masks, seg.prompts, scores)
+                fig.suptitle(f"{kind}: {r['image']} ({preset}, k = {k}, fold {fold}; "
+                             f"{variant} Dice in the table {r['dice']:.2f})", y=1.04)
+                path = out_dir / "figures" / f"case_{preset}_k{k}_{kind}_{r['image']}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fig.savefig(path, dpi=70, bbox_inches="tight")
+                plt.close(fig)
+                paths.append(path)
     return paths
 
 
@@ -187,7 +263,8 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
 
 def _cmd_write(args) -> int:
     encode = json.loads(args.encode) if args.encode else None
-    paths = write(args.run_dir, args.out_dir, k=args.k, encode=encode, cache_dir=args.cache_dir)
+    paths = write(args.run_dir, args.out_dir, k=args.k, encode=encode, cache_dir=args.cache_dir,
+                  data_dir=args.data)
     for name, p in paths.items():
         print(f"{name}: {p}")
     return 0
@@ -218,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="embedding cache folder whose encode_log.jsonl times the encoder "
                         "(default: the model's float16 folder under $SELFPROMPT_CACHE or "
                         "data/embeddings)")
+    w.add_argument("--data", type=Path, default=None,
+                   help="the data set's folder: adds pictures of the best and worst cases")
     w.add_argument("--encode", default=None,
                    help='encoder record as JSON when the cache has no log: {"images": N, '
                         '"seconds": S, "source": "..."}')

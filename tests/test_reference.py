@@ -33,6 +33,24 @@ def small_reference(tmp_path_factory, synthetic_dir, tiny_backbone, tiny_checkpo
     return out, paths, tmp
 
 
+def test_case_figures_show_the_best_and_worst_images(small_reference, synthetic_dir,
+                                                     tiny_checkpoint, monkeypatch, tmp_path):
+    from selfprompt import backbone as bb
+
+    out, _, tmp = small_reference
+    real = bb.load_backbone
+    monkeypatch.setattr(bb, "load_backbone",
+                        lambda name, *a, **kw: real(name, tiny_checkpoint, device="cpu"))
+    rows = reference.read_results_gz(out / "results.csv.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = reference.case_figures(rows, tmp_path, synthetic_dir, "2", n=1,
+                                       cache=tmp / "cache")
+    names = sorted(p.name for p in paths)
+    assert len(names) == 4 and all(p.stat().st_size > 5000 for p in paths)  # 2 presets x 2
+    assert [n.split("_")[1] for n in names] == ["corrected", "corrected", "paper", "paper"]
+
+
 def test_reference_folder_holds_tables_rows_folds_and_provenance(small_reference):
     out, paths, _ = small_reference
     for name in ("report", "summary", "results", "folds", "provenance"):
@@ -41,7 +59,7 @@ def test_reference_folder_holds_tables_rows_folds_and_provenance(small_reference
     assert len(rows) == 2 * 2 * 2 * 4  # presets x folds x test images (2 of 10) x variants
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["backbone"] == "tiny" and prov["seed"] == 42 and prov["n_folds"] == 5
-    assert set(prov["seconds"]) >= {"encode", "fit", "replay", "segment"}
+    assert set(prov["seconds"]) >= {"encode", "fit", "replay", "segment", "report"}
     assert prov["seconds"]["encode"]["images"] == 10     # from the cache's encode log
     assert prov["fold_environment"]["cpu"] and prov["written_by"]["torch"]
     assert len(prov["model_hash"]) == 1 and len(prov["model_hash"][0]) == 64
