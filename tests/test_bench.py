@@ -26,7 +26,8 @@ def test_analytic_counts():
 def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     out = tmp_path / "bench.md"
     assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
-                 "all", "--speed", "tiny:1", "--precisions", "fp32", "bf16", "--no-gpu",
+                 "all", "--speed", "tiny:1;medsam_lite:1", "--precisions", "fp32", "bf16",
+                 "--no-gpu", "--cpu-bf16-models", "tiny",
                  "--memory-images", "3", "--no-memory-backbone",
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--out", str(out)]) == 0
@@ -47,6 +48,10 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     assert "tiny cpu batch 1 fp32 exact-encoder: embedding vs fp32" in by_name
     assert "tiny cpu batch 1 bf16: encoder speed" in by_name
     assert "tiny cpu batch 1 bf16: embedding vs fp32" in by_name
+    # LiteMedSAM at its own 256 x 256 frame, with the 60 %-of-peak target stated
+    assert by_name["medsam_lite encoder MACs per image"][4] == "FlopCounterMode, 256 x 256"
+    assert 20 < float(by_name["medsam_lite encoder MACs per image"][2]) < 60  # GMAC
+    assert "target 60 %" in by_name["medsam_lite cpu batch 1 fp32: achieved rate"][4]
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert "peak RSS: encoding, tiny kit encoder" in by_name
     assert "peak RSS: encoding, tiny exact encoder" in by_name

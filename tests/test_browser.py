@@ -26,7 +26,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07_explore.ipynb"
 ARTIFACTS = REPO / "reports" / "figures" / "test-artifacts"
-BUDGET_S = 90  #: the whole test, JupyterLab start included
+#: the whole test, JupyterLab start included. The notebook's default backbone is LiteMedSAM
+#: (real weights): on a fresh clone it first encodes its 8 images (about 2 s each on two
+#: CPU cores), which the old `tiny` default did in milliseconds.
+BUDGET_S = 150
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              "/usr/bin/chromium") if p and Path(p).exists()), None)
 

@@ -8,6 +8,13 @@ the distance-transform point before clean-up, the box after it, widened by
 ``np.random.randint`` draws, and images whose cleaned mask is empty left out. With D1
 fixed (the loop runs) and D3 fixed (sorted files, seeded NumPy), it must give exactly
 the numbers of the kit's ``paper`` preset, image by image.
+
+The promise is exactness against the authors' computation **on the same machine**: both
+sides run here, under the same arithmetic, so the comparison stays exact on every CPU
+(``tests/test_portability.py`` runs this file under other BLAS kernels, torch's default
+CPU capability and one thread). A number recorded on one CPU and recomputed on another
+is a different matter: the stretched labels (D4) make the paper's fit ill-posed, so
+single images can move by several Dice points between machines.
 """
 import os
 import random
