@@ -153,13 +153,17 @@ class DatasetEmbeddings:
     def missing(self) -> list[int]:
         return [i for i, k in enumerate(self.keys) if not self.cache.is_valid(k)]
 
-    def ensure(self, encoder: ImageEncoder, workers: int = 0,
-               progress: bool = True) -> EmbeddingStats:
-        """Encode every image whose embedding is missing or damaged; resumable."""
+    def ensure(self, encoder: ImageEncoder, workers: int = 0, progress: bool = True,
+               indices=None) -> EmbeddingStats:
+        """Encode every image whose embedding is missing or damaged; resumable.
+
+        ``indices``: only these images (a slice of a sweep that needs a few of them).
+        """
         from tqdm.auto import tqdm
 
-        todo = self.missing()
-        stats = EmbeddingStats(len(self.keys), len(todo), len(self.keys) - len(todo))
+        wanted = range(len(self.keys)) if indices is None else sorted({int(i) for i in indices})
+        todo = [i for i in wanted if not self.cache.is_valid(self.keys[i])]
+        stats = EmbeddingStats(len(wanted), len(todo), len(wanted) - len(todo))
         if not todo:
             return stats
         loader = torch.utils.data.DataLoader(

@@ -131,3 +131,5 @@ def test_committed_reference_recomputes_on_kvasir(kvasir_dir, tmp_path):
         assert r["rows"] == 6 * 4, name
         assert abs(r["mean_diff"]) <= 0.05, (name, r)
     assert result["corrected"]["max_diff"] <= 0.02, result["corrected"]
+    # a fresh cache encodes only what the slice reads: fold 0's 10 shots and 6 test images
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 16
