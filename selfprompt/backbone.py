@@ -219,8 +219,9 @@ def _check_known_hash(path: Path, model_type: str, model_hash: str) -> None:
     """
     from .download import CHECKPOINTS, load_registry
 
+    registry = load_registry()
     for model, name in CHECKPOINTS.items():
-        asset = load_registry()[name]
+        asset = registry[name]
         if asset.sha256 == model_hash and model != model_type:
             raise CheckpointError(f"{path} is the published {model} checkpoint "
                                   f"({asset.filename}), but model type {model_type!r} was "
