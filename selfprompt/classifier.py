@@ -1,9 +1,12 @@
-"""The linear pixel-wise classifier: each embedding cell is one 256-d sample.
+"""Pixel-wise classifiers over embedding cells: each cell is one 256-d sample.
 
-A scikit-learn estimator around ``LogisticRegression`` with the paper's settings by
-default (L2, C=1, lbfgs, ``max_iter=1000``). ``predict`` thresholds the probability at
-``threshold``; at 0.5 that is exactly ``LogisticRegression.predict`` (decision > 0),
-which the ``paper`` preset relies on.
+:class:`LinearPixelClassifier` is the paper's: a scikit-learn estimator around
+``LogisticRegression`` with the paper's settings by default (L2, C=1, lbfgs,
+``max_iter=1000``). ``predict`` thresholds the probability at ``threshold``; at 0.5
+that is exactly ``LogisticRegression.predict`` (decision > 0), which the ``paper``
+preset relies on. :class:`CellClassifier` holds the ablations' alternatives (scaled
+features, a small MLP, k nearest neighbours) behind the same interface, and
+:func:`make_classifier` picks one by the name a preset carries.
 """
 from __future__ import annotations
 
@@ -173,3 +176,129 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
     def predict_map(self, features: np.ndarray) -> np.ndarray:
         """``(256, 64, 64)`` embedding -> ``(64, 64)`` uint8 coarse mask."""
         return self.predict(cells(features)).reshape(GRID, GRID).astype(np.uint8)
+
+    def logit_map(self, features: np.ndarray, clip: float = 20.0) -> np.ndarray:
+        """``(64, 64)`` log-odds of lesion (the linear model's own decision values),
+        clipped to ``+-clip``: SAM's mask prompt takes logits."""
+        d = self.decision_function(cells(features)).reshape(GRID, GRID)
+        return np.clip(d, -clip, clip).astype(np.float32)
+
+
+class _MapsMixin:
+    """The pipeline's interface on whole embeddings, for any classifier of cells."""
+
+    def probability_map(self, features: np.ndarray) -> np.ndarray:
+        """``(256, 64, 64)`` embedding -> ``(64, 64)`` lesion probability."""
+        return self.predict_proba(cells(features))[:, -1].reshape(GRID, GRID)
+
+    def predict_map(self, features: np.ndarray) -> np.ndarray:
+        """``(256, 64, 64)`` embedding -> ``(64, 64)`` uint8 coarse mask."""
+        return self.predict(cells(features)).reshape(GRID, GRID).astype(np.uint8)
+
+    def logit_map(self, features: np.ndarray, clip: float = 20.0) -> np.ndarray:
+        """``(64, 64)`` log-odds of lesion, clipped to ``+-clip`` (SAM's mask prompt
+        takes logits; a probability of exactly 0 or 1 would be infinite)."""
+        p = np.clip(self.probability_map(features).astype(np.float64), 1e-9, 1 - 1e-9)
+        return np.clip(np.log(p / (1 - p)), -clip, clip).astype(np.float32)
+
+
+class CellClassifier(_MapsMixin, ClassifierMixin, BaseEstimator):
+    """The ablations' alternatives to the paper's classifier, on the same cells.
+
+    Parameters
+    ----------
+    kind : {"scaled", "mlp", "knn"}, default="scaled"
+        ``scaled``: the paper's logistic regression on standardised features (does the
+        unscaled fit suffer from the channels' different ranges?); ``mlp``: one hidden
+        layer of ``hidden`` units (is the boundary linear?); ``knn``: ``n_neighbors``
+        nearest cells by Euclidean distance on standardised features (no model at all).
+    threshold : float, default=0.5
+        Probability above which ``predict`` says "lesion".
+    max_cells : int or None, default=20000
+        Cells kept for fitting, drawn at random without replacement (all when fewer):
+        k-NN compares every test cell with every kept one, and an MLP's fit grows with
+        them. ``None`` keeps all (``scaled`` uses all by default via :func:`make_classifier`).
+    hidden : int, default=64
+        Hidden units of the MLP.
+    n_neighbors : int, default=15
+        Neighbours of k-NN.
+    random_state : int, default=0
+        Seeds the draw of cells and the MLP's initialisation.
+    """
+
+    def __init__(self, kind: str = "scaled", threshold: float = 0.5,
+                 max_cells: int | None = 20000, hidden: int = 64, n_neighbors: int = 15,
+                 random_state: int = 0) -> None:
+        self.kind = kind
+        self.threshold = threshold
+        self.max_cells = max_cells
+        self.hidden = hidden
+        self.n_neighbors = n_neighbors
+        self.random_state = random_state
+
+    def _estimator(self):
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if self.kind == "scaled":
+            model = LogisticRegression(max_iter=1000)
+        elif self.kind == "mlp":
+            model = MLPClassifier(hidden_layer_sizes=(self.hidden,), max_iter=200,
+                                  early_stopping=True, random_state=self.random_state)
+        elif self.kind == "knn":
+            model = KNeighborsClassifier(n_neighbors=self.n_neighbors)
+        else:
+            raise ValueError(f"unknown kind {self.kind!r}: scaled, mlp or knn")
+        return make_pipeline(StandardScaler(), model)
+
+    def fit(self, X, y) -> "CellClassifier":
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        rng = np.random.default_rng(self.random_state)
+        if self.max_cells is not None and len(y) > self.max_cells:
+            keep = np.sort(rng.choice(len(y), self.max_cells, replace=False))
+            X, y = X[keep], y[keep]
+        self.model_ = self._estimator()
+        with threadpool_limits(limits=1, user_api="blas"):
+            self.model_.fit(X, y)
+        self.classes_ = self.model_.classes_
+        last = self.model_[-1]
+        self.n_iter_ = np.array([np.max(getattr(last, "n_iter_", 0))], dtype=np.int32)
+        self.fit_route_ = "in-memory"
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self.model_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        if len(self.classes_) == 2:
+            return self.classes_[(proba[:, 1] > self.threshold).astype(int)]
+        return self.classes_[np.argmax(proba, axis=1)]
+
+
+#: classifier names a preset may carry, and what each is
+CLASSIFIERS = {
+    "logreg": "the paper's: logistic regression on the raw cells (L2, C = 1, lbfgs)",
+    "logreg_balanced": "the same, classes weighted inversely to their frequency",
+    "logreg_scaled": "the same on standardised features",
+    "mlp": "one hidden layer of 64 ReLU units on standardised features (20 000 cells)",
+    "knn": "15 nearest cells, Euclidean on standardised features (20 000 cells)",
+}
+
+
+def make_classifier(kind: str = "logreg", threshold: float = 0.5, random_state: int = 0):
+    """An unfitted pixel classifier by name (:data:`CLASSIFIERS`)."""
+    if kind == "logreg":
+        return LinearPixelClassifier(threshold=threshold)
+    if kind == "logreg_balanced":
+        return LinearPixelClassifier(threshold=threshold, class_weight="balanced")
+    if kind == "logreg_scaled":
+        return CellClassifier("scaled", threshold, max_cells=None, random_state=random_state)
+    if kind in ("mlp", "knn"):
+        return CellClassifier(kind, threshold, random_state=random_state)
+    raise ValueError(f"unknown classifier {kind!r}; choose from {', '.join(CLASSIFIERS)}")

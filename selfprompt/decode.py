@@ -36,17 +36,23 @@ class PromptDecoder:
         p.is_image_set = True
 
     def predict(self, points: np.ndarray | None = None, labels: np.ndarray | None = None,
-                box: np.ndarray | None = None) -> np.ndarray:
+                box: np.ndarray | None = None, mask_input: np.ndarray | None = None,
+                return_logits: bool = False):
         """Single-mask prediction (``multimask_output=False``) as ``bool (H, W)``.
 
-        With neither points nor a box SAM is run unprompted (its 'no prompt' baseline).
+        With neither points nor a box nor a mask SAM is run unprompted (its 'no prompt'
+        baseline). ``mask_input`` is a ``(256, 256)`` logit map over the padded frame
+        (``frame.grid_to_lowres``, or an earlier call's logits). ``return_logits``
+        also returns SAM's own ``(256, 256)`` low-resolution logits, which iterative
+        refinement feeds back as the next ``mask_input``.
         """
-        masks, _, _ = self.predictor.predict(
+        masks, _, low = self.predictor.predict(
             point_coords=None if points is None else np.asarray(points, dtype=np.float32),
             point_labels=None if labels is None else np.asarray(labels),
             box=None if box is None else np.asarray(box, dtype=np.float32)[None],
+            mask_input=None if mask_input is None else np.asarray(mask_input, np.float32)[None],
             multimask_output=False)
-        return masks[0]
+        return (masks[0], low[0]) if return_logits else masks[0]
 
     def variants(self, prompts, variants=VARIANTS) -> dict[str, np.ndarray]:
         """SAM's mask for each prompt variant; the ``linear`` one is the cleaned coarse mask.

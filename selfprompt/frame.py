@@ -99,3 +99,26 @@ def grid_to_image(grid: np.ndarray, height: int, width: int, aligned: bool,
         p = patch(img_size)
         square = np.repeat(np.repeat(grid, p, axis=0), p, axis=1)
     return cv2.resize(square[:h, :w], (width, height), interpolation=interp)
+
+
+#: side of SAM's low-resolution mask (its mask prompt and its raw output): the padded
+#: frame at a quarter of SAM's 1024, i.e. 4 pixels per grid cell, whatever ``img_size``
+LOWRES = 4 * GRID
+
+
+def grid_to_lowres(grid: np.ndarray, height: int, width: int, aligned: bool,
+                   img_size: int = IMG_SIZE, fill: float = -20.0) -> np.ndarray:
+    """A 64 x 64 map (the classifier's logits) as SAM's mask prompt: ``(256, 256)``
+    float32 over the padded frame, bilinear, ``fill`` on the padding.
+
+    ``aligned`` grids already lie on the padded frame; stretched ones (the ``paper``
+    preset) cover the image only, so they are resized onto its part of the frame.
+    """
+    h, w = input_size(height, width, LOWRES)
+    out = np.full((LOWRES, LOWRES), fill, np.float32)
+    grid = grid.astype(np.float32)
+    if aligned:
+        out[:h, :w] = cv2.resize(grid, (LOWRES, LOWRES), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    else:
+        out[:h, :w] = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .classifier import LinearPixelClassifier
+from .classifier import LinearPixelClassifier, make_classifier
 from .decode import PromptDecoder
 from .embeddings import to_float32
 from .frame import GRID, IMG_SIZE, grid_to_image, labels_aligned, labels_stretched
@@ -113,9 +113,13 @@ def fit_classifier(embeddings, masks, preset: Preset, in_memory_limit: int | Non
         raise ValueError("the k training masks hold only one class: draw other shots or a "
                          "larger k (a linear classifier needs lesion and background cells)")
     limit = fit_memory_limit() if in_memory_limit is None else in_memory_limit
-    clf = LinearPixelClassifier(threshold=preset.threshold)
+    clf = make_classifier(preset.classifier, preset.threshold)
     if cells.n * 256 * 4 <= limit:
         return clf.fit(*cells.matrix())
+    if preset.classifier != "logreg":
+        raise ValueError(f"classifier {preset.classifier!r} is fitted in memory only: "
+                         f"{cells.n} cells exceed the {limit / 2**30:.1f} GiB limit "
+                         "(SELFPROMPT_FIT_IN_MEMORY_GIB raises it)")
     return clf.fit_stream(cells)
 
 
@@ -148,11 +152,30 @@ class Segmentation:
 
 
 def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.ndarray,
-            size: tuple[int, int], preset: Preset, rng, variants=VARIANTS) -> Segmentation:
+            size: tuple[int, int], preset: Preset, rng, variants=VARIANTS,
+            truth: np.ndarray | None = None, seed: tuple[int, ...] = (0,),
+            finetuned: PromptDecoder | None = None) -> Segmentation:
     """Self-prompt SAM on one image from its cached embedding (the decoder's backbone
-    sets the frame)."""
+    sets the frame).
+
+    ``variants`` may name the paper's four (:data:`~selfprompt.presets.VARIANTS`) and
+    any of :data:`~selfprompt.strategies.STRATEGIES`; those draw from generators seeded
+    by ``seed`` (the protocol passes ``(seed, fold, image)``), the ``gt_*`` baselines
+    read ``truth``, and the ``ft_*`` ones decode with ``finetuned``.
+    """
+    from .strategies import NEEDS_LOGITS, Inputs, run_strategies
+
     assert features.shape[-1] == GRID
-    coarse = coarse_mask(clf, features, size, preset, decoder.backbone.img_size)
+    img_size = decoder.backbone.img_size
+    coarse = coarse_mask(clf, features, size, preset, img_size)
     prompts = make_prompts(coarse, preset, rng)
     decoder.set_embedding(features, size)
-    return Segmentation(coarse, prompts, decoder.variants(prompts, variants))
+    masks = decoder.variants(prompts, [v for v in variants if v in VARIANTS])
+    others = [v for v in variants if v not in VARIANTS]
+    if others:
+        logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
+        if finetuned is not None and any(v.startswith("ft_") for v in others):
+            finetuned.set_embedding(features, size)
+        inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size)
+        masks.update(run_strategies(others, decoder, inputs, finetuned))
+    return Segmentation(coarse, prompts, {v: masks[v] for v in variants})

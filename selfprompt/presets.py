@@ -9,7 +9,7 @@ files) is fixed in both: ``paper`` replays the authors' draws, but seeded.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 #: What is scored per image: the classifier's own (cleaned) mask, and SAM prompted
 #: with the point, the box, or both (the paper's method).
@@ -38,13 +38,26 @@ class Preset:
     max_widen: int = 20
     n_points: int = 1
     threshold: float = 0.5
+    #: the pixel classifier (``classifier.CLASSIFIERS``): the paper's logistic regression,
+    #: or one of the ablations' alternatives
+    classifier: str = "logreg"
 
     def with_(self, **changes) -> "Preset":
         """A variant of this preset (the explorer's sliders make these)."""
         return replace(self, **changes)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, as stored in each fold's JSON (its identity). Fields added after
+        the first release appear only when they differ from their default, so folds
+        computed before they existed still count as finished."""
+        d = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
+
+
+_LATER_FIELDS = {"classifier": "logreg"}
 
 
 PRESETS: dict[str, Preset] = {
@@ -56,9 +69,34 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str | Preset) -> Preset:
+    """A preset by name. ``base+field=value+...`` changes fields of a named preset
+    (``corrected+classifier=knn``, ``paper+threshold=0.3``): the ablations' presets, and
+    the name they carry in tables and folder names."""
     if isinstance(name, Preset):
         return name
+    base, *changes = str(name).split("+")
     try:
-        return PRESETS[name]
+        preset = PRESETS[base]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+        raise ValueError(f"unknown preset {base!r}; choose from {', '.join(PRESETS)}") from None
+    if not changes:
+        return preset
+    types = {f.name: f.type for f in fields(Preset) if f.name != "name"}
+    values = {}
+    for change in changes:
+        key, sep, value = change.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"{name!r}: {change!r} is not field=value with a field of "
+                             f"Preset ({', '.join(types)})")
+        kind = {"int": int, "float": float, "bool": _bool}.get(types[key], str)
+        try:
+            values[key] = kind(value)
+        except ValueError:
+            raise ValueError(f"{name!r}: {key} takes a {types[key]}, not {value!r}") from None
+    return preset.with_(name=str(name), **values)
+
+
+def _bool(value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise ValueError(value)
+    return value.lower() == "true"

@@ -12,6 +12,7 @@ skipped on rerun and an interrupted one redone.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
@@ -50,10 +51,20 @@ def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarra
     return list(kf.split(np.arange(n)))
 
 
-def draw_shots(folds, k: str | int, seed: int = 42) -> list[list[int]]:
-    """The k training images of each fold (data-set indices, in the order drawn)."""
+#: stride between the seeds of repeated draws of the shots (draw 0 uses ``seed``)
+DRAW_STRIDE = 1_000_003
+
+
+def draw_shots(folds, k: str | int, seed: int = 42, draw: int = 0) -> list[list[int]]:
+    """The k training images of each fold (data-set indices, in the order drawn).
+
+    ``draw`` > 0 repeats the draw with another seed (``seed + draw * DRAW_STRIDE``) on
+    the same folds: how much a result owes to which k images were labelled.
+    """
     k = parse_k(k)
-    rnd = random.Random(seed)
+    if draw < 0:
+        raise ValueError(f"draw must be 0 or more, not {draw}")
+    rnd = random.Random(seed + draw * DRAW_STRIDE)
     shots = []
     for train, _ in folds:
         n = len(train) if k == "all" else int(k)
@@ -87,16 +98,37 @@ class Experiment:
     n_folds: int = 5
     variants: tuple[str, ...] = VARIANTS
     progress: bool = True
+    #: which repeated draw of the k shots (0: the paper's draw; see :func:`draw_shots`)
+    draw: int = 0
+    #: settings of the mask-decoder fine-tuning the ``ft_*`` variants decode with
+    #: (:class:`~selfprompt.finetune.DecoderFineTuner`; its defaults when None)
+    finetune: object = None
 
     def __post_init__(self) -> None:
+        from .strategies import STRATEGIES, needs_finetuned
+
         self.out_dir = Path(self.out_dir)
+        unknown = [v for v in self.variants if v not in VARIANTS and v not in STRATEGIES]
+        if unknown:
+            raise ValueError(f"unknown variants {unknown}; choose from "
+                             f"{', '.join(VARIANTS + tuple(STRATEGIES))}")
+        if needs_finetuned(self.variants) and self.finetune is None:
+            from .finetune import DecoderFineTuner
+
+            self.finetune = DecoderFineTuner(seed=self.seed)
         self.decoder = PromptDecoder(self.backbone)
         self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
         self._classifiers: dict[tuple, object] = {}  # tiny (257 numbers each): keep them
+        self._finetuned: dict[tuple, object] = {}
 
     # ---------------------------------------------------------------- paths and plan
     def fold_path(self, preset: str, k: str, fold: int) -> Path:
-        return self.out_dir / preset / f"k{k}" / f"fold{fold}.csv"
+        draw = f"draw{self.draw}/" if self.draw else ""
+        return self.out_dir / preset / f"k{k}" / f"{draw}fold{fold}.csv"
+
+    def shots(self, k: str, fold: int) -> list[int]:
+        """The fold's k training images (data-set indices, as drawn)."""
+        return draw_shots(self.folds, k, self.seed, self.draw)[fold]
 
     def write_plan(self, k_values) -> Path:
         """Write ``folds.json``, keeping the draws of k values written by earlier runs
@@ -121,20 +153,39 @@ class Experiment:
         once per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
         key = (preset, parse_k(k), fold)
         if key not in self._classifiers:
-            shots = draw_shots(self.folds, k, self.seed)[fold]
+            shots = self.shots(k, fold)
             self._classifiers[key] = fit_classifier(
                 self.embeddings.take(shots),
                 (self.mask(i, preset.mask_threshold) for i in shots), preset,
                 img_size=self.backbone.img_size)
         return self._classifiers[key]
 
+    def finetuned(self, preset: Preset, k: str, fold: int):
+        """The fold's fine-tuned decoder (trained once per (k, fold, mask threshold) on
+        the same k shots as the classifier), and its fitted tuner."""
+        key = (parse_k(k), fold, preset.mask_threshold)
+        if key not in self._finetuned:
+            shots = self.shots(k, fold)
+            tuner = copy.deepcopy(self.finetune).fit(
+                self.backbone, self.embeddings.take(shots),
+                [self.mask(i, preset.mask_threshold) for i in shots])
+            self._finetuned[key] = (tuner.decoder(self.backbone), tuner)
+        return self._finetuned[key]
+
     # ---------------------------------------------------------------- random streams
     def _identity(self, preset: Preset, k: str, fold: int) -> dict:
         """What a fold's result depends on; a stored fold counts only if all match."""
+        from .strategies import needs_finetuned
+
         test = [self.dataset.samples[int(i)].name for i in self.folds[fold][1]]
-        return {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
-                "model_hash": self.backbone.model_hash, "variants": list(self.variants),
-                "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
+        out = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
+               "model_hash": self.backbone.model_hash, "variants": list(self.variants),
+               "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
+        if self.draw:  # only when not the default: folds written before stay finished
+            out["draw"] = self.draw
+        if needs_finetuned(self.variants):
+            out["finetune"] = self.finetune.get_params()
+        return out
 
     def finished(self, preset: Preset, k: str, fold: int) -> dict | None:
         """The stored fold's metadata when it is complete and was computed from the same
@@ -188,6 +239,10 @@ class Experiment:
         """
         from tqdm.auto import tqdm
 
+        from .strategies import needs_finetuned
+
+        finetuned = (self.finetuned(preset, k, fold)[0] if needs_finetuned(self.variants)
+                     else None)  # timed on its own (the fold's JSON: seconds.finetune)
         t0 = time.perf_counter()
         clf = self.classifier(preset, k, fold)
         t1 = time.perf_counter()
@@ -201,7 +256,8 @@ class Experiment:
             truth = self.mask(i, preset.mask_threshold)
             rng = stream if stream is not None else np.random.default_rng([self.seed, fold, i])
             seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
-                          truth.shape, preset, rng, self.variants)
+                          truth.shape, preset, rng, self.variants, truth=truth,
+                          seed=(self.seed, fold, i), finetuned=finetuned)
             draws += seg.prompts.draws
             for variant, (d, j) in seg.scores(truth).items():
                 rows.append({
@@ -210,7 +266,8 @@ class Experiment:
                     "backbone": self.backbone.model_type, "variant": variant,
                     "dice": round(d, 6), "iou": round(j, 6),
                     "empty_prediction": seg.prompts.empty,
-                    "counted": not (preset.drop_empty and seg.prompts.empty)})
+                    "counted": not (preset.drop_empty and seg.prompts.empty),
+                    "draw": self.draw})
         seconds = {"fit": round(t1 - t0, 3), "replay": round(t2 - t1, 3),
                    "segment": round(time.perf_counter() - t2, 3)}
         return rows, draws, clf, seconds
@@ -226,6 +283,7 @@ class Experiment:
             log.info("skip %s: already done", path)
             return path
         from .provenance import environment
+        from .strategies import needs_finetuned
 
         rows, draws, clf, seconds = self.score(preset, k, fold)
         test = self.folds[fold][1]
@@ -238,6 +296,10 @@ class Experiment:
                 "lbfgs_iterations": int(clf.n_iter_[0]),
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1),
                 "seconds": seconds, "environment": environment()}
+        if needs_finetuned(self.variants):
+            tuner = self.finetuned(preset, k, fold)[1]
+            meta["finetune_losses"] = tuner.losses_
+            meta["seconds"]["finetune"] = tuner.seconds_
         # the JSON is written last: together with the CSV it marks the fold as finished
         atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
         return path

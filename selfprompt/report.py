@@ -46,23 +46,26 @@ PAPER_SHOTS["kvasir"] = {"20": {"point_box": PAPER_METHODS["self-prompt, point +
 def load_runs(root: str | Path) -> list[dict]:
     """Rows of every finished fold under ``root`` (a CSV counts only with its JSON).
 
-    The same (data set, backbone, preset, k, fold) found in two folders (a notebook run
-    and ``make reproduce``) would be counted twice; the newest file wins, with a warning.
+    The same (data set, backbone, preset, k, fold, draw, variant) found in two files (a
+    notebook run and ``make reproduce``) would be counted twice: the newest file wins,
+    with a warning. Files holding other variants of the same fold (``make ablations``
+    beside ``make reproduce``) are both kept.
     """
     chosen: dict[tuple, tuple[float, Path, list[dict]]] = {}
     for path in fold_files(Path(root)):
-        rows = read_results([path])
-        if not rows:
-            continue
-        r = rows[0]
-        key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"])
         mtime = path.stat().st_mtime
-        if key in chosen:
-            log.warning("fold %s found twice (%s, %s): the newer one is used",
-                        key, chosen[key][1], path)
-            if chosen[key][0] >= mtime:
-                continue
-        chosen[key] = (mtime, path, rows)
+        by_variant: dict[tuple, list[dict]] = {}
+        for r in read_results([path]):
+            key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"], r["draw"],
+                   r["variant"])
+            by_variant.setdefault(key, []).append(r)
+        for key, rows in by_variant.items():
+            if key in chosen:
+                log.warning("fold %s found twice (%s, %s): the newer one is used",
+                            key, chosen[key][1], path)
+                if chosen[key][0] >= mtime:
+                    continue
+            chosen[key] = (mtime, path, rows)
     return [r for key in sorted(chosen, key=str) for r in chosen[key][2]]
 
 

@@ -17,7 +17,7 @@ from .io import atomic_open
 
 #: the tidy table's columns: one row per (image, variant) of a (preset, k, fold) run
 COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
-           "dice", "iou", "empty_prediction", "counted"]
+           "dice", "iou", "empty_prediction", "counted", "draw"]
 GROUP = ("dataset", "backbone", "preset", "k", "variant")
 SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
                                  "dice_mean", "dice_std", "iou_mean", "iou_std"]
@@ -35,6 +35,7 @@ def parse_results(lines) -> list[dict]:
         r["dice"], r["iou"] = float(r["dice"]), float(r["iou"])
         r["empty_prediction"] = _truth(r["empty_prediction"])
         r["counted"] = _truth(r["counted"])
+        r["draw"] = int(r.get("draw") or 0)  # tables written before draws existed: 0
         rows.append(r)
     return rows
 

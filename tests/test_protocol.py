@@ -69,7 +69,7 @@ def test_fold_results_table_and_resume(experiment, tmp_path):
     path = exp.run_fold("corrected", 2, 0)
     rows = list(csv.DictReader(open(path)))
     assert list(rows[0]) == ["dataset", "image", "fold", "k", "seed", "preset", "backbone",
-                             "variant", "dice", "iou", "empty_prediction", "counted"]
+                             "variant", "dice", "iou", "empty_prediction", "counted", "draw"]
     assert len(rows) == 2 * 4                                   # 2 test images x 4 variants
     assert {r["variant"] for r in rows} == {"linear", "point", "box", "point_box"}
     assert all(r["counted"] == "True" for r in rows)            # corrected keeps every image

@@ -1,0 +1,353 @@
+"""Baselines and ablations: what self-prompting is measured against, and what it is made of.
+
+A *study* is a question answered by a set of (preset, k, variant, draw) cells on the
+protocol's folds: the same images, folds and k shots as the main sweep, from the same
+embedding cache (no second encoder pass). Its rows go into the same results table
+(same columns, same ``counted`` rule per preset), one run folder per study under
+``reports/runs/ablations/<data set>/<backbone>/<study>/``, resumable fold by fold like
+``make reproduce``. ``write`` turns the finished studies into tables, figures and a
+Markdown page (``make ablations``).
+
+Studies (:data:`STUDIES`):
+
+- ``baselines``: SAM with no prompt, SAM with prompts from the true mask (upper bound),
+  beside the paper's self-prompts on the same images (the paper's comparison table).
+- ``finetune``: SAM's mask decoder fine-tuned on the k shots (:mod:`selfprompt.finetune`),
+  decoded with no prompt and with the self-prompts.
+- ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
+- ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
+- ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .protocol import parse_k
+from .results import COLUMNS, k_order, summarise, write_csv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    question: str
+    presets: tuple[str, ...]
+    ks: tuple[str, ...]
+    variants: tuple[str, ...]
+    draws: tuple[int, ...] = (0,)
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study("baselines", "How close do self-prompts come to perfect prompts, and how far above "
+          "no prompt?", ("corrected",), ("20",),
+          ("linear", "box", "point_box", "no_prompt", "gt_point", "gt_box", "gt_point_box")),
+    Study("finetune", "Is prompting a frozen decoder better than fine-tuning it on the same "
+          "k shots?", ("corrected",), ("20",), ("ft_no_prompt", "ft_box", "ft_point_box")),
+    Study("strategies", "Which prompt does SAM make most of?", ("corrected",), ("20",),
+          ("points_cc", "peaks3_box", "box_cc", "box_neg", "mask", "box_mask", "box_refine")),
+    Study("classifiers", "Does the classifier matter: scaling, class balance, non-linear "
+          "models, the threshold?",
+          ("corrected", "corrected+classifier=logreg_balanced",
+           "corrected+classifier=logreg_scaled", "corrected+classifier=mlp",
+           "corrected+classifier=knn", "corrected+threshold=0.3", "corrected+threshold=0.7"),
+          ("20",), ("linear", "box")),
+    Study("shots", "How many labelled images are enough, and how much does it matter "
+          "which ones?", ("corrected",), ("1", "2", "5", "10", "20", "40"),
+          ("linear", "box"), draws=(0, 1, 2)),
+)}
+
+
+def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str | Path,
+              dataset_name: str, folds=range(5), seed: int = 42, ks=None,
+              progress: bool = True) -> list[Path]:
+    """Every (preset, k, draw, fold) cell of ``study``; finished cells are skipped.
+
+    ``ks`` overrides the study's k values (CI-sized runs). Returns the fold CSVs.
+    """
+    from .protocol import Experiment
+
+    study = STUDIES[study] if isinstance(study, str) else study
+    out = Path(out_root) / study.name
+    paths = []
+    for draw in study.draws:
+        exp = Experiment(dataset, embeddings, backbone, out, dataset_name=dataset_name,
+                         seed=seed, variants=study.variants, progress=progress, draw=draw)
+        ks_here = [parse_k(k) for k in (ks or study.ks)]
+        if draw == 0:
+            exp.write_plan(ks_here)
+        for preset in study.presets:
+            for k in ks_here:
+                for fold in folds:
+                    paths.append(exp.run_fold(preset, k, fold))
+    return paths
+
+
+# ------------------------------------------------------------------ tables
+def study_rows(run_root: str | Path, study: str) -> list[dict]:
+    from .report import load_runs
+
+    folder = Path(run_root) / study
+    return load_runs(folder) if folder.is_dir() else []
+
+
+def _pct(x) -> float | None:
+    return None if x is None or x != x else round(100 * float(x), 2)
+
+
+def _overall(rows: list[dict]) -> dict[tuple, dict]:
+    """(preset, k, variant) -> the summary line pooled over folds (and draws)."""
+    return {(s["preset"], s["k"], s["variant"]): s for s in summarise(rows)
+            if str(s["fold"]) == "all"}
+
+
+#: the paper's comparison table (Kvasir-SEG, Dice %, k = 20) and what stands for each row
+COMPARISON = (
+    ("self-prompt, point + box (the paper's method)", 62.78, "baselines", "point_box"),
+    ("self-prompt, box only", None, "baselines", "box"),
+    ("self-prompt, the classifier's mask alone", None, "baselines", "linear"),
+    ("mask-decoder fine-tuning on the k shots, no prompt", 55.01, "finetune", "ft_no_prompt"),
+    ("mask-decoder fine-tuning, self-prompted box", None, "finetune", "ft_box"),
+    ("SAMed (encoder LoRA)", 61.48, None, "not run: needs a GPU (none was lent)"),
+    ("SAM without a prompt", 52.66, "baselines", "no_prompt"),
+    ("SAM, point + box from the true mask (upper bound)", 86.86, "baselines", "gt_point_box"),
+    ("SAM, box from the true mask", None, "baselines", "gt_box"),
+    ("U-Net trained on all data", 88.10, None, "not run: outside the kit"),
+)
+
+
+def comparison_table(run_root: str | Path, k: str = "20", preset: str = "corrected") -> list[dict]:
+    """The paper's comparison rows with ours beside them (same folds, k, preset)."""
+    cache: dict[str, dict] = {}
+    out = []
+    for method, paper, study, variant in COMPARISON:
+        row = {"method": method, "variant": variant if study else "", "paper": paper,
+               "ours": None, "ours_std": None, "diff": None,
+               "note": "" if study else variant}
+        if study:
+            if study not in cache:
+                cache[study] = _overall(study_rows(run_root, study))
+            s = cache[study].get((preset, k, variant))
+            if s is not None:
+                row["ours"], row["ours_std"] = _pct(s["dice_mean"]), _pct(s["dice_std"])
+                row["diff"] = None if paper is None else round(row["ours"] - paper, 2)
+            else:
+                row["note"] = f"not computed yet: make ablations STUDIES={study}"
+        out.append(row)
+    return out
+
+
+def variant_table(run_root: str | Path, study: str, reference: str | None = None) -> list[dict]:
+    """One row per (preset, k, variant) of a study: Dice and IoU, mean +- std over folds,
+    and the difference to ``reference`` (a variant of the same preset and k)."""
+    from .strategies import STRATEGIES
+    from .presets import get_preset
+
+    rows = study_rows(run_root, study)
+    overall = _overall(rows)
+    out = []
+    for (preset, k, variant), s in sorted(overall.items(),
+                                          key=lambda kv: (kv[0][0], k_order(kv[0][1]))):
+        ref = overall.get((preset, k, reference)) if reference else None
+        d = _pct(s["dice_mean"])
+        out.append({"preset": preset, "classifier": get_preset(preset).classifier,
+                    "threshold": get_preset(preset).threshold, "k": k, "variant": variant,
+                    "what": STRATEGIES[variant][0] if variant in STRATEGIES else variant,
+                    "dice": d, "dice_std": _pct(s["dice_std"]), "iou": _pct(s["iou_mean"]),
+                    "images": f"{s['n_counted']}/{s['n_images']}",
+                    f"minus_{reference}": (None if ref is None or ref is s
+                                           else round(d - _pct(ref["dice_mean"]), 2))})
+    return out
+
+
+def shots_curve(rows: list[dict]) -> list[dict]:
+    """Per (k, variant): Dice pooled over every fold and draw, the spread of fold means
+    within a draw (averaged over draws) and of draw means (each pooled over folds)."""
+    units: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["counted"]:
+            units[(r["preset"], r["k"], r["variant"])][(r["draw"], r["fold"])].append(r["dice"])
+    out = []
+    for (preset, k, variant), by_unit in sorted(units.items(),
+                                                key=lambda kv: (kv[0][0], k_order(kv[0][1]),
+                                                                kv[0][2])):
+        draws = sorted({d for d, _ in by_unit})
+        fold_std = [np.std([np.mean(v) for (d, _), v in by_unit.items() if d == dr])
+                    for dr in draws]
+        draw_means = [np.mean([x for (d, _), v in by_unit.items() if d == dr for x in v])
+                      for dr in draws]
+        every = [x for v in by_unit.values() for x in v]
+        unit_means = [np.mean(v) for v in by_unit.values()]
+        out.append({"preset": preset, "k": k, "variant": variant, "dice": _pct(np.mean(every)),
+                    "std_over_folds": _pct(np.mean(fold_std)),
+                    "std_over_draws": _pct(np.std(draw_means)) if len(draws) > 1 else None,
+                    "min_unit": _pct(min(unit_means)), "max_unit": _pct(max(unit_means)),
+                    "draws": len(draws), "folds": len({f for _, f in by_unit}),
+                    "images": len(every)})
+    return out
+
+
+def to_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "_not computed_\n"
+    cols = list(rows[0])
+    fmt = (lambda v: "—" if v is None or v == "" else str(v))
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                     + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]) + "\n"
+
+
+def shots_figure(curve: list[dict]):
+    """Dice against k per variant, with the range of fold-and-draw means as a band."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (preset, variant) in sorted({(c["preset"], c["variant"]) for c in curve}):
+        part = [c for c in curve if c["preset"] == preset and c["variant"] == variant]
+        x = np.arange(len(part))
+        ax.plot(x, [c["dice"] for c in part], marker="o", label=f"{variant} ({preset})")
+        ax.fill_between(x, [c["min_unit"] for c in part], [c["max_unit"] for c in part],
+                        alpha=0.2)
+        ax.set_xticks(x, [c["k"] for c in part])
+    ax.set_xlabel("k (labelled images)")
+    ax.set_ylabel("Dice %")
+    ax.set_title("Dice against k: line = mean, band = range over folds x draws")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def bars_figure(table: list[dict], title: str, label: str = "variant"):
+    """Mean Dice per row of a study table, with its spread over folds."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(table) + 1.2))
+    y = np.arange(len(table))
+    ax.barh(y, [r["dice"] for r in table], xerr=[r["dice_std"] for r in table], color="C0")
+    ax.set_yticks(y, [str(r[label]) for r in table])
+    ax.invert_yaxis()
+    ax.set_xlabel("Dice % (mean over test images; bar: std of the 5 fold means)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str, Path]:
+    """Tables (CSV + one Markdown page), figures, every row (gzip) and the folds'
+    provenance of the finished studies under ``run_root``."""
+    import gzip
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_open, atomic_write_text
+    from .report import load_runs
+
+    run_root, out_dir = Path(run_root), Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    tables = {
+        "comparison": comparison_table(run_root, k),
+        "baselines": variant_table(run_root, "baselines", reference="point_box"),
+        "finetune": variant_table(run_root, "finetune"),
+        "strategies": variant_table(run_root, "strategies"),
+        "classifiers": variant_table(run_root, "classifiers"),
+        "shots": shots_curve(study_rows(run_root, "shots")),
+    }
+    text = ["# Baselines and ablations\n",
+            "Generated by `make ablations` (`python -m selfprompt.ablations write`) from the "
+            "finished folds under `" + run_root.as_posix() + "`; every row is in "
+            "`results.csv.gz`, each fold's settings, timings and machine in `folds.jsonl`. "
+            "Dice % is pooled over the test images of every fold; ± is the spread of the "
+            "fold means.\n"]
+    for name, rows in tables.items():
+        if rows:
+            paths[name] = write_csv(out_dir / f"table_{name}.csv", rows, list(rows[0]))
+        study = STUDIES.get(name)
+        title = study.question if study else (f"The paper's comparison (Kvasir-SEG, k = {k}; "
+                                              "ours: corrected preset)")
+        text.append(f"## {name}: {title}\n\n{to_markdown(rows)}")
+        figure = None
+        if name == "shots" and rows:
+            figure = shots_figure(rows)
+        elif name in ("strategies", "baselines", "finetune") and rows:
+            figure = bars_figure(rows, f"{name} (k = {k})")
+        elif name == "classifiers" and rows:
+            box = [r for r in rows if r["variant"] == "box"]
+            figure = bars_figure(box, "classifiers (box prompt)", label="preset") if box else None
+        if figure is not None:
+            p = out_dir / "figures" / f"{name}.png"
+            figure.savefig(p, dpi=110)
+            plt.close(figure)
+            paths[f"figure_{name}"] = p
+            text.append(f"![{name}](figures/{name}.png)\n")
+    rows = [r for s in STUDIES for r in study_rows(run_root, s)]
+    buf = io.StringIO()
+    import csv as _csv
+
+    w = _csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
+                                            r["variant"], r["image"])))
+    paths["results"] = out_dir / "results.csv.gz"
+    with atomic_open(paths["results"], "wb") as f:
+        f.write(gzip.compress(buf.getvalue().encode(), mtime=0))
+    metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
+             for p in sorted(run_root.rglob("fold*.json"))]
+    paths["folds"] = out_dir / "folds.jsonl"
+    atomic_write_text(paths["folds"], "".join(json.dumps(m) + "\n" for m in metas))
+    paths["page"] = out_dir / "ablations.md"
+    atomic_write_text(paths["page"], "\n".join(text))
+    return paths
+
+
+def main(argv=None) -> None:
+    from .backbone import load_backbone
+    from .datasets import open_dataset
+    from .embeddings import embed_dataset
+
+    p = argparse.ArgumentParser(prog="python -m selfprompt.ablations", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="compute the studies' folds (finished ones are skipped)")
+    r.add_argument("data", type=Path)
+    r.add_argument("--backbone", default="medsam_lite")
+    r.add_argument("--dataset-name", default="kvasir")
+    r.add_argument("--studies", nargs="+", default=list(STUDIES), choices=list(STUDIES))
+    r.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    r.add_argument("--k", nargs="+", default=None, help="override the studies' k values")
+    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--limit", type=int, default=None, help="first N images only (CI)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="default: reports/runs/ablations/<dataset-name>/<backbone>")
+    w = sub.add_parser("write", help="tables and figures from finished studies")
+    w.add_argument("runs", type=Path)
+    w.add_argument("out", type=Path)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "write":
+        for name, path in write(args.runs, args.out).items():
+            print(f"{name}: {path}")
+        return
+    dataset = open_dataset(args.data).subset(args.limit)
+    backbone = load_backbone(args.backbone)
+    from .cli import default_cache
+
+    embeddings, _ = embed_dataset(dataset, backbone, default_cache())
+    out = args.out or Path("reports/runs/ablations") / args.dataset_name / args.backbone
+    for study in args.studies:
+        paths = run_study(study, dataset, embeddings, backbone, out, args.dataset_name,
+                          args.folds, args.seed, args.k)
+        print(f"{study}: {len(paths)} folds under {out / study}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Other ways to prompt SAM, and the baselines that bracket self-prompting.
+
+The paper prompts with one point and one box taken from the classifier's mask. The
+questions a reader asks next are variants in the same results table, decoded from
+the same cached embedding, on the same folds and shots:
+
+- **baselines**: how good could SAM be with perfect prompts (``gt_*``: point and box
+  from the true mask, by the same rules), and how good is it with none (``no_prompt``)?
+- **prompt strategies**: several points (``peaks3``, ``points_cc``), negative points
+  (``box_neg``), one box per lesion (``box_cc``), the classifier's own map as SAM's
+  mask prompt (``mask``, ``box_mask``) and SAM's output fed back (``box_refine``).
+- **a fine-tuned decoder** (``ft_*``): the same prompts on a mask decoder trained on
+  the k shots (:mod:`selfprompt.finetune`); the protocol supplies that decoder.
+
+Each variant is one small function ``(decoder, inputs) -> bool (H, W)``. Random draws
+(box widening) come from a generator of the variant's own, seeded by (seed, fold,
+image, variant): adding a variant never changes another's numbers, and the
+``paper`` preset's sequential stream is untouched.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .decode import PromptDecoder
+from .frame import grid_to_lowres
+from .presets import Preset
+from .prompts import Prompts, bounding_box, peak_points, widen
+
+
+@dataclass
+class Inputs:
+    """What a variant may look at for one image (the decoder already holds its embedding)."""
+
+    prompts: Prompts            #: the preset's own point, box and cleaned coarse mask
+    preset: Preset
+    logits: np.ndarray | None   #: the classifier's ``(64, 64)`` log-odds (``logit_map``)
+    truth: np.ndarray | None    #: the true mask (the ``gt_*`` baselines only)
+    seed: tuple[int, ...]       #: (seed, fold, image): each variant's draws start from it
+    img_size: int = 1024        #: the encoder's frame (``Backbone.img_size``)
+
+    def rng(self, variant: str) -> np.random.Generator:
+        return np.random.default_rng([*self.seed, zlib.crc32(variant.encode())])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.prompts.cleaned.shape
+
+
+def _empty(x: Inputs) -> np.ndarray:
+    return np.zeros(x.size, dtype=bool)
+
+
+def _box(mask: np.ndarray, x: Inputs, variant: str) -> np.ndarray | None:
+    """The preset's box rule on any mask: tight box, each side widened at random."""
+    box = bounding_box(mask)
+    if box is None:
+        return None
+    return widen(box, *mask.shape, x.rng(variant), x.preset.max_widen)
+
+
+def _one_point(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return peak_points(mask, 1), np.ones(1, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ baselines
+def no_prompt(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """SAM with no point, box or mask: what it segments on its own."""
+    return d.predict()
+
+
+def gt_point(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The deepest point of the true mask (the preset's point rule on the truth)."""
+    if x.truth is None or not x.truth.any():
+        return _empty(x)
+    return d.predict(*_one_point(x.truth))
+
+
+def gt_box(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The true mask's box, widened as the preset widens self-prompted boxes."""
+    box = None if x.truth is None else _box(x.truth, x, "gt_box")
+    return _empty(x) if box is None else d.predict(box=box)
+
+
+def gt_point_box(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """Both, from the truth: the upper bound of the paper's point + box prompt."""
+    box = None if x.truth is None else _box(x.truth, x, "gt_point_box")
+    return _empty(x) if box is None else d.predict(*_one_point(x.truth), box=box)
+
+
+# ------------------------------------------------------------------ prompt strategies
+def _components(mask: np.ndarray, min_share: float = 0.1) -> list[np.ndarray]:
+    """8-connected components of ``mask`` with at least ``min_share`` of the largest's
+    area (specks the clean-up left would otherwise each get a prompt), largest first."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if n <= 1:
+        return []
+    order = np.argsort(-areas, kind="stable")
+    return [labels == j + 1 for j in order if areas[j] >= min_share * areas.max()]
+
+
+def peaks3(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """Up to three positive points: the coarse mask's three deepest, spread apart."""
+    if x.prompts.empty:
+        return _empty(x)
+    pts = peak_points(x.prompts.cleaned, 3)
+    return d.predict(pts, np.ones(len(pts), np.int64))
+
+
+def peaks3_box(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The three points with the preset's box."""
+    if x.prompts.empty:
+        return _empty(x)
+    pts = peak_points(x.prompts.cleaned, 3)
+    return d.predict(pts, np.ones(len(pts), np.int64), box=x.prompts.box)
+
+
+def points_cc(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """One positive point per connected component (its deepest point)."""
+    parts = _components(x.prompts.cleaned)
+    if not parts:
+        return _empty(x)
+    pts = np.concatenate([peak_points(p, 1) for p in parts])
+    return d.predict(pts, np.ones(len(pts), np.int64))
+
+
+def box_cc(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """One box per connected component, each decoded on its own, masks united: one box
+    around two distant polyps also covers the mucosa between them."""
+    parts = _components(x.prompts.cleaned)
+    out = _empty(x)
+    for j, part in enumerate(parts):
+        out |= d.predict(box=_box(part, x, f"box_cc{j}"))
+    return out
+
+
+def negative_points(cleaned: np.ndarray, box: np.ndarray, n: int = 2) -> np.ndarray:
+    """Up to ``n`` points inside ``box`` farthest from the coarse mask (maxima of the
+    background's distance transform): where the box holds most non-lesion."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    inside = np.zeros_like(cleaned, dtype=np.uint8)
+    inside[y0:y1 + 1, x0:x1 + 1] = 1
+    background = (inside & (cleaned == 0)).astype(np.uint8)
+    if not background.any():
+        return np.zeros((0, 2), np.int64)
+    return peak_points(background, n)
+
+
+def box_neg(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The box, the positive point, and two negative points in the box's background."""
+    p = x.prompts
+    if p.empty:
+        return _empty(x)
+    neg = negative_points(p.cleaned, p.box)
+    pos = peak_points(p.cleaned, 1)
+    pts = np.concatenate([pos, neg])
+    labels = np.array([1] + [0] * len(neg), dtype=np.int64)
+    return d.predict(pts, labels, box=p.box)
+
+
+def _mask_prompt(x: Inputs) -> np.ndarray:
+    h, w = x.size
+    return grid_to_lowres(x.logits, h, w, aligned=x.preset.labels == "aligned",
+                          img_size=x.img_size)
+
+
+def mask(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The classifier's log-odds map as SAM's dense mask prompt, nothing else."""
+    return d.predict(mask_input=_mask_prompt(x))
+
+
+def box_mask(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The box and the classifier's map together."""
+    if x.prompts.empty:
+        return _empty(x)
+    return d.predict(box=x.prompts.box, mask_input=_mask_prompt(x))
+
+
+#: rounds of :func:`box_refine` (the first is the plain box prompt)
+REFINE_ROUNDS = 3
+
+
+def box_refine(d: PromptDecoder, x: Inputs) -> np.ndarray:
+    """The box, then SAM's own low-resolution logits fed back with the same box, for
+    :data:`REFINE_ROUNDS` rounds in all (the refinement loop of SAM's interactive use)."""
+    if x.prompts.empty:
+        return _empty(x)
+    out, low = d.predict(box=x.prompts.box, return_logits=True)
+    for _ in range(REFINE_ROUNDS - 1):
+        out, low = d.predict(box=x.prompts.box, mask_input=low, return_logits=True)
+    return out
+
+
+def _base(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
+    """The paper's own prompts, for the fine-tuned decoder (``ft_box``, ...)."""
+    def run(d: PromptDecoder, x: Inputs) -> np.ndarray:
+        masks = d.variants(x.prompts, (name,))
+        return masks[name]
+    run.__doc__ = f"The preset's {name} prompt."
+    return run
+
+
+#: variant -> (what it asks, function); ``ft_*`` run on the fine-tuned decoder
+STRATEGIES: dict[str, tuple[str, Callable[[PromptDecoder, Inputs], np.ndarray]]] = {
+    "no_prompt": ("SAM with no prompt", no_prompt),
+    "gt_point": ("one point from the true mask", gt_point),
+    "gt_box": ("the true mask's box, widened", gt_box),
+    "gt_point_box": ("point and box from the true mask (upper bound)", gt_point_box),
+    "peaks3": ("three deepest points of the coarse mask", peaks3),
+    "peaks3_box": ("three points and the box", peaks3_box),
+    "points_cc": ("one point per connected component", points_cc),
+    "box_cc": ("one box per connected component, masks united", box_cc),
+    "box_neg": ("box, a positive and two negative points", box_neg),
+    "mask": ("the classifier's logits as SAM's mask prompt", mask),
+    "box_mask": ("box and the classifier's logits", box_mask),
+    "box_refine": (f"box, SAM's logits fed back ({REFINE_ROUNDS} rounds)", box_refine),
+    "ft_no_prompt": ("fine-tuned decoder, no prompt", no_prompt),
+    "ft_box": ("fine-tuned decoder, the self-prompted box", _base("box")),
+    "ft_point_box": ("fine-tuned decoder, self-prompted point and box", _base("point_box")),
+}
+#: variants that need the true mask (never available at test time: bounds only)
+NEEDS_TRUTH = ("gt_point", "gt_box", "gt_point_box")
+#: variants that need the classifier's logits
+NEEDS_LOGITS = ("mask", "box_mask")
+
+
+def needs_finetuned(variants) -> bool:
+    return any(v.startswith("ft_") for v in variants)
+
+
+def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
+                   finetuned: PromptDecoder | None = None) -> dict[str, np.ndarray]:
+    """Masks of the strategy variants, in the order given. The decoders must hold the
+    image's embedding (``set_embedding``) already."""
+    out = {}
+    for v in variants:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown variant {v!r}; strategies: {', '.join(STRATEGIES)}")
+        d = decoder
+        if v.startswith("ft_"):
+            if finetuned is None:
+                raise ValueError(f"variant {v!r} needs a fine-tuned decoder "
+                                 "(selfprompt.finetune); none was given")
+            d = finetuned
+        out[v] = np.asarray(STRATEGIES[v][1](d, x), dtype=bool)
+    return out
