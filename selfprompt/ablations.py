@@ -67,10 +67,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
 
 def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str | Path,
               dataset_name: str, folds=range(5), seed: int = 42, ks=None,
-              progress: bool = True) -> list[Path]:
+              test_per_fold: int | None = None, progress: bool = True) -> list[Path]:
     """Every (preset, k, draw, fold) cell of ``study``; finished cells are skipped.
 
-    ``ks`` overrides the study's k values (CI-sized runs). Returns the fold CSVs.
+    ``ks`` overrides the study's k values (CI-sized runs); ``test_per_fold`` scores the
+    first that many test images of each fold only (each study decodes several prompts
+    an image: on 2 CPU cores all 1000 Kvasir-SEG images take hours). Returns the fold
+    CSVs.
     """
     from .protocol import Experiment
 
@@ -79,7 +82,8 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
     paths = []
     for draw in study.draws:
         exp = Experiment(dataset, embeddings, backbone, out, dataset_name=dataset_name,
-                         seed=seed, variants=study.variants, progress=progress, draw=draw)
+                         seed=seed, variants=study.variants, progress=progress, draw=draw,
+                         test_per_fold=test_per_fold)
         ks_here = [parse_k(k) for k in (ks or study.ks)]
         if draw == 0:
             exp.write_plan(ks_here)
@@ -326,6 +330,8 @@ def main(argv=None) -> None:
     r.add_argument("--k", nargs="+", default=None, help="override the studies' k values")
     r.add_argument("--seed", type=int, default=42)
     r.add_argument("--limit", type=int, default=None, help="first N images only (CI)")
+    r.add_argument("--test-per-fold", type=int, default=None,
+                   help="score the first N test images of each fold (default: all)")
     r.add_argument("--out", type=Path, default=None,
                    help="default: reports/runs/ablations/<dataset-name>/<backbone>")
     w = sub.add_parser("write", help="tables and figures from finished studies")
@@ -345,7 +351,7 @@ def main(argv=None) -> None:
     out = args.out or Path("reports/runs/ablations") / args.dataset_name / args.backbone
     for study in args.studies:
         paths = run_study(study, dataset, embeddings, backbone, out, args.dataset_name,
-                          args.folds, args.seed, args.k)
+                          args.folds, args.seed, args.k, args.test_per_fold)
         print(f"{study}: {len(paths)} folds under {out / study}")
 
 

@@ -103,6 +103,9 @@ class Experiment:
     #: settings of the mask-decoder fine-tuning the ``ft_*`` variants decode with
     #: (:class:`~selfprompt.finetune.DecoderFineTuner`; its defaults when None)
     finetune: object = None
+    #: score only the first ``test_per_fold`` test images of each fold (in test order),
+    #: or all: the ablations' budget on a CPU; the folds and shots stay the protocol's
+    test_per_fold: int | None = None
 
     def __post_init__(self) -> None:
         from .strategies import STRATEGIES, needs_finetuned
@@ -183,6 +186,8 @@ class Experiment:
                "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
         if self.draw:  # only when not the default: folds written before stay finished
             out["draw"] = self.draw
+        if self.test_per_fold is not None:
+            out["test_per_fold"] = self.test_per_fold
         if needs_finetuned(self.variants):
             out["finetune"] = self.finetune.get_params()
         return out
@@ -249,7 +254,7 @@ class Experiment:
         stream = self._stream(preset, k, fold) if preset.rng == "sequential" else None
         t2 = time.perf_counter()
         rows, draws = [], 0
-        test = self.folds[fold][1][:n_images]
+        test = self.folds[fold][1][:n_images or self.test_per_fold]
         for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
                       disable=not self.progress, leave=False):
             i = int(i)
@@ -286,7 +291,7 @@ class Experiment:
         from .strategies import needs_finetuned
 
         rows, draws, clf, seconds = self.score(preset, k, fold)
-        test = self.folds[fold][1]
+        test = self.folds[fold][1][:self.test_per_fold]
         with atomic_open(path, "w") as f:
             writer = csv.DictWriter(f, fieldnames=COLUMNS)
             writer.writeheader()
