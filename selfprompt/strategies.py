@@ -140,8 +140,9 @@ def box_cc(d: PromptDecoder, x: Inputs) -> np.ndarray:
 
 
 def negative_points(cleaned: np.ndarray, box: np.ndarray, n: int = 2) -> np.ndarray:
-    """Up to ``n`` points inside ``box`` farthest from the coarse mask (maxima of the
-    background's distance transform): where the box holds most non-lesion."""
+    """Up to ``n`` points inside ``box`` farthest from both the coarse mask and the box's
+    edge (maxima of the distance transform of the box's lesion-free part): the middle
+    of where the box holds most non-lesion."""
     x0, y0, x1, y1 = (int(v) for v in box)
     inside = np.zeros_like(cleaned, dtype=np.uint8)
     inside[y0:y1 + 1, x0:x1 + 1] = 1
