@@ -143,13 +143,17 @@ def _regex(pattern: str) -> re.Pattern:
     return regex
 
 
+_REGEX_SYNTAX = re.compile(r"[()\[\]\\^$*+?|{}]")
+
+
 def is_regex(rule: object) -> bool:
-    return isinstance(rule, str) and "(?P<key>" in rule
+    """A string rule with regular-expression syntax in it; file suffixes have none."""
+    return isinstance(rule, str) and bool(_REGEX_SYNTAX.search(rule))
 
 
 def parse_pair(text: str | None) -> PairRule:
-    """The command line's ``--pair``: a regular expression with ``(?P<key>...)``, else a
-    comma-separated list of suffixes (``_mask`` or ``,_mask,_seg``); ``None``: default."""
+    """The command line's ``--pair``: a regular expression (it must hold ``(?P<key>...)``),
+    else a comma-separated list of suffixes (``_mask`` or ``,_mask``); ``None``: default."""
     if text is None:
         return DEFAULT_SUFFIXES
     if is_regex(text):
@@ -267,8 +271,12 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
     for path, masks in found.items():
         if not masks:
             stem = image_key(image_files[path])
-            what = (f"{looked} {stem!r}" if looked else
-                    f"{mask_base}/{stem}{{{','.join(suffixes)}}}.<ext>")
+            if looked:
+                what = f"{looked} {stem!r}"
+            else:
+                alternatives = (suffixes[0] if len(suffixes) == 1
+                                else f"{{{','.join(suffixes)}}}")
+                what = f"{mask_base}/{stem}{alternatives}.<ext>"
             problems.append(f"{path}: no mask (looked for {what})")
     return {p: m for p, m in sorted(found.items(), key=lambda x: image_files[x[0]]) if m}
 
