@@ -342,9 +342,10 @@ def summarise_check(facts: list[dict]) -> list[str]:
 def validate(dataset: Dataset, record_dir: Path | None = None, progress: bool = True) -> list[dict]:
     """Read every file; raise one :class:`DatasetError` listing every problem.
 
-    Returns per-image facts (size, foreground fraction, mask files, grey pixels). With ``record_dir`` a passing
-    check is remembered (keyed by the listing's paths, sizes and times) so a rerun over
-    unchanged files is instant; the data folder itself is never written to.
+    Returns per-image facts (size, foreground fraction, mask files, grey pixels). With
+    ``record_dir`` a passing check is remembered (keyed by the listing's paths, sizes and
+    times) so a rerun over unchanged files is instant; the data folder itself is never
+    written to.
     """
     record = None
     if record_dir is not None:
