@@ -41,6 +41,7 @@ dropped pair would change every fold.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence, Union
@@ -169,15 +170,10 @@ def _tails(key: str) -> list[str]:
 # --------------------------------------------------------------------------- pairing
 def unique_names(stems: list[str]) -> list[str]:
     """Shortest tail (whole components) of each stem that no other stem shares."""
-    parts = [s.split("/") for s in stems]
-    names = []
-    for p in parts:
-        for t in range(1, len(p) + 1):
-            tail = p[-t:]
-            if t == len(p) or sum(q[-t:] == tail for q in parts) == 1:
-                names.append("/".join(tail))
-                break
-    return names
+    parts = [tuple(s.split("/")) for s in stems]
+    counts = Counter(p[-t:] for p in parts for t in range(1, len(p) + 1))
+    return ["/".join(next(p[-t:] for t in range(1, len(p) + 1)
+                          if t == len(p) or counts[p[-t:]] == 1)) for p in parts]
 
 
 def _duplicates(files: dict[Path, str], problems: list[str]) -> dict[Path, str]:
@@ -250,22 +246,23 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
         for tail in _tails(key):
             tails.setdefault(tail, []).append(key)
     found: dict[Path, list[Path]] = {p: [] for p in by_key.values()}
+    mask_problems: list[str] = []  # listed after the images' own, as the files are read
     for path, stem in mask_files.items():
         candidates = mask_keys(stem)
         if not candidates:
-            problems.append(f"{path}: mask does not match the pairing rule {rule!r}")
+            mask_problems.append(f"{path}: mask does not match the pairing rule {rule!r}")
             continue
         key = next((c for c in candidates if c in by_key), None)
         if key is None:
             near = [k for c in candidates for k in tails.get(c, [])]
             near += [t for c in candidates for t in _tails(c) if t in by_key]
             if len(set(near)) > 1:
-                problems.append(f"{path}: could be the mask of any of "
-                                f"{', '.join(str(by_key[k]) for k in sorted(set(near)))}")
+                which = ", ".join(str(by_key[k]) for k in sorted(set(near)))
+                mask_problems.append(f"{path}: could be the mask of any of {which}")
                 continue
             key = near[0] if near else None
         if key is None:
-            problems.append(f"{path}: mask with no matching image in {img_base}")
+            mask_problems.append(f"{path}: mask with no matching image in {img_base}")
             continue
         found[by_key[key]].append(path)
     for path, masks in found.items():
@@ -278,6 +275,7 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
                                 else f"{{{','.join(suffixes)}}}")
                 what = f"{mask_base}/{stem}{alternatives}.<ext>"
             problems.append(f"{path}: no mask (looked for {what})")
+    problems += mask_problems
     return {p: m for p, m in sorted(found.items(), key=lambda x: image_files[x[0]]) if m}
 
 
