@@ -75,7 +75,6 @@ class Dataset:
     root: Path
     layout: str
     samples: list[Sample] = field(default_factory=list)
-    spec: Layout | None = None  # how the pairs were found
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -88,7 +87,7 @@ class Dataset:
         """The first ``n`` samples in name order (CI-sized runs); ``None`` keeps all."""
         if n is None or n >= len(self.samples):
             return self
-        return Dataset(self.root, self.layout, self.samples[:n], self.spec)
+        return Dataset(self.root, self.layout, self.samples[:n])
 
     def image(self, i: int) -> np.ndarray:
         return read_image(self.samples[i].image_path)
@@ -240,7 +239,7 @@ def open_dataset(root: str | Path, layout: str | Layout = "auto", *, images: str
         spec = entry.layout
     pairs = spec.find(root)
     samples = [Sample(p.name, p.image, p.masks[0], p.masks[1:]) for p in pairs]
-    return Dataset(root, spec.name, samples, spec)
+    return Dataset(root, spec.name, samples)
 
 
 # --------------------------------------------------------------------------- validation
