@@ -19,12 +19,43 @@ SEED     ?= 42
 MIRROR   ?=
 export SELFPROMPT_MIRROR := $(or $(MIRROR),$(SELFPROMPT_MIRROR))
 
-DATA_DIR_kvasir   := data/kvasir-seg
-DATA_DIR_isic2018 := data/isic2018
-DATA_DIR = $(DATA_DIR_$(DATASET))
+# Data sets: the registry's names (python -m selfprompt datasets), or a name of your own.
+# Each has its folder, DATA_DIR_<name>, as published (no renaming): set it on the command
+# line to use a copy elsewhere, e.g. make reproduce DATASETS="kvasir ph2" \
+#   DATA_DIR_ph2="/data/PH2Dataset". An own set: DATASETS=mine DATA_DIR_mine=/path, plus a
+# declared layout where it is not detected: IMAGES_mine='img/*.png' MASKS_mine=gt \
+# PAIR_mine=_mask (IMAGES/MASKS/PAIR without a suffix apply to every data set; folders or
+# glob patterns under DATA_DIR_<name>; a regex PAIR needs (?P<key>...); write $$ for $).
+DATA_DIR_kvasir       := data/kvasir-seg
+DATA_DIR_isic2018     := data/isic2018
+DATA_DIR_cvc-clinicdb := data/cvc-clinicdb
+DATA_DIR_ph2          := data/ph2
+DATA_DIR_busi         := data/busi
+# the registry's sets and those it can download (selfprompt.catalog; tests keep them equal)
+CATALOG   := isic2018 kvasir cvc-clinicdb ph2 busi
+DOWNLOADS := isic2018 kvasir
+IMAGES    ?=
+MASKS     ?=
+PAIR      ?=
+# a folder the user named (command line or environment) is used as it is, never fetched
+user_dir   = $(filter command line environment override,$(origin DATA_DIR_$(1)))
+data_dir   = $(if $(call user_dir,$(1)),$(DATA_DIR_$(1)),$(or \
+             $(SELFPROMPT_DATA_DIR),$(DATA_DIR_$(1)),data/$(1)))
+images_of  = $(or $(IMAGES_$(1)),$(IMAGES))
+masks_of   = $(or $(MASKS_$(1)),$(MASKS))
+pair_of    = $(or $(PAIR_$(1)),$(PAIR))
+declared   = $(call images_of,$(1))$(call masks_of,$(1))$(call pair_of,$(1))
+# the declared layout as command-line options, and as notebook 05 reads it (environment)
+layout_args = $(if $(call declared,$(1)),$(if $(filter $(CATALOG),$(1)),--dataset $(1)) \
+              $(if $(call images_of,$(1)),--images '$(call images_of,$(1))') \
+              $(if $(call masks_of,$(1)),--masks '$(call masks_of,$(1))') \
+              $(if $(call pair_of,$(1)),--pair '$(call pair_of,$(1))'))
+layout_env  = SELFPROMPT_IMAGES='$(call images_of,$(1))' SELFPROMPT_MASKS='$(call \
+              masks_of,$(1))' SELFPROMPT_PAIR='$(call pair_of,$(1))'
+DATA_DIR = $(call data_dir,$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
-.PHONY: help venv test test-fast reproduce checkpoints data assets embed sweep summary \
+.PHONY: help venv test test-fast reproduce checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
         reference verify-reference
 
@@ -49,18 +80,22 @@ test-fast: $(VENV)/.installed ## unit tests only (no end-to-end, no notebooks)
 checkpoints: $(VENV)/.installed ## fetch a checkpoint (MODEL=vit_b|vit_l|vit_h|vit_t|medsam_lite; tiny: none)
 	$(if $(filter tiny,$(MODEL)),@echo "tiny: generated from a seed on first use",$(PY) -m selfprompt fetch checkpoint --model $(MODEL))
 
-data: $(VENV)/.installed ## fetch a data set (DATASET=kvasir|isic2018)
+data: $(VENV)/.installed ## fetch a data set (DATASET=kvasir|isic2018; others: where to get them)
 	$(PY) -m selfprompt fetch data --dataset $(DATASET)
+
+datasets: $(VENV)/.installed ## the known public data sets: layout, licence, citation, source
+	$(PY) -m selfprompt datasets
 
 assets: $(VENV)/.installed ## list checkpoints and data sets: present, verified, missing
 	$(PY) -m selfprompt assets
 
-embed: checkpoints data ## encode every image once into the cache
-	$(PY) -m selfprompt embed $(DATA_DIR) --backbone $(MODEL)
+embed: checkpoints $(if $(call user_dir,$(DATASET)),,data) ## encode every image once into the cache
+	$(PY) -m selfprompt embed '$(DATA_DIR)' $(call layout_args,$(DATASET)) --backbone $(MODEL)
 
 sweep: embed ## k-shot 5-fold sweep from the command line (both presets)
-	$(PY) -m selfprompt run $(DATA_DIR) --backbone $(MODEL) --k $(K) --folds $(FOLDS) \
-		--presets $(PRESETS) --seed $(SEED) --out $(RUN_DIR)
+	$(PY) -m selfprompt run '$(DATA_DIR)' $(call layout_args,$(DATASET)) --backbone $(MODEL) \
+		--k $(K) --folds $(FOLDS) --presets $(PRESETS) --seed $(SEED) --out $(RUN_DIR) \
+		--dataset-name $(DATASET)
 
 # --- notebooks: `make reproduce` = fetch + embed + notebook 05 per fold + notebook 06 ---------
 # Each (data set, backbone, preset, k, fold) is one real file target: the fold's JSON, which
@@ -73,7 +108,6 @@ DEVICE    ?=
 LIMIT     ?=
 RUNS      := reports/runs
 PAPERMILL := $(VENV)/bin/papermill --no-progress-bar --log-level WARNING
-data_dir   = $(or $(SELFPROMPT_DATA_DIR),$(DATA_DIR_$(1)))
 _part      = $(word $(1),$(subst /, ,$*))
 FOLD_TARGETS := $(foreach d,$(DATASETS),$(foreach p,$(PRESETS),$(foreach k,$(K),$(foreach \
                   f,$(FOLDS),$(RUNS)/$(d)/$(MODEL)/$(p)/k$(k)/fold$(f).json))))
@@ -86,24 +120,27 @@ FOLD_TARGETS := $(foreach d,$(DATASETS),$(foreach p,$(PRESETS),$(foreach k,$(K),
 reproduce: $(FOLD_TARGETS) ## the main job: fetch, embed, notebook 05 per fold, report under reports/
 	@$(MAKE) --no-print-directory report
 
+# preflight: a missing folder of a set obtained by hand (or of your own) stops here, saying
+# where to get it; fetch: only the registry's downloads, in their default folders
 preflight-%: $(VENV)/.installed
 	@$(PY) -m selfprompt.notebook preflight --model $(MODEL) --dataset $* \
-		$(if $(SELFPROMPT_DATA_DIR),--data-dir $(SELFPROMPT_DATA_DIR))
+		--data-dir '$(call data_dir,$*)'
 
 fetch-%: preflight-%
 	$(if $(filter tiny,$(MODEL)),,$(PY) -m selfprompt fetch checkpoint --model $(MODEL))
-	$(if $(SELFPROMPT_DATA_DIR),,$(PY) -m selfprompt fetch data --dataset $*)
+	$(if $(or $(SELFPROMPT_DATA_DIR),$(call user_dir,$*),$(filter-out $(DOWNLOADS),$*)),,$(PY) \
+		-m selfprompt fetch data --dataset $*)
 
 embed-%: fetch-%
-	$(PY) -m selfprompt embed $(call data_dir,$*) --backbone $(MODEL) $(if $(LIMIT),--limit \
-		$(LIMIT)) $(if $(DEVICE),--device $(DEVICE))
+	$(PY) -m selfprompt embed '$(call data_dir,$*)' $(call layout_args,$*) --backbone $(MODEL) \
+		$(if $(LIMIT),--limit $(LIMIT)) $(if $(DEVICE),--device $(DEVICE))
 
 # stem: <data set>/<backbone>/<preset>/k<k>/fold<f>; executed notebook: _nb (temporary: .tmp)
 _nb = $(RUNS)/$(call _part,1)/$(call _part,2)/notebooks/05_evaluate_$(call \
       _part,3)_$(call _part,4)_$(call _part,5)$(1).ipynb
 $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 	@mkdir -p $(dir $(call _nb,))
-	$(PAPERMILL) notebooks/05_evaluate.ipynb $(call _nb,.tmp) \
+	$(call layout_env,$(call _part,1)) $(PAPERMILL) notebooks/05_evaluate.ipynb $(call _nb,.tmp) \
 		-p data_root $(abspath $(call data_dir,$(call _part,1))) -p dataset $(call _part,1) \
 		-p backbone $(call _part,2) -p preset $(call _part,3) \
 		-p k $(patsubst k%,%,$(call _part,4)) -p fold $(patsubst fold%,%,$(call _part,5)) \

@@ -4,7 +4,8 @@ Wu, Zhang, Elbatel, "Self-Prompting Large Vision Models for Few-Shot Medical Ima
 Segmentation", MICCAI DART 2023. SAM stays frozen; a linear classifier on its
 embedding makes a coarse mask, from which a point and a box prompt SAM itself.
 
-Modules, in pipeline order: ``datasets`` (pairs, validation) -> ``backbone`` (SAM,
+Modules, in pipeline order: ``datasets`` (pairs, validation; ``layouts`` declares where
+images and masks are, ``catalog`` knows the public sets) -> ``backbone`` (SAM,
 checkpoints) -> ``encoder`` + ``embeddings`` (batched encoding, cache) ->
 ``frame`` (padded-frame geometry) -> ``classifier`` -> ``prompts`` -> ``decode`` ->
 ``metrics``; ``pipeline`` chains them for one image, ``protocol`` runs k-shot folds,

@@ -22,11 +22,30 @@ def default_cache() -> Path:
     return Path(os.environ.get("SELFPROMPT_CACHE", "data/embeddings"))
 
 
+DATASET_NAMES = ["isic2018", "kvasir", "cvc-clinicdb", "ph2", "busi"]  # selfprompt.catalog
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", type=Path, default=None,
-                   help="data-set folder (default: $SELFPROMPT_DATA_DIR or data/kvasir-seg)")
-    p.add_argument("--layout", default="auto", choices=["auto", "kvasir", "isic2018", "folder"],
-                   help="how images pair with masks (default: detected)")
+                   help="data-set folder, as published (default: $SELFPROMPT_DATA_DIR, "
+                        "data/<folder> of --dataset, or data/kvasir-seg)")
+    p.add_argument("--dataset", default=None, choices=DATASET_NAMES,
+                   help="a known public set: its layout and name (default: detected; "
+                        "`python -m selfprompt datasets` lists them)")
+    p.add_argument("--layout", default="auto", choices=["auto", "folder"] + DATASET_NAMES,
+                   help=argparse.SUPPRESS)  # older spelling of --dataset
+    p.add_argument("--images", default=None, metavar="PATTERN",
+                   help="image folder or glob pattern under the data folder, e.g. "
+                        "'Original' or '*/*_Dermoscopic_Image/*.bmp' (files the --masks "
+                        "pattern matches are never images)")
+    p.add_argument("--masks", default=None, metavar="PATTERN",
+                   help="mask folder or glob pattern, e.g. 'Ground Truth' or '*/*_mask*.png'")
+    p.add_argument("--pair", default=None, metavar="RULE",
+                   help="which mask is an image's: a suffix ('_mask'; '_mask_1' ... are "
+                        "further masks, united), comma-separated suffixes tried in order "
+                        "(default ',_segmentation,_mask'), or a regular expression with "
+                        "(?P<key>...) whose key equals the image's (e.g. "
+                        "'(?P<key>IMD\\d+)_lesion')")
     p.add_argument("--limit", type=int, default=None,
                    help="use only the first N images in name order (CI-sized runs)")
 
@@ -53,12 +72,37 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
                         "~4e-6 (the two are cached apart)")
 
 
-def _dataset(args):
-    from .datasets import open_dataset, validate
+def _layout(args) -> str:
+    if args.dataset and args.layout not in ("auto", args.dataset):
+        raise ValueError(f"--dataset {args.dataset} and --layout {args.layout} disagree")
+    return args.dataset or args.layout
 
-    dataset = open_dataset(args.data or default_data(), args.layout).subset(args.limit)
-    validate(dataset, record_dir=(args.cache or default_cache()) / "checks",
-             progress=not args.quiet)
+
+def _data_folder(args) -> Path:
+    if args.data is not None:
+        return args.data
+    if args.dataset and not os.environ.get("SELFPROMPT_DATA_DIR"):
+        from .catalog import get
+
+        return Path("data") / get(args.dataset).folder
+    return default_data()
+
+
+def _open(args):
+    from .datasets import open_dataset, parse_pair
+
+    return open_dataset(_data_folder(args), _layout(args), images=args.images,
+                        masks=args.masks, pair=parse_pair(args.pair) if args.pair else None)
+
+
+def _dataset(args, facts: list | None = None):
+    from .datasets import validate
+
+    dataset = _open(args).subset(args.limit)
+    found = validate(dataset, record_dir=(args.cache or default_cache()) / "checks",
+                     progress=not args.quiet)
+    if facts is not None:
+        facts += found
     return dataset
 
 
@@ -79,8 +123,31 @@ def _embeddings(args, dataset):
 
 
 def cmd_check(args) -> int:
-    dataset = _dataset(args)
+    from .datasets import summarise_check
+
+    facts: list[dict] = []
+    dataset = _dataset(args, facts)
     print(f"{dataset.root}: {len(dataset)} image/mask pairs, layout {dataset.layout}: OK")
+    for line in summarise_check(facts):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .catalog import CATALOG, describe
+
+    if args.name:
+        print(describe(CATALOG[args.name]))
+        return 0
+    rows = [("name", "data set", "licence", "how to get it")]
+    for e in CATALOG.values():
+        rows.append((e.name, e.title.split(" (")[0], e.licence.split(";")[0].split(" (")[0],
+                     "download" if e.download else f"by hand: {e.homepage}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    print("\n`python -m selfprompt datasets NAME`: layout, mask convention, citation. Any "
+          "other set: --images/--masks/--pair.")
     return 0
 
 
@@ -96,7 +163,7 @@ def cmd_run(args) -> int:
     dataset = _dataset(args)
     backbone, embeddings = _embeddings(args, dataset)
     name = args.dataset_name or (dataset.layout if dataset.layout != "folder"
-                                 else dataset.root.name)
+                                 else dataset.root.name)  # "folder": named after itself
     out = args.out or Path("reports/runs") / name / backbone.model_type
     exp = Experiment(dataset, embeddings, backbone, out, dataset_name=name, seed=args.seed,
                      n_folds=args.n_folds, variants=tuple(args.variants),
@@ -164,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="recompute finished folds")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("datasets", help="the known public data sets: layout, licence, "
+                                        "citation, where to get them")
+    p.add_argument("name", nargs="?", choices=DATASET_NAMES, help="one set in full")
+    p.set_defaults(func=cmd_datasets)
+
     p = sub.add_parser("summarise", aliases=["summarize"],
                        help="combine a run folder's fold files into tables")
     p.add_argument("run_dir", type=Path)
@@ -180,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - only while the module is being written
         pass
     else:
-        register_cli(sub)
+        from .catalog import CATALOG, fetch
+
+        register_cli(sub, datasets=list(CATALOG), fetch_data=fetch)
     return parser
 
 

@@ -1,12 +1,32 @@
-"""Paired image/mask data sets: Kvasir-SEG, ISIC-2018 task 1, or any folder of pairs.
+"""Paired image/mask data sets: Kvasir-SEG, ISIC-2018, CVC-ClinicDB, PH2, BUSI, or any
+folder of pairs, read as published.
 
-A data set is a sorted list of :class:`Sample` (name, image path, mask path). Sorting
-by name makes every fold and every draw reproducible (the authors used unsorted
-``os.listdir``, defect D3).
+A data set is a sorted list of :class:`Sample` (name, image path, mask path(s)). Sorting
+makes every fold and every draw reproducible (the authors used unsorted ``os.listdir``,
+defect D3). Where images and masks are and which mask is whose is a
+:class:`~selfprompt.layouts.Layout` (folders or glob patterns, a pairing rule); the
+public sets' layouts are in :mod:`selfprompt.catalog` and are detected.
 
-Name-matching rule for a generic folder: ``<root>/images/<stem>.<ext>`` pairs with
+Default rule for a generic folder: ``<root>/images/<stem>.<ext>`` pairs with
 ``<root>/masks/<stem><suffix>.<ext>`` where ``<suffix>`` is one of ``""``,
 ``"_segmentation"``, ``"_mask"`` and ``<ext>`` any of :data:`IMAGE_EXTENSIONS`.
+
+Mask conventions (:func:`mask_grey`, then ``grey > threshold``), so that a mask is read
+the same whatever tool wrote it:
+
+* 0/255 grey (Kvasir-SEG, ISIC): as is. JPEG noise and anti-aliased grey edges are
+  cut at :data:`MASK_THRESHOLD` (127, the midpoint: an edge pixel more than half
+  covered is lesion); ``check`` counts the grey pixels (:data:`GREY_BAND`).
+* a mask with only 0 and one other value (0/1 labels, 0/38, 0/128 ...): that value
+  is lesion, whatever it is (it becomes 255).
+* RGB: grey as OpenCV computes it (``BGR2GRAY``, as the authors read masks), except
+  for colour-coded masks (channels differing by more than :data:`COLOUR_SPREAD`
+  somewhere, e.g. red on black), where the brightest channel is taken, since grey
+  would put pure red (76) below the threshold.
+* palette PNG and 1-bit BMP: expanded to their colours by the decoder, then as above.
+* 16-bit (or deeper) masks: scaled by their *own* maximum, not by 65535, because
+  16-bit label files hold 0/1, 0/255 or 0/65535 alike (an empty one stays empty).
+* several masks of one image (BUSI's ``_mask_1``): united; ``check`` records the count.
 """
 from __future__ import annotations
 
@@ -19,27 +39,33 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .layouts import (  # noqa: F401  (re-exported: the data-set API in one place)
+    DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, DatasetError, Layout, PairRule, parse_pair)
+
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-MASK_SUFFIXES = ("", "_segmentation", "_mask")
-#: Known layouts: (image folder, mask folder, mask suffix).
-LAYOUTS = {
-    "kvasir": ("images", "masks", ""),
-    "isic2018": ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth",
-                 "_segmentation"),
-}
-
-
-class DatasetError(ValueError):
-    """A data set that cannot be used as it is; the message lists every offending file."""
+MASK_SUFFIXES = DEFAULT_SUFFIXES
+#: Lesion where the 8-bit grey mask value exceeds this (the default of ``Dataset.mask``).
+MASK_THRESHOLD = 127
+#: Grey mask values ``lo <= v <= hi`` are neither background nor lesion as stored:
+#: anti-aliased edges or compression noise; counted by ``check``, cut at the threshold.
+GREY_BAND = (16, 239)
+#: A colour mask is colour-coded where some pixel's channels differ by more than this.
+COLOUR_SPREAD = 64
 
 
 @dataclass(frozen=True)
 class Sample:
+    """One image and its mask file(s); ``extra_masks``: further lesions (united)."""
+
     name: str
     image_path: Path
     mask_path: Path
+    extra_masks: tuple[Path, ...] = ()
+
+    @property
+    def mask_paths(self) -> tuple[Path, ...]:
+        return (self.mask_path,) + tuple(self.extra_masks)
 
 
 @dataclass
@@ -66,8 +92,18 @@ class Dataset:
     def image(self, i: int) -> np.ndarray:
         return read_image(self.samples[i].image_path)
 
-    def mask(self, i: int, threshold: int = 127) -> np.ndarray:
-        return read_mask(self.samples[i].mask_path, threshold)
+    def mask(self, i: int, threshold: int = MASK_THRESHOLD) -> np.ndarray:
+        """Binary ``uint8 (H, W)`` in {0, 1}; several mask files are united."""
+        sample = self.samples[i]
+        mask = read_mask(sample.mask_path, threshold)
+        for path in sample.extra_masks:
+            other = read_mask(path, threshold)
+            if other.shape != mask.shape:
+                raise DatasetError(f"{path}: size {other.shape[1]}x{other.shape[0]} differs "
+                                   f"from {sample.mask_path.name}'s {mask.shape[1]}x"
+                                   f"{mask.shape[0]}")
+            mask |= other
+        return mask
 
 
 # --------------------------------------------------------------------------- reading
@@ -102,16 +138,31 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def mask_grey(data: bytes, path: Path = Path("<bytes>")) -> np.ndarray:
-    """Mask as 8-bit grey, as the authors read it (colour -> BGR2GRAY). A mask stored as
-    0/1 labels is scaled to 0/255 so that it survives thresholding."""
-    bgr = _to_uint8(_decode(data, path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH))
-    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    """Mask as 8-bit grey, 255 = lesion as stored; the conventions are in the module
+    docstring. For 8-bit grey masks (Kvasir-SEG) this is exactly the authors' reading
+    (colour -> BGR2GRAY)."""
+    raw = _decode(data, path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if raw.dtype != np.uint8 and np.issubdtype(raw.dtype, np.integer):
+        top = int(raw.max())  # 16-bit labels: 0/1, 0/255, 0/65535 alike
+        bgr = ((raw.astype(np.uint64) * 255) // top).astype(np.uint8) if top else \
+            np.zeros(raw.shape, np.uint8)
+    else:
+        bgr = _to_uint8(raw)
+    spread = bgr.max(axis=2).astype(np.int16) - bgr.min(axis=2)
+    if int(spread.max()) > COLOUR_SPREAD:  # colour-coded (red on black): brightest channel
+        grey = bgr.max(axis=2)
+    else:
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     if grey.max() == 1:
         grey = grey * np.uint8(255)
+    else:
+        lesion = grey[grey > 0]
+        if lesion.size and lesion.min() == lesion.max() != 255:  # 0 and one label value
+            grey = np.where(grey > 0, np.uint8(255), np.uint8(0))
     return grey
 
 
-def read_mask(path: Path, threshold: int = 127) -> np.ndarray:
+def read_mask(path: Path, threshold: int = MASK_THRESHOLD) -> np.ndarray:
     """Binary mask ``uint8 (H, W)`` in {0, 1}: 1 where grey > ``threshold``."""
     grey = mask_grey(Path(path).read_bytes(), Path(path))
     return (grey > threshold).astype(np.uint8)
@@ -131,76 +182,64 @@ def is_truncated(data: bytes, path: Path | None = None) -> bool:
 
 
 # --------------------------------------------------------------------------- finding pairs
-def _images_in(folder: Path, problems: list[str]) -> dict[str, Path]:
-    """Image files by stem; two files with one stem (``x.jpg``, ``x.png``) are a problem."""
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."):
-            if p.stem in found:
-                problems.append(f"{p}: same name as {found[p.stem].name}; keep one of them")
-            found.setdefault(p.stem, p)
-    return found
-
-
 def detect_layout(root: Path) -> tuple[Path, str]:
-    """Find the layout of ``root``; also looks one level down (``Kvasir-SEG/``, ``isic2018/``)."""
-    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for base in candidates:
-        for name, (img, msk, _) in LAYOUTS.items():
-            if (base / img).is_dir() and (base / msk).is_dir():
-                # images/ + masks/ is Kvasir-SEG only where it says so; anything else is
-                # a folder of pairs, named after itself in the results (not "kvasir")
-                is_kvasir = ((base / "kavsir_bboxes.json").exists()
-                             or base.name.lower() in ("kvasir-seg", "kvasir"))
-                return base, ("folder" if name == "kvasir" and not is_kvasir else name)
-    raise DatasetError(
-        f"{root}: no known data-set layout found. Expected either images/ + masks/ "
-        f"(Kvasir-SEG or any folder of pairs) or {LAYOUTS['isic2018'][0]}/ + "
-        f"{LAYOUTS['isic2018'][1]}/ (ISIC-2018). Fetch one with `make data DATASET=kvasir`.")
+    """Find the layout of ``root``; also looks two levels down (``Kvasir-SEG/``,
+    ``CVC-ClinicDB/PNG/``). Returns (folder, layout name)."""
+    from .catalog import detect
+
+    base, layout = detect(Path(root))
+    return base, layout.name
 
 
-def open_dataset(root: str | Path, layout: str = "auto") -> Dataset:
+def open_dataset(root: str | Path, layout: str | Layout = "auto", *, images: str | None = None,
+                 masks: str | None = None, pair: PairRule | None = None) -> Dataset:
     """Pair images with masks under ``root`` and return them sorted by name.
+
+    ``layout``: ``"auto"`` (detected), ``"folder"`` (``images/`` + ``masks/``), a name of
+    :data:`selfprompt.catalog.CATALOG` (``kvasir``, ``isic2018``, ``cvc-clinicdb``,
+    ``ph2``, ``busi``; its folder may be up to two levels below ``root``) or a
+    :class:`~selfprompt.layouts.Layout`. ``images``/``masks``/``pair`` declare a layout
+    instead (folders or glob patterns relative to ``root``; a suffix, a regular
+    expression with ``(?P<key>...)`` or a callable); a registry ``layout`` given with
+    them names the result and supplies what is not given.
 
     Only pairing is checked here (cheap); :func:`validate` reads every file. Unpaired
     files are an error listing all of them, not a silent skip, because a renamed mask
     silently dropped changes every fold.
     """
+    from . import catalog
+
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: data folder does not exist. Fetch one with "
                            "`make data DATASET=kvasir`, or set SELFPROMPT_DATA_DIR.")
-    if layout == "auto":
-        root, layout = detect_layout(root)
-    if layout == "folder":
-        img_dir, msk_dir, suffixes = root / "images", root / "masks", MASK_SUFFIXES
-    elif layout in LAYOUTS:
-        img, msk, suffix = LAYOUTS[layout]
-        img_dir, msk_dir, suffixes = root / img, root / msk, (suffix,)
+    declared = any(x is not None for x in (images, masks, pair))
+    if isinstance(layout, Layout):
+        spec = layout
+    elif declared:
+        base = (catalog.get(layout).layout if layout not in ("auto", "folder")
+                else catalog.FOLDER)
+        spec = Layout(images if images is not None else base.images,
+                      masks if masks is not None else base.masks,
+                      pair if pair is not None else base.pair, base.name)
+    elif layout == "auto":
+        root, spec = catalog.detect(root)
+    elif layout == "folder":
+        spec = catalog.FOLDER
     else:
-        raise DatasetError(f"unknown layout {layout!r}; use auto, folder, {', '.join(LAYOUTS)}")
-    for folder in (img_dir, msk_dir):
-        if not folder.is_dir():
-            raise DatasetError(f"{folder}: folder missing for layout {layout!r}")
-    problems: list[str] = []
-    images, masks = _images_in(img_dir, problems), _images_in(msk_dir, problems)
-    if not images and not masks:
-        raise DatasetError(f"{root}: empty data set (no image files in {img_dir} or {msk_dir})")
-
-    samples, used = [], set()
-    for stem, img_path in images.items():
-        match = next((stem + s for s in suffixes if stem + s in masks), None)
-        if match is None:
-            problems.append(f"{img_path}: no mask (looked for {msk_dir}/{stem}"
-                            f"{{{','.join(suffixes)}}}.<ext>)")
-            continue
-        used.add(match)
-        samples.append(Sample(stem, img_path, masks[match]))
-    problems += [f"{path}: mask with no matching image in {img_dir}"
-                 for stem, path in masks.items() if stem not in used]
-    if problems:
-        raise DatasetError(_report(root, problems))
-    return Dataset(root, layout, samples)
+        try:
+            entry = catalog.get(layout)
+        except DatasetError:
+            raise DatasetError(f"unknown layout {layout!r}; use auto, folder, "
+                               f"{', '.join(catalog.CATALOG)}") from None
+        try:
+            root = catalog.detect(root, only=layout)[0]
+        except DatasetError:
+            pass  # the layout's own errors (which folder is missing) say more
+        spec = entry.layout
+    pairs = spec.find(root)
+    samples = [Sample(p.name, p.image, p.masks[0], p.masks[1:]) for p in pairs]
+    return Dataset(root, spec.name, samples)
 
 
 # --------------------------------------------------------------------------- validation
@@ -209,42 +248,60 @@ def _report(root: Path, problems: list[str]) -> str:
     return "\n  ".join([head] + problems)
 
 
+def _read_checked(path: Path, problems: list[str]) -> bytes | None:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        problems.append(f"{path}: cannot be read ({err.strerror})")
+        return None
+    if not data:
+        problems.append(f"{path}: empty file")
+        return None
+    if is_truncated(data, path):
+        problems.append(f"{path}: truncated (file ends before the image does)")
+        return None
+    return data
+
+
 def check_sample(sample: Sample, max_grey_fraction: float = 0.05) -> tuple[list[str], dict]:
-    """Read one pair fully; return (problems, facts). Facts feed the data notebook."""
+    """Read one pair fully; return (problems, facts). Facts feed the data notebook and
+    ``check``'s summary: size, foreground fraction (of the united masks), number of
+    mask files, and grey pixels (:data:`GREY_BAND`: anti-aliased edges, JPEG noise)."""
     problems: list[str] = []
-    shapes = {}
-    for kind, path in (("image", sample.image_path), ("mask", sample.mask_path)):
+    size, union, grey_pixels = None, None, 0
+    data = _read_checked(sample.image_path, problems)
+    if data is not None:
         try:
-            data = path.read_bytes()
-        except OSError as err:
-            problems.append(f"{path}: cannot be read ({err.strerror})")
-            continue
-        if not data:
-            problems.append(f"{path}: empty file")
-            continue
-        if is_truncated(data, path):
-            problems.append(f"{path}: truncated (file ends before the image does)")
-            continue
-        try:
-            if kind == "image":
-                shapes[kind] = decode_image(data, path).shape[:2]
-            else:
-                grey = mask_grey(data, path)
-                shapes[kind] = grey.shape
-                # Masks are two-valued up to JPEG noise near edges: many mid-grey pixels
-                # means this is not a binary mask (a photo, a soft map, a label image).
-                mid = np.count_nonzero((grey > 63) & (grey < 192)) / grey.size
-                if mid > max_grey_fraction:
-                    problems.append(f"{path}: not a two-valued mask ({mid:.0%} of pixels are "
-                                    "mid-grey; expected 0 = background, 255 = lesion)")
-                shapes["foreground"] = float(np.count_nonzero(grey > 127) / grey.size)
+            size = decode_image(data, sample.image_path).shape[:2]
         except DatasetError as err:
             problems.append(str(err))
-    if "image" in shapes and "mask" in shapes and shapes["image"] != shapes["mask"]:
-        problems.append(f"{sample.mask_path}: mask size {shapes['mask'][1]}x{shapes['mask'][0]} "
-                        f"differs from its image's {shapes['image'][1]}x{shapes['image'][0]}")
-    facts = {"name": sample.name, "height": shapes.get("image", (0, 0))[0],
-             "width": shapes.get("image", (0, 0))[1], "foreground": shapes.get("foreground")}
+    for path in sample.mask_paths:
+        data = _read_checked(path, problems)
+        if data is None:
+            continue
+        try:
+            grey = mask_grey(data, path)
+        except DatasetError as err:
+            problems.append(str(err))
+            continue
+        # Masks are two-valued up to JPEG noise near edges: many mid-grey pixels means
+        # this is not a binary mask (a photo, a soft map, a label image).
+        mid = np.count_nonzero((grey > 63) & (grey < 192)) / grey.size
+        if mid > max_grey_fraction:
+            problems.append(f"{path}: not a two-valued mask ({mid:.0%} of pixels are "
+                            "mid-grey; expected 0 = background, 255 = lesion)")
+        grey_pixels += int(np.count_nonzero((grey >= GREY_BAND[0]) & (grey <= GREY_BAND[1])))
+        if size is not None and grey.shape != size:
+            problems.append(f"{path}: mask size {grey.shape[1]}x{grey.shape[0]} differs from "
+                            f"its image's {size[1]}x{size[0]}")
+        elif union is None:
+            union = grey > MASK_THRESHOLD
+        elif union.shape == grey.shape:
+            union |= grey > MASK_THRESHOLD
+    facts = {"name": sample.name, "height": size[0] if size else 0,
+             "width": size[1] if size else 0,
+             "foreground": None if union is None else float(np.count_nonzero(union) / union.size),
+             "masks": len(sample.mask_paths), "grey": grey_pixels}
     return problems, facts
 
 
@@ -252,22 +309,47 @@ def _listing_key(dataset: Dataset) -> str:
     """Hash of paths, sizes and modification times: changes whenever any file does."""
     h = hashlib.sha256()
     for s in dataset.samples:
-        for p in (s.image_path, s.mask_path):
+        for p in (s.image_path,) + s.mask_paths:
             st = p.stat()
             h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
+def summarise_check(facts: list[dict]) -> list[str]:
+    """What ``check`` says beyond OK: united masks, grey edge pixels, empty masks."""
+    lines = []
+    several = [f for f in facts if f.get("masks", 1) > 1]
+    if several:
+        lines.append(f"{len(several)} image(s) have several lesion masks, united into one "
+                     f"({sum(f['masks'] for f in several)} mask files): "
+                     + ", ".join(f["name"] for f in several[:5])
+                     + (" ..." if len(several) > 5 else ""))
+    grey = [f for f in facts if f.get("grey", 0)]
+    if grey:
+        total = sum(f["height"] * f["width"] for f in facts) or 1
+        lines.append(f"{sum(f['grey'] for f in grey)} grey mask pixels (values "
+                     f"{GREY_BAND[0]}-{GREY_BAND[1]}: anti-aliased edges or compression noise; "
+                     f"{sum(f['grey'] for f in grey) / total:.2%} of all) in {len(grey)} "
+                     f"mask(s), cut at > {MASK_THRESHOLD}")
+    empty = [f["name"] for f in facts if f["foreground"] == 0]
+    if empty:
+        lines.append(f"{len(empty)} mask(s) are empty (no lesion): "
+                     + ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else ""))
+    return lines
+
+
 def validate(dataset: Dataset, record_dir: Path | None = None, progress: bool = True) -> list[dict]:
     """Read every file; raise one :class:`DatasetError` listing every problem.
 
-    Returns per-image facts (size, foreground fraction). With ``record_dir`` a passing
-    check is remembered (keyed by the listing's paths, sizes and times) so a rerun over
-    unchanged files is instant; the data folder itself is never written to.
+    Returns per-image facts (size, foreground fraction, mask files, grey pixels). With
+    ``record_dir`` a passing check is remembered (keyed by the listing's paths, sizes and
+    times) so a rerun over unchanged files is instant; the data folder itself is never
+    written to.
     """
     record = None
     if record_dir is not None:
-        record = Path(record_dir) / f"check-{_listing_key(dataset)[:20]}.json"
+        # v2: facts gained "masks" and "grey"; older records are checked again
+        record = Path(record_dir) / f"check-v2-{_listing_key(dataset)[:20]}.json"
         if record.exists():
             return json.loads(record.read_text())
     from tqdm.auto import tqdm

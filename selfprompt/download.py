@@ -644,8 +644,13 @@ def _reporting(command):
     return run
 
 
-def register_cli(subparsers) -> None:
-    """Add ``assets`` and ``fetch {checkpoint,data}`` to the kit's argparse parser."""
+def register_cli(subparsers, datasets: list[str] | None = None, fetch_data=None) -> None:
+    """Add ``assets`` and ``fetch {checkpoint,data}`` to the kit's argparse parser.
+
+    ``datasets``/``fetch_data(name, data_dir, mirror) -> Path``: the data sets ``fetch
+    data`` knows and how it gets one (default: this module's downloads; the command
+    line passes the catalog, which adds the sets obtained by hand)."""
+    fetch_data = fetch_data or fetch_dataset
     mirror_help = "local folder or base URL replacing the official source ($SELFPROMPT_MIRROR)"
     assets = subparsers.add_parser("assets", help="list checkpoints and data sets and their state")
     assets.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
@@ -663,7 +668,7 @@ def register_cli(subparsers) -> None:
     checkpoint.set_defaults(func=_reporting(
         lambda a: fetch_checkpoint(a.model, a.checkpoints, a.mirror)))
     data = what.add_parser("data", help="a data set, extracted and checked")
-    data.add_argument("--dataset", choices=list(DATASETS), default="kvasir")
+    data.add_argument("--dataset", choices=datasets or list(DATASETS), default="kvasir")
     data.add_argument("--data", type=Path, default=Path("data"))
     data.add_argument("--mirror", default=None, help=mirror_help)
-    data.set_defaults(func=_reporting(lambda a: fetch_dataset(a.dataset, a.data, a.mirror)))
+    data.set_defaults(func=_reporting(lambda a: fetch_data(a.dataset, a.data, a.mirror)))

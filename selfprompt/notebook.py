@@ -29,7 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: Set (to anything but "" or "0") by the nbval run: synthetic data, fresh output folders.
 NBVAL_ENV = "SELFPROMPT_NBVAL"
-DATA_FOLDERS = {"kvasir": "kvasir-seg", "isic2018": "isic2018"}
+#: A declared layout for the notebooks when their parameters give none: ``make reproduce
+#: IMAGES=... MASKS=... PAIR=...`` sets these for notebook 05, whose parameters it keeps.
+LAYOUT_ENV = {"images": "SELFPROMPT_IMAGES", "masks": "SELFPROMPT_MASKS",
+              "pair": "SELFPROMPT_PAIR"}
 SYNTHETIC_N = 12
 
 
@@ -63,7 +66,9 @@ def resolve_data_root(data_root: str | Path | None = None, dataset: str = "kvasi
         return synthetic_root()
     if os.environ.get("SELFPROMPT_DATA_DIR"):
         return Path(os.environ["SELFPROMPT_DATA_DIR"]).expanduser()
-    folder = DATA_FOLDERS.get(dataset, dataset)
+    from .catalog import CATALOG
+
+    folder = CATALOG[dataset].folder if dataset in CATALOG else dataset
     for candidate in (REPO / "data" / folder, REPO.parent / "shared" / "data" / folder):
         if candidate.is_dir():
             return candidate
@@ -95,12 +100,38 @@ class Setup:
     synthetic: bool
 
 
-def open_data(data_root=None, dataset: str = "kvasir", limit: int | None = None):
-    """Open and validate the data set (first ``limit`` images in name order)."""
+def declared_layout(images=None, masks=None, pair=None) -> dict:
+    """``images``/``masks``/``pair`` as given, else from ``$SELFPROMPT_IMAGES`` ... (not
+    under the notebook tests); ``pair`` as text is read like the command line's
+    ``--pair``. Empty when nothing is declared: the layout is then detected."""
+    from .layouts import parse_pair
+
+    given = {"images": images, "masks": masks, "pair": pair}
+    if not nbval_mode():
+        given = {k: v if v not in (None, "") else (os.environ.get(LAYOUT_ENV[k]) or None)
+                 for k, v in given.items()}
+    if isinstance(given["pair"], str):
+        given["pair"] = parse_pair(given["pair"])
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def open_data(data_root=None, dataset: str = "kvasir", limit: int | None = None,
+              images=None, masks=None, pair=None):
+    """Open and validate the data set (first ``limit`` images in name order).
+
+    The layout is detected unless ``images``/``masks``/``pair`` declare it (see
+    :func:`declared_layout`); with a declared layout a registry ``dataset`` supplies
+    what is not given and names the layout."""
+    from .catalog import CATALOG
     from .datasets import open_dataset, validate
 
     root = resolve_data_root(data_root, dataset)
-    data = open_dataset(root).subset(limit)
+    declared = declared_layout(images, masks, pair)
+    if declared:
+        data = open_dataset(root, dataset if dataset in CATALOG else "auto", **declared)
+    else:
+        data = open_dataset(root)
+    data = data.subset(limit)
     # the command line's record folder: a check passed once is not read again
     facts = validate(data, record_dir=cache_root() / "checks", progress=False)
     return data, facts
@@ -112,14 +143,16 @@ def cache_root(cache=None) -> Path:
 
 
 def setup(data_root=None, dataset: str = "kvasir", backbone: str = "tiny", checkpoint=None,
-          device=None, limit: int | None = None, cache=None) -> Setup:
-    """Data set, backbone and cached embeddings in one call (each image encoded once)."""
+          device=None, limit: int | None = None, cache=None, images=None, masks=None,
+          pair=None) -> Setup:
+    """Data set, backbone and cached embeddings in one call (each image encoded once);
+    ``images``/``masks``/``pair``: a declared layout (:func:`open_data`)."""
     import warnings
 
     from .backbone import load_backbone
     from .embeddings import embed_dataset
 
-    data, _ = open_data(data_root, dataset, limit)
+    data, _ = open_data(data_root, dataset, limit, images, masks, pair)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tiny warning is said in the notebook's text
         model = load_backbone(backbone, checkpoint, device, checkpoints_dir=REPO / "checkpoints")
@@ -274,6 +307,7 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
     Present means: the checkpoint file exists, and the data folder opens as a data set.
     With a mirror the fetch step decides (it checks what the mirror holds).
     """
+    from .catalog import CATALOG
     from .download import CHECKPOINTS, DATASET_LAYOUTS, DATASETS, load_registry
 
     mirror = mirror if mirror is not None else (os.environ.get("SELFPROMPT_MIRROR") or None)
@@ -299,6 +333,17 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
                         asset.filename, asset.url, folder,
                         "\nAn already extracted copy: SELFPROMPT_DATA_DIR=/path/to/"
                         f"{DATASET_LAYOUTS[dataset].folder} make reproduce."))
+    elif dataset in CATALOG:  # obtained by hand (a registration): only present or not
+        entry = CATALOG[dataset]
+        folder = Path(data_dir) if data_dir else REPO / "data" / entry.folder
+        if not folder.is_dir():
+            problems.append(f"{dataset}: {folder} is missing. {entry.instructions(folder)}")
+    elif data_dir is not None and not Path(data_dir).is_dir():
+        problems.append(f"{dataset}: not a known data set ({', '.join(CATALOG)}) and "
+                        f"{data_dir} is not a folder: give its folder "
+                        f"(make reproduce DATASETS={dataset} DATA_DIR_{dataset}=/path/to/it, "
+                        f"with IMAGES_{dataset}=... MASKS_{dataset}=... PAIR_{dataset}=... "
+                        "when its layout is not detected)")
     return problems
 
 

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,33 @@ def test_five_fold_run_on_real_kvasir_with_the_tiny_backbone(
     again = run_cli("run", kvasir_dir, "--limit", 15, "--backbone", "tiny", "--checkpoint",
                     tiny_checkpoint, "--k", 2, "--cache", tmp_path / "cache", "--out", out)
     assert again.returncode == 0 and "0 encoded, 15 reused" in again.stdout
+
+
+def test_check_a_published_layout_and_a_declared_one(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from published import make_busi, make_ph2
+
+    make_busi(tmp_path / "busi")
+    assert main(["-q", "check", str(tmp_path / "busi"), "--cache", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "4 image/mask pairs, layout busi: OK" in out and "several lesion masks" in out
+    cases = make_ph2(tmp_path / "ph2") / "PH2 Dataset images"
+    assert main(["-q", "check", str(cases), "--images", "*/*_Dermoscopic_Image/*.bmp",
+                 "--masks", "*/*_lesion/*.bmp", "--pair", r"(?P<key>IMD\d+)_lesion",
+                 "--cache", str(tmp_path / "c")]) == 0
+    assert "3 image/mask pairs, layout folder: OK" in capsys.readouterr().out
+    assert main(["-q", "check", str(cases), "--images", "*/*.png", "--masks",
+                 "*/*_lesion/*.bmp", "--cache", str(tmp_path / "c")]) == 2
+    assert "'*/*.png' matches no image file" in capsys.readouterr().err
+
+
+def test_datasets_lists_the_registry_and_fetch_explains_registration(tmp_path, capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ["kvasir", "isic2018", "cvc-clinicdb", "ph2", "busi", "CC BY-NC 4.0"]:
+        assert name in out
+    assert main(["datasets", "busi"]) == 0
+    assert "Al-Dhabyani" in capsys.readouterr().out
+    assert main(["fetch", "data", "--dataset", "cvc-clinicdb", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "polyp.grand-challenge.org" in err and "DATA_DIR_cvc-clinicdb=" in err

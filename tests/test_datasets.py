@@ -26,7 +26,7 @@ def test_folder_pairs_sorted_by_name(tmp_path):
     assert ds.names == ["a", "b", "c"] and ds.layout == "folder"   # not named kvasir
     facts = validate(ds, progress=False)
     assert facts[0] == {"name": "a", "height": 60, "width": 80,
-                        "foreground": pytest.approx(600 / 4800)}
+                        "foreground": pytest.approx(600 / 4800), "masks": 1, "grey": 0}
 
 
 def test_isic_layout_and_suffix_rule(tmp_path):

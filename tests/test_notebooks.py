@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -170,3 +171,31 @@ def test_check_close_outside_the_tests_shows_the_value(monkeypatch, capsys):
     assert "mean Dice: 0.500 (the notebook tests expect 0.81 ± 0.02" in capsys.readouterr().out
     nb.check_close("mean Dice", 0.5, expected=None, tol=0.02)
     assert capsys.readouterr().out == "RECORD mean Dice = 0.5000\n"
+
+
+def test_preflight_for_sets_obtained_by_hand_and_for_own_data(tmp_path):
+    problems = nb.missing_assets("tiny", "ph2", tmp_path / "none", tmp_path)
+    assert len(problems) == 1 and "fc.up.pt" in problems[0] and "DATA_DIR_ph2=" in problems[0]
+    assert nb.missing_assets("tiny", "ph2", tmp_path, tmp_path) == []
+    problems = nb.missing_assets("tiny", "mydata", tmp_path / "none", tmp_path)
+    assert len(problems) == 1 and "IMAGES_mydata=" in problems[0]
+
+
+def test_notebooks_take_a_declared_layout_from_parameters_or_environment(monkeypatch, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from published import make_ph2
+
+    cases = make_ph2(tmp_path) / "PH2 Dataset images"
+    monkeypatch.setenv(nb.NBVAL_ENV, "0")
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    monkeypatch.setenv("SELFPROMPT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SELFPROMPT_IMAGES", "*/*_Dermoscopic_Image/*.bmp")
+    monkeypatch.setenv("SELFPROMPT_MASKS", "*/*_lesion/*.bmp")
+    monkeypatch.setenv("SELFPROMPT_PAIR", r"(?P<key>IMD\d+)_lesion")
+    data, facts = nb.open_data(cases, "mydata")            # as make reproduce's notebook 05
+    assert data.names == ["IMD002", "IMD003", "IMD004"] and len(facts) == 3
+    monkeypatch.delenv("SELFPROMPT_PAIR")
+    data, _ = nb.open_data(cases, "ph2")                    # the registry supplies the rule
+    assert data.layout == "ph2" and len(data) == 3
+    assert nb.declared_layout(pair="_mask") == {"images": "*/*_Dermoscopic_Image/*.bmp",
+                                                "masks": "*/*_lesion/*.bmp", "pair": "_mask"}

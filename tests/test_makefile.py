@@ -1,0 +1,48 @@
+"""The Makefile's data-set variables: registry names, per-set folders and declared layouts
+reach every step of `make reproduce` (checked with `make -n`: nothing runs)."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from selfprompt import catalog
+
+REPO = Path(__file__).resolve().parents[1]
+MAKEFILE = (REPO / "Makefile").read_text()
+
+
+def _variable(name):
+    return re.search(rf"^{name}\s*:=\s*(.*)$", MAKEFILE, re.M).group(1).split()
+
+
+def test_makefile_knows_the_registry():
+    assert _variable("CATALOG") == list(catalog.CATALOG)
+    assert _variable("DOWNLOADS") == [n for n, e in catalog.CATALOG.items() if e.download]
+    for name, entry in catalog.CATALOG.items():
+        assert re.search(rf"^DATA_DIR_{name}\s*:=\s*data/{entry.folder}$", MAKEFILE, re.M)
+    from selfprompt.cli import DATASET_NAMES
+
+    assert DATASET_NAMES == list(catalog.CATALOG)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_reproduce_passes_each_data_set_its_folder_and_layout(tmp_path):
+    proc = subprocess.run(
+        ["make", "-n", "reproduce", "MODEL=tiny", "K=2", "FOLDS=0", "PRESETS=paper",
+         "DATASETS=kvasir ph2 mine", "DATA_DIR_ph2=/x/PH2Dataset", "DATA_DIR_mine=/y/mine",
+         "IMAGES_mine=img/*.png", "MASKS_mine=Ground Truth", "PAIR_mine=(?P<key>\\d+)",
+         f"RUNS={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "fetch data --dataset kvasir" in out                  # a download, default folder
+    assert "fetch data --dataset ph2" not in out                 # a folder of the user's
+    assert "preflight --model tiny --dataset ph2 \\\n\t--data-dir '/x/PH2Dataset'" in out
+    assert "embed '/x/PH2Dataset'  --backbone tiny" in out        # detected: nothing declared
+    assert ("embed '/y/mine'  --images 'img/*.png' --masks 'Ground Truth' "
+            "--pair '(?P<key>\\d+)' --backbone tiny") in out
+    assert ("SELFPROMPT_IMAGES='img/*.png' SELFPROMPT_MASKS='Ground Truth' "
+            "SELFPROMPT_PAIR='(?P<key>\\d+)'") in out
+    assert "-p data_root /y/mine -p dataset mine" in out
+    assert "-p data_root /x/PH2Dataset -p dataset ph2" in out
