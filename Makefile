@@ -57,7 +57,7 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
-        reference verify-reference
+        reference verify-reference ablations reference-ablations
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -176,6 +176,25 @@ verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; 
 	$(PY) -m selfprompt.reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
 		--fold $(REF_FOLD) $(if $(REF_IMAGES),--images $(REF_IMAGES))
 
+# --- baselines and ablations (selfprompt.ablations): same folds, shots and cache -----------
+# Each study is resumable fold by fold. On a CPU every study decodes several prompts an
+# image: ABLATION_TEST scores the first N test images of each fold (empty: all of them).
+ABLATION_MODEL   ?= medsam_lite
+ABLATION_STUDIES ?= baselines finetune strategies classifiers shots
+ABLATION_TEST    ?= 40
+ABLATION_RUNS     = reports/ablations/runs/$(DATASET)/$(ABLATION_MODEL)
+ablations: $(VENV)/.installed ## baselines and ablations -> reports/ablations/<data>/<model>/ablations.md
+	$(PY) -m selfprompt.ablations run $(call data_dir,$(DATASET)) $(call layout_args,$(DATASET)) \
+		--backbone $(ABLATION_MODEL) --dataset-name $(DATASET) --studies $(ABLATION_STUDIES) \
+		--folds $(FOLDS) --seed $(SEED) $(if $(ABLATION_TEST),--test-per-fold $(ABLATION_TEST)) \
+		--out $(ABLATION_RUNS)
+	$(PY) -m selfprompt.ablations write $(ABLATION_RUNS) reports/ablations/$(DATASET)/$(ABLATION_MODEL)
+
+reference-ablations: $(VENV)/.installed ## the committed ablations beside the reference (Kvasir-SEG, medsam_lite)
+	$(MAKE) --no-print-directory ablations DATASET=kvasir ABLATION_MODEL=$(REF_MODEL) \
+		FOLDS="0 1 2 3 4" DATA_DIR_kvasir=$(abspath $(REF_DATA))
+	$(PY) -m selfprompt.ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
+
 SMOKE_DATA := $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic)
 smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no download
 	test -d $(SMOKE_DATA) || $(PY) -m selfprompt synthetic $(SMOKE_DATA) --n 20
@@ -207,7 +226,7 @@ lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv (extras sta
 	mv requirements-lock.tmp requirements-lock.txt
 
 clean: ## remove generated results (keeps data, checkpoints, embedding cache, reports/reference)
-	rm -rf reports/runs reports/figures reports/*.md reports/*.csv .pytest_cache
+	rm -rf reports/runs reports/ablations reports/figures reports/*.md reports/*.csv .pytest_cache
 
 distclean: clean ## also remove the environment and the embedding cache
 	rm -rf $(VENV) data/embeddings

@@ -4,9 +4,10 @@ A *study* is a question answered by a set of (preset, k, variant, draw) cells on
 protocol's folds: the same images, folds and k shots as the main sweep, from the same
 embedding cache (no second encoder pass). Its rows go into the same results table
 (same columns, same ``counted`` rule per preset), one run folder per study under
-``reports/runs/ablations/<data set>/<backbone>/<study>/``, resumable fold by fold like
-``make reproduce``. ``write`` turns the finished studies into tables, figures and a
-Markdown page (``make ablations``).
+``reports/ablations/runs/<data set>/<backbone>/<study>/`` (apart from ``reports/runs``:
+a study scoring part of each fold must not stand in for a whole fold in the main
+report), resumable fold by fold like ``make reproduce``. ``write`` turns the finished
+studies into tables, figures and a Markdown page (``make ablations``).
 
 Studies (:data:`STUDIES`):
 
@@ -148,26 +149,34 @@ def comparison_table(run_root: str | Path, k: str = "20", preset: str = "correct
     return out
 
 
-def variant_table(run_root: str | Path, study: str, reference: str | None = None) -> list[dict]:
+def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | None = None,
+                  versus_preset: str | None = None) -> list[dict]:
     """One row per (preset, k, variant) of a study: Dice and IoU, mean +- std over folds,
-    and the difference to ``reference`` (a variant of the same preset and k)."""
-    from .strategies import STRATEGIES
+    and the paired difference to a reference on the same images: ``versus`` = (study,
+    variant) of the same preset and k, or ``versus_preset`` (same variant and k)."""
     from .presets import get_preset
+    from .strategies import STRATEGIES
 
-    rows = study_rows(run_root, study)
-    overall = _overall(rows)
+    overall = _overall(study_rows(run_root, study))
+    ref_overall = overall if versus is None else _overall(study_rows(run_root, versus[0]))
+    column = (f"minus_{versus[1]}" if versus else
+              f"minus_{versus_preset}" if versus_preset else None)
     out = []
     for (preset, k, variant), s in sorted(overall.items(),
                                           key=lambda kv: (kv[0][0], k_order(kv[0][1]))):
-        ref = overall.get((preset, k, reference)) if reference else None
         d = _pct(s["dice_mean"])
-        out.append({"preset": preset, "classifier": get_preset(preset).classifier,
-                    "threshold": get_preset(preset).threshold, "k": k, "variant": variant,
-                    "what": STRATEGIES[variant][0] if variant in STRATEGIES else variant,
-                    "dice": d, "dice_std": _pct(s["dice_std"]), "iou": _pct(s["iou_mean"]),
-                    "images": f"{s['n_counted']}/{s['n_images']}",
-                    f"minus_{reference}": (None if ref is None or ref is s
-                                           else round(d - _pct(ref["dice_mean"]), 2))})
+        p = get_preset(preset)
+        row = {"preset": preset, "classifier": p.classifier, "threshold": p.threshold, "k": k,
+               "variant": variant,
+               "what": STRATEGIES[variant][0] if variant in STRATEGIES else variant,
+               "dice": d, "dice_std": _pct(s["dice_std"]), "iou": _pct(s["iou_mean"]),
+               "images": f"{s['n_counted']}/{s['n_images']}"}
+        if column:
+            key = ((preset, k, versus[1]) if versus else (versus_preset, k, variant))
+            ref = ref_overall.get(key)
+            row[column] = (None if ref is None or ref is s
+                           else round(d - _pct(ref["dice_mean"]), 2))
+        out.append(row)
     return out
 
 
@@ -260,10 +269,10 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
     paths: dict[str, Path] = {}
     tables = {
         "comparison": comparison_table(run_root, k),
-        "baselines": variant_table(run_root, "baselines", reference="point_box"),
-        "finetune": variant_table(run_root, "finetune"),
-        "strategies": variant_table(run_root, "strategies"),
-        "classifiers": variant_table(run_root, "classifiers"),
+        "baselines": variant_table(run_root, "baselines", ("baselines", "point_box")),
+        "finetune": variant_table(run_root, "finetune", ("baselines", "point_box")),
+        "strategies": variant_table(run_root, "strategies", ("baselines", "box")),
+        "classifiers": variant_table(run_root, "classifiers", versus_preset="corrected"),
         "shots": shots_curve(study_rows(run_root, "shots")),
     }
     text = ["# Baselines and ablations\n",
@@ -305,7 +314,7 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
     with atomic_open(paths["results"], "wb") as f:
         f.write(gzip.compress(buf.getvalue().encode(), mtime=0))
     metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
-             for p in sorted(run_root.rglob("fold*.json"))]
+             for p in sorted(run_root.rglob("fold[0-9]*.json"))]  # not folds.json
     paths["folds"] = out_dir / "folds.jsonl"
     atomic_write_text(paths["folds"], "".join(json.dumps(m) + "\n" for m in metas))
     paths["page"] = out_dir / "ablations.md"
@@ -314,26 +323,25 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
 
 
 def main(argv=None) -> None:
-    from .backbone import load_backbone
-    from .datasets import open_dataset
-    from .embeddings import embed_dataset
+    from . import cli
 
     p = argparse.ArgumentParser(prog="python -m selfprompt.ablations", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="compute the studies' folds (finished ones are skipped)")
-    r.add_argument("data", type=Path)
-    r.add_argument("--backbone", default="medsam_lite")
-    r.add_argument("--dataset-name", default="kvasir")
+    cli._add_data(r)
+    cli._add_backbone(r)
+    r.set_defaults(backbone="medsam_lite")
+    r.add_argument("--dataset-name", default="kvasir", help="name in the tables")
     r.add_argument("--studies", nargs="+", default=list(STUDIES), choices=list(STUDIES))
     r.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     r.add_argument("--k", nargs="+", default=None, help="override the studies' k values")
     r.add_argument("--seed", type=int, default=42)
-    r.add_argument("--limit", type=int, default=None, help="first N images only (CI)")
     r.add_argument("--test-per-fold", type=int, default=None,
                    help="score the first N test images of each fold (default: all)")
     r.add_argument("--out", type=Path, default=None,
-                   help="default: reports/runs/ablations/<dataset-name>/<backbone>")
+                   help="default: reports/ablations/runs/<dataset-name>/<backbone>")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
     w = sub.add_parser("write", help="tables and figures from finished studies")
     w.add_argument("runs", type=Path)
     w.add_argument("out", type=Path)
@@ -343,15 +351,13 @@ def main(argv=None) -> None:
         for name, path in write(args.runs, args.out).items():
             print(f"{name}: {path}")
         return
-    dataset = open_dataset(args.data).subset(args.limit)
-    backbone = load_backbone(args.backbone)
-    from .cli import default_cache
-
-    embeddings, _ = embed_dataset(dataset, backbone, default_cache())
-    out = args.out or Path("reports/runs/ablations") / args.dataset_name / args.backbone
+    dataset = cli._dataset(args)
+    backbone, embeddings = cli._embeddings(args, dataset)
+    out = args.out or Path("reports/ablations/runs") / args.dataset_name / backbone.model_type
     for study in args.studies:
         paths = run_study(study, dataset, embeddings, backbone, out, args.dataset_name,
-                          args.folds, args.seed, args.k, args.test_per_fold)
+                          args.folds, args.seed, args.k, args.test_per_fold,
+                          progress=not args.quiet)
         print(f"{study}: {len(paths)} folds under {out / study}")
 
 

@@ -182,3 +182,59 @@ def test_fit_memory_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv("SELFPROMPT_FIT_IN_MEMORY_GIB", "lots")
     with pytest.raises(ValueError, match="number of GiB"):
         fit_memory_limit()
+
+
+# ---- the ablations' classifiers and presets -------------------------------------------
+def spread_embedding(mask64: np.ndarray, rng) -> np.ndarray:
+    """The lesion shifts 64 of 256 noisy channels by +-2: separable for every model,
+    k-NN included (one informative channel among 255 noisy ones defeats distances)."""
+    f = rng.normal(0, 1, (256, GRID, GRID)).astype(np.float32)
+    f[:64] += np.where(mask64 > 0, 2.0, -2.0)[None]
+    return f
+
+
+@pytest.mark.parametrize("kind", ["logreg_balanced", "logreg_scaled", "mlp", "knn"])
+def test_every_classifier_choice_finds_a_separable_lesion(kind):
+    rng = np.random.default_rng(0)
+    p = PRESETS["corrected"].with_(classifier=kind)
+    grids = [blob(rng) for _ in range(4)]
+    size = (1024, 1024)
+    masks = [grid_to_image(g, *size, aligned=True) for g in grids]
+    clf = fit_classifier([spread_embedding(g, rng) for g in grids[:3]], masks[:3], p)
+    features = spread_embedding(grids[3], rng)
+    assert dice(coarse_mask(clf, features, size, p), masks[3]) > 0.95
+    logits = clf.logit_map(features)                          # SAM's mask prompt
+    assert logits.shape == (GRID, GRID) and np.abs(logits).max() <= 20
+    assert ((logits > 0) == (clf.predict_map(features) > 0)).mean() > 0.99
+
+
+def test_cell_classifier_keeps_at_most_max_cells_and_is_seeded():
+    from selfprompt.classifier import CellClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (3000, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.uint8)
+    a = CellClassifier("knn", max_cells=500, random_state=1).fit(X, y)
+    b = CellClassifier("knn", max_cells=500, random_state=1).fit(X, y)
+    assert a.model_[-1].n_samples_fit_ == 500
+    assert (a.predict_proba(X) == b.predict_proba(X)).all()
+    with pytest.raises(ValueError, match="unknown kind"):
+        CellClassifier("svm").fit(X, y)
+
+
+def test_named_preset_changes_are_parsed_checked_and_keep_old_identities():
+    from selfprompt.classifier import make_classifier
+    from selfprompt.presets import get_preset
+
+    p = get_preset("corrected+classifier=knn+threshold=0.3")
+    assert (p.name, p.classifier, p.threshold, p.labels) == (
+        "corrected+classifier=knn+threshold=0.3", "knn", 0.3, "aligned")
+    assert p.as_dict()["classifier"] == "knn"
+    # a field added later is left out at its default: folds written before still match
+    assert "classifier" not in PRESETS["paper"].as_dict()
+    for bad, why in [("corrected+colour=red", "not field=value"),
+                     ("corrected+threshold=high", "takes a float"), ("best", "unknown preset")]:
+        with pytest.raises(ValueError, match=why):
+            get_preset(bad)
+    with pytest.raises(ValueError, match="unknown classifier"):
+        make_classifier("forest")

@@ -130,3 +130,36 @@ def test_bad_fold_and_k_are_clear_errors(experiment, tmp_path):
     with pytest.raises(ValueError, match="fold 5 does not exist"):
         exp.run_fold("corrected", 2, 5)
     assert parse_k("010") == "10" and parse_k(" all") == "all"
+
+
+def test_repeated_draws_keep_the_folds_and_draw_other_shots():
+    folds = make_folds(60, 5, seed=42)
+    first, again, other = (draw_shots(folds, 5, 42, d) for d in (0, 0, 1))
+    assert first == draw_shots(folds, 5, 42) == again                # draw 0: the paper's
+    assert other != first
+    for (tr, _), s in zip(folds, other):
+        assert set(s) <= set(tr.tolist()) and len(set(s)) == 5
+    with pytest.raises(ValueError, match="draw must be"):
+        draw_shots(folds, 5, 42, -1)
+
+
+def test_a_repeated_draw_and_a_partial_fold_are_stored_apart_and_said_so(experiment, tmp_path):
+    import dataclasses
+
+    exp = experiment(tmp_path)
+    part = dataclasses.replace(exp, draw=1, test_per_fold=1)
+    path = part.run_fold("corrected", 2, 0)
+    assert path == tmp_path / "corrected" / "k2" / "draw1" / "fold0.csv"
+    rows = read_results([path])
+    assert len(rows) == len(part.variants) and {r["draw"] for r in rows} == {1}
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["draw"] == 1 and meta["test_per_fold"] == 1 and meta["n_test"] == 1
+    assert part.shots("2", 0) == draw_shots(part.folds, 2, 42, 1)[0] != exp.shots("2", 0)
+    assert "draw" not in exp._identity(PRESETS["corrected"], "2", 0)   # old folds still match
+
+
+def test_unknown_variants_are_refused_before_any_work(experiment, tmp_path):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="unknown variants"):
+        dataclasses.replace(experiment(tmp_path), variants=("box", "boxes"))

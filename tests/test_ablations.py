@@ -1,0 +1,82 @@
+"""Ablation studies: run on the protocol's folds, resumable, summarised into tables."""
+import json
+
+import numpy as np
+import pytest
+
+from selfprompt import ablations
+from selfprompt.ablations import STUDIES, Study, comparison_table, run_study, shots_curve, write
+from selfprompt.strategies import STRATEGIES
+from selfprompt.presets import VARIANTS, get_preset
+
+
+def test_every_study_names_known_presets_and_variants():
+    for study in STUDIES.values():
+        for preset in study.presets:
+            get_preset(preset)
+        assert set(study.variants) <= set(VARIANTS) | set(STRATEGIES), study.name
+    for _, _, study, variant in ablations.COMPARISON:
+        assert study is None or variant in STUDIES[study].variants
+
+
+def row(k, variant, fold, draw, dice, preset="corrected"):
+    return {"dataset": "d", "image": f"{fold}-{draw}-{dice}", "fold": fold, "k": k,
+            "seed": 42, "preset": preset, "backbone": "b", "variant": variant, "dice": dice,
+            "iou": dice, "empty_prediction": False, "counted": True, "draw": draw}
+
+
+def test_shots_curve_separates_the_spread_over_folds_from_the_spread_over_draws():
+    # draw 0: folds at 0.4 and 0.6; draw 1: folds at 0.6 and 0.8 (one image each)
+    rows = [row("5", "box", f, d, 0.4 + 0.2 * f + 0.2 * d) for f in (0, 1) for d in (0, 1)]
+    (c,) = shots_curve(rows)
+    assert c["dice"] == 60.0 and c["std_over_folds"] == 10.0 and c["std_over_draws"] == 10.0
+    assert (c["min_unit"], c["max_unit"], c["draws"], c["folds"]) == (40.0, 80.0, 2, 2)
+
+
+@pytest.fixture(scope="module")
+def studies(tiny_backbone, synthetic_dir, tmp_path_factory):
+    from selfprompt.datasets import open_dataset
+    from selfprompt.embeddings import embed_dataset
+
+    ds = open_dataset(synthetic_dir)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path_factory.mktemp("cache"), progress=False)
+    root = tmp_path_factory.mktemp("ablations")
+    small = {"baselines": Study("baselines", "?", ("corrected",), ("2",),
+                                ("box", "point_box", "no_prompt", "gt_point_box")),
+             "shots": Study("shots", "?", ("corrected",), ("1", "2"), ("linear",), (0, 1))}
+    paths = {name: run_study(s, ds, emb, tiny_backbone, root, "synthetic", folds=[0, 1],
+                             test_per_fold=1, progress=False) for name, s in small.items()}
+    return root, paths, (ds, emb)
+
+
+def test_a_study_writes_one_resumable_fold_per_cell(studies, tiny_backbone):
+    root, paths, (ds, emb) = studies
+    assert len(paths["baselines"]) == 2 and len(paths["shots"]) == 2 * 2 * 2
+    assert (root / "shots" / "corrected" / "k1" / "draw1" / "fold0.csv").exists()
+    stamp = [p.stat().st_mtime_ns for p in paths["baselines"]]
+    again = run_study(Study("baselines", "?", ("corrected",), ("2",),
+                            ("box", "point_box", "no_prompt", "gt_point_box")),
+                      ds, emb, tiny_backbone, root, "synthetic", folds=[0, 1],
+                      test_per_fold=1, progress=False)
+    assert [p.stat().st_mtime_ns for p in again] == stamp     # finished: not recomputed
+
+
+def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_path):
+    root, _, _ = studies
+    paths = write(root, tmp_path / "out", k="2")
+    table = {r["variant"]: r for r in comparison_table(root, k="2")}
+    assert table["no_prompt"]["ours"] is not None and table["no_prompt"]["paper"] == 52.66
+    assert table["no_prompt"]["diff"] == round(table["no_prompt"]["ours"] - 52.66, 2)
+    assert "make ablations STUDIES=finetune" in table["ft_no_prompt"]["note"]
+    import gzip
+
+    lines = gzip.decompress(paths["results"].read_bytes()).decode().splitlines()
+    assert len(lines) == 1 + 2 * 4 + 2 * 2 * 2                 # header + rows, none lost
+    folds = [json.loads(x) for x in paths["folds"].read_text().splitlines()]
+    assert {f["study"] for f in folds} == {"baselines", "shots"} and len(folds) == 10
+    assert all(f["test_per_fold"] == 1 for f in folds)
+    page = paths["page"].read_text()
+    assert "## shots" in page and "figures/shots.png" in page and (tmp_path / "out" /
+                                                                    "figures/shots.png").exists()
+    assert np.isfinite([r["dice"] for r in ablations.shots_curve(
+        ablations.study_rows(root, "shots"))]).all()
