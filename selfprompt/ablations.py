@@ -262,7 +262,6 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
     import matplotlib.pyplot as plt
 
     from .io import atomic_open, atomic_write_text
-    from .report import load_runs
 
     run_root, out_dir = Path(run_root), Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     assert {f["study"] for f in folds} == {"baselines", "shots"} and len(folds) == 10
     assert all(f["test_per_fold"] == 1 for f in folds)
     page = paths["page"].read_text()
-    assert "## shots" in page and "figures/shots.png" in page and (tmp_path / "out" /
-                                                                    "figures/shots.png").exists()
+    assert "## shots" in page and "figures/shots.png" in page
+    assert (tmp_path / "out" / "figures" / "shots.png").exists()
     assert np.isfinite([r["dice"] for r in ablations.shots_curve(
         ablations.study_rows(root, "shots"))]).all()

@@ -61,8 +61,8 @@ def test_ground_truth_prompts_are_the_truths_deepest_point_and_widened_box():
 
 def test_ground_truth_prompts_without_a_lesion_give_an_empty_mask_not_a_guess():
     d = Recorder((50, 50), answer=np.ones((50, 50), bool))
-    out = run_strategies(["gt_point", "gt_box"], d, inputs(np.zeros((50, 50), np.uint8),
-                                                          truth=np.zeros((50, 50), np.uint8)))
+    empty = np.zeros((50, 50), np.uint8)
+    out = run_strategies(["gt_point", "gt_box"], d, inputs(empty, truth=empty))
     assert not d.calls and not any(m.any() for m in out.values())
 
 
