@@ -75,8 +75,11 @@ def resolve_data_root(data_root: str | Path | None = None, dataset: str = "kvasi
     return synthetic_root()
 
 
-def resolve_out_dir(out_dir: str | Path | None, dataset: str, backbone: str) -> Path:
-    """Where fold results go: ``reports/runs/<data set>/<backbone>`` like ``make reproduce``.
+def resolve_out_dir(out_dir: str | Path | None, dataset: str, backbone: str,
+                    kind: str = "runs") -> Path:
+    """Where fold results go: ``reports/runs/notebooks/<data set>/<backbone>`` beside
+    ``make reproduce``'s (``kind="ablations"``: ``reports/ablations/runs/notebooks/...``,
+    beside ``make ablations``', out of the main report).
 
     Under nbval a fresh temporary folder, so that a stale result is never skipped into
     a checked output.
@@ -85,7 +88,8 @@ def resolve_out_dir(out_dir: str | Path | None, dataset: str, backbone: str) -> 
         return Path(out_dir)
     if nbval_mode():
         return Path(tempfile.mkdtemp(prefix="selfprompt-nb-"))
-    return REPO / "reports" / "runs" / "notebooks" / dataset / backbone
+    base = REPO / "reports" / ("runs" if kind == "runs" else f"{kind}/runs")
+    return base / "notebooks" / dataset / backbone
 
 
 @dataclass

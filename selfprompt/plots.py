@@ -168,9 +168,10 @@ def prompt_figure(image: np.ndarray, truth: np.ndarray, coarse: np.ndarray, prom
 
 
 def variant_figure(image: np.ndarray, truth: np.ndarray, masks: dict, prompts=None,
-                   scores: dict | None = None):
-    """One panel per variant (``linear``, ``point``, ``box``, ``point_box``), Dice in titles."""
-    fig, axes = _axes(len(masks), len(masks), size=2.8)
+                   scores: dict | None = None, ncols: int | None = None):
+    """One panel per variant (``linear``, ``point``, ``box``, ``point_box``, or any of the
+    ablations'), Dice in titles; ``ncols`` panels a row (default: all in one row)."""
+    fig, axes = _axes(len(masks), ncols or len(masks), size=2.8)
     for ax, (name, mask) in zip(axes, masks.items()):
         title = name if scores is None else f"{name}: Dice {scores[name]:.2f}"
         overlay(ax, image, mask, PRED, title, fill=0.35)

@@ -169,7 +169,9 @@ class Experiment:
         key = (parse_k(k), fold, preset.mask_threshold)
         if key not in self._finetuned:
             shots = self.shots(k, fold)
-            tuner = copy.deepcopy(self.finetune).fit(
+            tuner = copy.deepcopy(self.finetune)
+            tuner.progress = tuner.progress or self.progress  # minutes on a CPU: show them
+            tuner.fit(
                 self.backbone, self.embeddings.take(shots),
                 [self.mask(i, preset.mask_threshold) for i in shots])
             self._finetuned[key] = (tuner.decoder(self.backbone), tuner)

@@ -67,7 +67,7 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     table = {r["variant"]: r for r in comparison_table(root, k="2")}
     assert table["no_prompt"]["ours"] is not None and table["no_prompt"]["paper"] == 52.66
     assert table["no_prompt"]["diff"] == round(table["no_prompt"]["ours"] - 52.66, 2)
-    assert "make ablations STUDIES=finetune" in table["ft_no_prompt"]["note"]
+    assert "make ablations STUDIES=finetune" in table["ft_box"]["note"]
     import gzip
 
     lines = gzip.decompress(paths["results"].read_bytes()).decode().splitlines()
