@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import COLUMNS, k_order, summarise, write_csv
+from .results import COLUMNS, k_order, load_runs, summarise, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,6 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
 
 # ------------------------------------------------------------------ tables
 def study_rows(run_root: str | Path, study: str) -> list[dict]:
-    from .report import load_runs
-
     folder = Path(run_root) / study
     return load_runs(folder) if folder.is_dir() else []
 

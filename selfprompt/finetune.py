@@ -137,8 +137,8 @@ class DecoderFineTuner:
                         points=None, boxes=torch.as_tensor(box, dtype=torch.float32,
                                                            device=device), masks=None)
                 logits, _iou = decoder(image_embeddings=features, image_pe=pe,
-                                    sparse_prompt_embeddings=sparse,
-                                    dense_prompt_embeddings=dense, multimask_output=False)
+                                       sparse_prompt_embeddings=sparse,
+                                       dense_prompt_embeddings=dense, multimask_output=False)
                 loss = dice_bce(logits, targets[int(j)])
                 optimiser.zero_grad()
                 loss.backward()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .results import (SUMMARY_COLUMNS, fold_files, k_order, read_results, summarise,
+from .results import (SUMMARY_COLUMNS, k_order, load_runs, summarise,  # noqa: F401
                       write_csv)
 
 log = logging.getLogger(__name__)
@@ -41,32 +41,6 @@ PAPER_SHOTS: dict[str, dict[str, dict[str, float]]] = {"isic2018": {
     "all": {"linear": 65.62, "point": 61.76, "box": 55.03, "point_box": 69.51},
 }}
 PAPER_SHOTS["kvasir"] = {"20": {"point_box": PAPER_METHODS["self-prompt, point + box"]["kvasir"]}}
-
-
-def load_runs(root: str | Path) -> list[dict]:
-    """Rows of every finished fold under ``root`` (a CSV counts only with its JSON).
-
-    The same (data set, backbone, preset, k, fold, draw, variant) found in two files (a
-    notebook run and ``make reproduce``) would be counted twice: the newest file wins,
-    with a warning. Files holding other variants of the same fold (``make ablations``
-    beside ``make reproduce``) are both kept.
-    """
-    chosen: dict[tuple, tuple[float, Path, list[dict]]] = {}
-    for path in fold_files(Path(root)):
-        mtime = path.stat().st_mtime
-        by_variant: dict[tuple, list[dict]] = {}
-        for r in read_results([path]):
-            key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"], r["draw"],
-                   r["variant"])
-            by_variant.setdefault(key, []).append(r)
-        for key, rows in by_variant.items():
-            if key in chosen:
-                log.warning("fold %s found twice (%s, %s): the newer one is used",
-                            key, chosen[key][1], path)
-                if chosen[key][0] >= mtime:
-                    continue
-            chosen[key] = (mtime, path, rows)
-    return [r for key in sorted(chosen, key=str) for r in chosen[key][2]]
 
 
 def _overall(summary: list[dict]) -> dict[tuple, dict]:
@@ -199,6 +173,25 @@ def dice_vs_k_figures(summary: list[dict], out_dir: Path) -> list[Path]:
     return paths
 
 
+def ablation_sections(ablations_root: Path, k: str = "20") -> list[str]:
+    """The paper's comparison table for every (data set, backbone) that ``make
+    ablations`` has results for (``reports/ablations/runs/<data set>/<backbone>``): its
+    baselines beside the paper's, on the same folds and shots as the sweep."""
+    from .ablations import comparison_table
+
+    out = []
+    for folder in sorted(p for p in Path(ablations_root).glob("*/*")
+                         if p.is_dir() and p.parent.name != "notebooks"):
+        rows = comparison_table(folder, k)
+        if any(r["ours"] is not None for r in rows):
+            dataset, backbone = folder.parent.name, folder.name
+            out.append(f"## The paper's comparison: {dataset}, {backbone} (k = {k}, "
+                       f"corrected preset; `make ablations`)\n\n{to_markdown(rows)}\n"
+                       f"Every study, table and figure: `reports/ablations/{dataset}/"
+                       f"{backbone}/ablations.md`.\n")
+    return out
+
+
 def build(root: str | Path, k: str = "20") -> dict[str, list[dict]]:
     """All tables of the report from the finished runs under ``root``."""
     rows = load_runs(root)
@@ -228,6 +221,7 @@ def write_report(root: str | Path = "reports/runs", out_dir: str | Path = "repor
         if rows:
             paths[name] = write_csv(out_dir / f"table_{name}.csv", rows, list(rows[0]))
         text.append(f"## {title}\n\n{to_markdown(rows)}")
+    text += ablation_sections(Path(root).parent / "ablations" / "runs", k)
     figures = dice_vs_k_figures(tables["summary"], out_dir / "figures")
     text.append("## Dice against k\n\n" + "\n".join(
         f"![{p.stem}]({p.relative_to(out_dir).as_posix()})" for p in figures) + "\n")

@@ -8,12 +8,15 @@ left out, so the bias is visible rather than hidden.
 from __future__ import annotations
 
 import csv
+import logging
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from .io import atomic_open
+
+log = logging.getLogger(__name__)
 
 #: the tidy table's columns: one row per (image, variant) of a (preset, k, fold) run
 COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
@@ -52,6 +55,32 @@ def read_results(paths) -> list[dict]:
 def fold_files(run_dir: Path) -> list[Path]:
     """Finished fold CSVs under a run folder (a CSV counts only with its JSON beside it)."""
     return sorted(p for p in Path(run_dir).rglob("fold*.csv") if p.with_suffix(".json").exists())
+
+
+def load_runs(root: str | Path) -> list[dict]:
+    """Rows of every finished fold under ``root`` (a CSV counts only with its JSON).
+
+    The same (data set, backbone, preset, k, fold, draw, variant) found in two files (a
+    notebook run and ``make reproduce``) would be counted twice: the newest file wins,
+    with a warning. Files holding other variants of the same fold (``make ablations``
+    beside ``make reproduce``) are both kept.
+    """
+    chosen: dict[tuple, tuple[float, Path, list[dict]]] = {}
+    for path in fold_files(Path(root)):
+        mtime = path.stat().st_mtime
+        by_variant: dict[tuple, list[dict]] = {}
+        for r in read_results([path]):
+            key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"], r["draw"],
+                   r["variant"])
+            by_variant.setdefault(key, []).append(r)
+        for key, rows in by_variant.items():
+            if key in chosen:
+                log.warning("fold %s found twice (%s, %s): the newer one is used",
+                            key, chosen[key][1], path)
+                if chosen[key][0] >= mtime:
+                    continue
+            chosen[key] = (mtime, path, rows)
+    return [r for key in sorted(chosen, key=str) for r in chosen[key][2]]
 
 
 def k_order(k: str) -> float:

@@ -80,3 +80,16 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     assert (tmp_path / "out" / "figures" / "shots.png").exists()
     assert np.isfinite([r["dice"] for r in ablations.shots_curve(
         ablations.study_rows(root, "shots"))]).all()
+
+
+def test_the_main_report_shows_the_comparison_of_every_finished_ablation(studies, tmp_path):
+    from selfprompt.report import ablation_sections
+
+    root, _, _ = studies
+    (tmp_path / "synthetic").mkdir()
+    (tmp_path / "synthetic" / "tiny").symlink_to(root, target_is_directory=True)
+    (tmp_path / "notebooks" / "x").mkdir(parents=True)         # notebook runs: not reported
+    (section,) = ablation_sections(tmp_path, k="2")
+    assert section.startswith("## The paper's comparison: synthetic, tiny")
+    assert "| SAM without a prompt | no_prompt | 52.66 |" in section
+    assert ablation_sections(tmp_path / "nothing") == []
