@@ -220,7 +220,13 @@ def write_report(root: str | Path = "reports/runs", out_dir: str | Path = "repor
         rows = tables[name]
         if rows:
             paths[name] = write_csv(out_dir / f"table_{name}.csv", rows, list(rows[0]))
-        text.append(f"## {title}\n\n{to_markdown(rows)}")
+        datasets = sorted({r["dataset"] for r in rows})
+        if name == "shots" and len(datasets) > 1:  # several data sets: a table each
+            text.append(f"## {title}\n\n" + "\n".join(
+                f"### {d}\n\n{to_markdown([r for r in rows if r['dataset'] == d])}"
+                for d in datasets))
+        else:
+            text.append(f"## {title}\n\n{to_markdown(rows)}")
     text += ablation_sections(Path(root).parent / "ablations" / "runs", k)
     figures = dice_vs_k_figures(tables["summary"], out_dir / "figures")
     text.append("## Dice against k\n\n" + "\n".join(

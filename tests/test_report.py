@@ -130,3 +130,12 @@ def test_paper_numbers_match_method_md():
     for k, values in report.PAPER_SHOTS["isic2018"].items():
         line = " / ".join(f"{values[v]:.2f}" for v in ("linear", "point", "box", "point_box"))
         assert f"{k}: {line}" in text
+
+
+def test_several_data_sets_get_a_table_each(runs, tmp_path):
+    _write_fold(runs, dataset="cvc-clinicdb", fold=0, dice=0.7)
+    text = report.write_report(runs, tmp_path / "out")["report"].read_text()
+    shots = text.split("## Variant x k")[1].split("\n## ")[0]
+    assert "### cvc-clinicdb" in shots and "### kvasir" in shots
+    cvc = shots.split("### cvc-clinicdb")[1].split("###")[0]
+    assert "| cvc-clinicdb |" in cvc and "| kvasir |" not in cvc
