@@ -256,6 +256,29 @@ def bars_figure(table: list[dict], title: str, label: str = "variant"):
     return fig
 
 
+def provenance(metas: list[dict]) -> dict:
+    """What the studies were computed from and with: one summary of the folds' JSONs."""
+    from .provenance import environment
+
+    def every(key, inner=None):
+        values = {json.dumps(m.get(key) if inner is None else m.get(key, {}).get(inner))
+                  for m in metas}
+        return sorted(json.loads(v) for v in values if v != "null")
+
+    studies = {}
+    for m in metas:
+        s = studies.setdefault(m["study"], {"folds": 0, "seconds": defaultdict(float)})
+        s["folds"] += 1
+        for stage, sec in m.get("seconds", {}).items():
+            s["seconds"][stage] = round(s["seconds"][stage] + sec, 1)
+    return {"command": "make reference-ablations (python -m selfprompt.ablations run, then "
+                       "write)",
+            "studies": studies, "seed": every("seed"), "model_hash": every("model_hash"),
+            "test_per_fold": every("test_per_fold"), "finetune": every("finetune"),
+            "kit_commits_of_folds": every("environment", "kit_commit"),
+            "cpus_of_folds": every("environment", "cpu"), "written_by": environment()}
+
+
 def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str, Path]:
     """Tables (CSV + one Markdown page), figures, every row (gzip) and the folds'
     provenance of the finished studies under ``run_root``."""
@@ -319,6 +342,8 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
              for p in sorted(run_root.rglob("fold[0-9]*.json"))]  # not folds.json
     paths["folds"] = out_dir / "folds.jsonl"
     atomic_write_text(paths["folds"], "".join(json.dumps(m) + "\n" for m in metas))
+    paths["provenance"] = out_dir / "provenance.json"
+    atomic_write_text(paths["provenance"], json.dumps(provenance(metas), indent=1))
     paths["page"] = out_dir / "ablations.md"
     atomic_write_text(paths["page"], "\n".join(text))
     return paths

@@ -75,6 +75,8 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     folds = [json.loads(x) for x in paths["folds"].read_text().splitlines()]
     assert {f["study"] for f in folds} == {"baselines", "shots"} and len(folds) == 10
     assert all(f["test_per_fold"] == 1 for f in folds)
+    prov = json.loads(paths["provenance"].read_text())
+    assert prov["studies"]["shots"]["folds"] == 8 and prov["test_per_fold"] == [1]
     page = paths["page"].read_text()
     assert "## shots" in page and "figures/shots.png" in page
     assert (tmp_path / "out" / "figures" / "shots.png").exists()
