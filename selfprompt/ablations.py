@@ -177,7 +177,8 @@ def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | No
         if column:
             key = ((preset, k, versus[1]) if versus else (versus_preset, k, variant))
             ref = ref_overall.get(key)
-            row[column] = (None if ref is None or ref is s
+            itself = key == (preset, k, variant) and (versus is None or versus[0] == study)
+            row[column] = (None if ref is None or itself
                            else round(d - _pct(ref["dice_mean"]), 2))
         out.append(row)
     return out
