@@ -160,6 +160,27 @@ def distribution_figures(rows: list[dict], out_dir: Path, k: str) -> list[Path]:
     return paths
 
 
+def _experiment(data_dir, backbone_name: str, dataset_name: str, seed: int, n_folds: int = 5,
+                cache=None, device=None, progress: bool = True):
+    """An :class:`Experiment` over the data set on a cache that encodes nothing by
+    itself (callers ``ensure`` only the images they read), and its encoder."""
+    from .backbone import load_backbone
+    from .datasets import open_dataset
+    from .embeddings import DatasetEmbeddings, EmbeddingCache
+    from .encoder import ImageEncoder
+    from .notebook import cache_root
+    from .protocol import Experiment
+
+    dataset = open_dataset(Path(data_dir))
+    backbone = load_backbone(backbone_name, device=device)
+    encoder = ImageEncoder(backbone)
+    embeddings = DatasetEmbeddings(
+        dataset, EmbeddingCache.for_backbone(cache_root(cache), backbone, encoder=encoder))
+    exp = Experiment(dataset, embeddings, backbone, Path("/nonexistent"),
+                     dataset_name=dataset_name, seed=seed, n_folds=n_folds, progress=progress)
+    return exp, encoder
+
+
 def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: int = 0,
                  variant: str = "point_box", n: int = 2, cache=None) -> list[Path]:
     """The ``n`` best and worst test images of ``(k, fold)`` by ``variant``'s Dice, per
@@ -171,36 +192,35 @@ def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: 
     """
     import matplotlib.pyplot as plt
 
-    from .backbone import load_backbone
-    from .datasets import open_dataset
-    from .embeddings import embed_dataset
     from .metrics import dice
-    from .notebook import cache_root, case
+    from .notebook import case
     from .plots import variant_figure
-    from .protocol import Experiment
 
-    dataset = open_dataset(Path(data_dir))
-    backbone = load_backbone(rows[0]["backbone"])
-    embeddings, _ = embed_dataset(dataset, backbone, cache_root(cache), progress=False)
-    exp = Experiment(dataset, embeddings, backbone, Path("/nonexistent"),
-                     dataset_name=rows[0]["dataset"], seed=int(rows[0]["seed"]), progress=False)
-    paths = []
+    exp, encoder = _experiment(data_dir, rows[0]["backbone"], rows[0]["dataset"],
+                               int(rows[0]["seed"]), cache=cache, progress=False)
+    picks = []
     for preset in sorted({r["preset"] for r in rows}):
         mine = sorted((r for r in rows if r["preset"] == preset and r["k"] == k
                        and r["fold"] == fold and r["variant"] == variant and r["counted"]),
                       key=lambda r: (r["dice"], r["image"]))
-        for kind, chosen in (("worst", mine[:n]), ("best", mine[::-1][:n])):
-            for r in chosen:
-                image, truth, seg = case(exp, preset, k, fold, r["image"])
-                scores = {v: dice(m, truth) for v, m in seg.masks.items()}
-                fig = variant_figure(image, truth, seg.masks, seg.prompts, scores)
-                fig.suptitle(f"{kind}: {r['image']} ({preset}, k = {k}, fold {fold}; "
-                             f"{variant} Dice in the table {r['dice']:.2f})", y=1.04)
-                path = out_dir / "figures" / f"case_{preset}_k{k}_{kind}_{r['image']}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(path, dpi=70, bbox_inches="tight")
-                plt.close(fig)
-                paths.append(path)
+        picks += [(preset, kind, r) for kind, chosen in (("worst", mine[:n]),
+                                                         ("best", mine[::-1][:n]))
+                  for r in chosen]
+    # encode only what the pictures read: the fold's shots and the chosen images
+    needed = set(exp.shots(k, fold)) | {exp.dataset.names.index(r["image"]) for *_, r in picks}
+    exp.embeddings.ensure(encoder, progress=False, indices=needed)
+    paths = []
+    for preset, kind, r in picks:
+        image, truth, seg = case(exp, preset, k, fold, r["image"])
+        scores = {v: dice(m, truth) for v, m in seg.masks.items()}
+        fig = variant_figure(image, truth, seg.masks, seg.prompts, scores)
+        fig.suptitle(f"{kind}: {r['image']} ({preset}, k = {k}, fold {fold}; "
+                     f"{variant} Dice in the table {r['dice']:.2f})", y=1.04)
+        path = out_dir / "figures" / f"case_{preset}_k{k}_{kind}_{r['image']}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=70, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
     return paths
 
 
@@ -214,13 +234,8 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
     The data set must hold the images the reference names (``folds.json``); folds and
     shots are recomputed from the seed and must equal the committed ones.
     """
-    from .backbone import load_backbone
-    from .datasets import open_dataset
-    from .embeddings import DatasetEmbeddings, EmbeddingCache
-    from .encoder import ImageEncoder
-    from .notebook import cache_root
     from .presets import get_preset
-    from .protocol import Experiment, draw_shots, parse_k
+    from .protocol import draw_shots, parse_k
 
     reference_dir, k = Path(reference_dir), parse_k(k)
     plan = json.loads((reference_dir / "folds.json").read_text())
@@ -228,18 +243,12 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
                  if r["k"] == k and int(r["fold"]) == fold]
     if not committed:
         raise ValueError(f"{reference_dir}: no committed rows for k={k}, fold {fold}")
-    dataset = open_dataset(Path(data_dir))
-    if dataset.names != plan["names"]:
+    exp, encoder = _experiment(data_dir, committed[0]["backbone"], committed[0]["dataset"],
+                               plan["seed"], plan["n_folds"], cache, device, progress)
+    if exp.dataset.names != plan["names"]:
         raise ValueError(f"{data_dir} does not hold the reference's {plan['n_images']} images "
                          f"(names differ): point --data at the same data set")
-    backbone_name = committed[0]["backbone"]
-    backbone = load_backbone(backbone_name, device=device)
-    encoder = ImageEncoder(backbone)
-    embeddings = DatasetEmbeddings(
-        dataset, EmbeddingCache.for_backbone(cache_root(cache), backbone, encoder=encoder))
-    exp = Experiment(dataset, embeddings, backbone, Path("/nonexistent"),
-                     dataset_name=committed[0]["dataset"], seed=plan["seed"],
-                     n_folds=plan["n_folds"], progress=progress)
+    embeddings = exp.embeddings
     shots = draw_shots(exp.folds, k, plan["seed"])
     if [te.tolist() for _, te in exp.folds] != [f["test"] for f in plan["folds"]] or \
             k in plan["shots"] and shots != plan["shots"][k]:
