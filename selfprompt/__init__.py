@@ -10,6 +10,9 @@ checkpoints) -> ``encoder`` + ``embeddings`` (batched encoding, cache) ->
 ``frame`` (padded-frame geometry) -> ``classifier`` -> ``prompts`` -> ``decode`` ->
 ``metrics``; ``pipeline`` chains them for one image, ``protocol`` runs k-shot folds,
 ``results`` tabulates, ``download`` fetches assets, ``cli`` is ``python -m selfprompt``.
+Beyond the paper's method: ``strategies`` (other prompts, and the no-prompt and
+ground-truth baselines, as variants), ``finetune`` (the mask decoder trained on the k
+shots), ``ablations`` (studies over them on the protocol's folds, ``make ablations``).
 """
 from __future__ import annotations
 
