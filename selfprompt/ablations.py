@@ -61,7 +61,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
            "corrected+classifier=knn", "corrected+threshold=0.3", "corrected+threshold=0.7"),
           ("20",), ("linear", "box")),
     Study("shots", "How many labelled images are enough, and how much does it matter "
-          "which ones?", ("corrected",), ("1", "2", "5", "10", "20", "40"),
+          "which ones?", ("corrected",), ("1", "2", "5", "10", "20", "40", "all"),
           ("linear", "box"), draws=(0, 1, 2)),
 )}
 
@@ -92,6 +92,8 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
             exp.write_plan(ks_here)
         for preset in study.presets:
             for k in ks_here:
+                if k == "all" and draw > 0:  # every training image: no other draw to make
+                    continue
                 for fold in folds:
                     paths.append(exp.run_fold(preset, k, fold))
     return paths

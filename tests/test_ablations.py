@@ -43,7 +43,7 @@ def studies(tiny_backbone, synthetic_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ablations")
     small = {"baselines": Study("baselines", "?", ("corrected",), ("2",),
                                 ("box", "point_box", "no_prompt", "gt_point_box")),
-             "shots": Study("shots", "?", ("corrected",), ("1", "2"), ("linear",), (0, 1))}
+             "shots": Study("shots", "?", ("corrected",), ("1", "all"), ("linear",), (0, 1))}
     paths = {name: run_study(s, ds, emb, tiny_backbone, root, "synthetic", folds=[0, 1],
                              test_per_fold=1, progress=False) for name, s in small.items()}
     return root, paths, (ds, emb)
@@ -51,7 +51,9 @@ def studies(tiny_backbone, synthetic_dir, tmp_path_factory):
 
 def test_a_study_writes_one_resumable_fold_per_cell(studies, tiny_backbone):
     root, paths, (ds, emb) = studies
-    assert len(paths["baselines"]) == 2 and len(paths["shots"]) == 2 * 2 * 2
+    # k = all has one draw only (every training image, whatever the seed)
+    assert len(paths["baselines"]) == 2 and len(paths["shots"]) == 2 * 2 + 2
+    assert not (root / "shots" / "corrected" / "kall" / "draw1").exists()
     assert (root / "shots" / "corrected" / "k1" / "draw1" / "fold0.csv").exists()
     stamp = [p.stat().st_mtime_ns for p in paths["baselines"]]
     again = run_study(Study("baselines", "?", ("corrected",), ("2",),
@@ -71,12 +73,12 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     import gzip
 
     lines = gzip.decompress(paths["results"].read_bytes()).decode().splitlines()
-    assert len(lines) == 1 + 2 * 4 + 2 * 2 * 2                 # header + rows, none lost
+    assert len(lines) == 1 + 2 * 4 + 6                         # header + rows, none lost
     folds = [json.loads(x) for x in paths["folds"].read_text().splitlines()]
-    assert {f["study"] for f in folds} == {"baselines", "shots"} and len(folds) == 10
+    assert {f["study"] for f in folds} == {"baselines", "shots"} and len(folds) == 8
     assert all(f["test_per_fold"] == 1 for f in folds)
     prov = json.loads(paths["provenance"].read_text())
-    assert prov["studies"]["shots"]["folds"] == 8 and prov["test_per_fold"] == [1]
+    assert prov["studies"]["shots"]["folds"] == 6 and prov["test_per_fold"] == [1]
     page = paths["page"].read_text()
     assert "## shots" in page and "figures/shots.png" in page
     assert (tmp_path / "out" / "figures" / "shots.png").exists()
