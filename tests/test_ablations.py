@@ -1,5 +1,6 @@
 """Ablation studies: run on the protocol's folds, resumable, summarised into tables."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,54 @@ def test_the_main_report_shows_the_comparison_of_every_finished_ablation(studies
     assert section.startswith("## The paper's comparison: synthetic, tiny")
     assert "| SAM without a prompt | no_prompt | 52.66 |" in section
     assert ablation_sections(tmp_path / "nothing") == []
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reports" / "reference" / "kvasir" / "medsam_lite"
+
+
+def test_committed_ablations_repeat_the_reference_sweep_image_for_image():
+    """The studies re-decode the paper's variants on the reference's folds and shots: every
+    such row must equal the committed sweep's (same code path, seeds and cache)."""
+    from selfprompt.reference import read_results_gz
+
+    sweep = {(r["preset"], r["k"], r["image"], r["variant"]): r["dice"]
+             for r in read_results_gz(REFERENCE / "results.csv.gz")}
+    rows = [r for r in read_results_gz(REFERENCE / "ablations" / "results.csv.gz")
+            if r["draw"] == 0 and (r["preset"], r["k"], r["image"], r["variant"]) in sweep]
+    assert len(rows) >= 1000
+    assert all(r["dice"] == sweep[(r["preset"], r["k"], r["image"], r["variant"])] for r in rows)
+
+
+def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_path):
+    import csv
+
+    from selfprompt.reference import read_results_gz
+
+    # rebuild a run folder from the committed rows (one file per study) and tabulate again;
+    # a row two studies share (the same image, variant, k and draw) is the same number in
+    # both (the test above), so each is kept once
+    rows = {(r["preset"], r["k"], r["draw"], r["fold"], r["image"], r["variant"]): r
+            for r in read_results_gz(REFERENCE / "ablations" / "results.csv.gz")}.values()
+    for name, study in STUDIES.items():
+        mine = [r for r in rows if r["preset"] in study.presets and r["draw"] in study.draws
+                and r["variant"] in study.variants and r["k"] in study.ks]
+        path = tmp_path / "runs" / name / "fold0.csv"
+        path.parent.mkdir(parents=True)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=ablations.COLUMNS)
+            w.writeheader()
+            w.writerows(mine)
+        path.with_suffix(".json").write_text("{}")
+    for name in ("comparison", "strategies", "classifiers", "shots"):
+        table = {"comparison": lambda: comparison_table(tmp_path / "runs"),
+                 "strategies": lambda: ablations.variant_table(tmp_path / "runs", "strategies",
+                                                               ("baselines", "box")),
+                 "classifiers": lambda: ablations.variant_table(
+                     tmp_path / "runs", "classifiers", versus_preset="corrected"),
+                 "shots": lambda: shots_curve(ablations.study_rows(tmp_path / "runs", "shots"))
+                 }[name]()
+        with open(REFERENCE / "ablations" / f"table_{name}.csv", newline="") as f:
+            committed = list(csv.DictReader(f))
+        fmt = (lambda v: "" if v is None else str(v))
+        mean = "ours" if name == "comparison" else "dice"
+        assert [fmt(r[mean]) for r in table] == [r[mean] for r in committed], name
