@@ -46,3 +46,18 @@ def test_reproduce_passes_each_data_set_its_folder_and_layout(tmp_path):
             "SELFPROMPT_PAIR='(?P<key>\\d+)'") in out
     assert "-p data_root /y/mine -p dataset mine" in out
     assert "-p data_root /x/PH2Dataset -p dataset ph2" in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
+    proc = subprocess.run(
+        ["make", "-n", "ablations", "DATASET=mine", "DATA_DIR_mine=/y/mine",
+         "MASKS_mine=gt", "ABLATION_STUDIES=baselines shots", "ABLATION_TEST="],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.replace("\\\n\t", "")
+    assert "selfprompt.ablations run /y/mine" in out and "--masks 'gt'" in out
+    assert "--studies baselines shots" in out and "--test-per-fold" not in out
+    assert "--out reports/ablations/runs/mine/medsam_lite" in out
+    assert ("ablations write reports/ablations/runs/mine/medsam_lite "
+            "reports/ablations/mine/medsam_lite") in out
