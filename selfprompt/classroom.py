@@ -68,7 +68,8 @@ def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool
     if wrong:
         return False, ("; ".join(wrong) + ": run `make venv` (or `make install-offline` from "
                        "the classroom bundle)")
-    return True, f"{len(pinned_versions(lock))} pinned packages as locked ({sys.version.split()[0]})"
+    python = sys.version.split()[0]
+    return True, f"{len(pinned_versions(lock))} pinned packages as locked (python {python})"
 
 
 def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:
