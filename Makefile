@@ -57,7 +57,7 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
-        reference verify-reference ablations reference-ablations classroom-check
+        reference verify-reference ablations reference-ablations classroom-check exercises
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -194,6 +194,9 @@ reference-ablations: $(VENV)/.installed ## the committed ablations beside the re
 	$(MAKE) --no-print-directory ablations DATASET=kvasir ABLATION_MODEL=$(REF_MODEL) \
 		FOLDS="0 1 2 3 4" DATA_DIR_kvasir=$(abspath $(REF_DATA))
 	$(PY) -m selfprompt.ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
+
+exercises: $(VENV)/.installed ## the student notebook from the solutions (cells tagged `solution`)
+	$(PY) -m selfprompt.exercises notebooks/exercises/solutions.ipynb notebooks/exercises/exercises.ipynb
 
 classroom-check: $(VENV)/.installed ## before a class: environment, model, data, cache, every notebook run and timed
 	$(PY) -m selfprompt.classroom --report reports/classroom-check.md
