@@ -66,8 +66,7 @@ def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool
         if have.split("+")[0] != want.split("+")[0]:  # 2.14.1+cpu is torch 2.14.1
             wrong.append(f"{name} {have} (pinned {want})")
     if wrong:
-        return False, ("; ".join(wrong) + ": run `make venv` (or `make install-offline` from "
-                       "the classroom bundle)")
+        return False, "; ".join(wrong) + ": run `make venv` to install the locked versions"
     python = sys.version.split()[0]
     return True, f"{len(pinned_versions(lock))} pinned packages as locked (python {python})"
 
