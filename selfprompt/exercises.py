@@ -149,10 +149,41 @@ def check_aligned_labels(aligned_labels) -> str:
     return "aligned_labels: all 4 cases pass"
 
 
+# ------------------------------------------------------------------ 5 the folds
+def check_five_folds(five_folds) -> str:
+    """``five_folds(n, seed)`` -> five ``(train, test)`` index arrays: every image tested
+    exactly once, never trained on in its own fold, the same split for the same seed."""
+    folds = _call(five_folds, 103, 42)
+    _expect(len(folds) == 5, f"return 5 (train, test) pairs, not {len(folds)}.")
+    tests = [np.asarray(te).ravel().tolist() for _, te in folds]
+    flat = sorted(i for t in tests for i in t)
+    _expect(flat == list(range(103)), "every image must be tested exactly once over the "
+            "5 folds: some are tested twice or never (split one shuffled list into 5 parts).")
+    sizes = sorted(len(t) for t in tests)
+    _expect(sizes[-1] - sizes[0] <= 1, f"test parts of sizes {sizes}: make them as equal as "
+            "possible (103 images: 21, 21, 21, 20, 20).")
+    for f, (tr, te) in enumerate(folds):
+        tr, te = set(np.asarray(tr).ravel().tolist()), set(np.asarray(te).ravel().tolist())
+        _expect(not tr & te, f"fold {f} trains on {len(tr & te)} of its own test images: "
+                "that is a leak; train = every image not in the fold's test part.")
+        _expect(len(tr | te) == 103, f"fold {f} leaves {103 - len(tr | te)} images out of "
+                "both parts.")
+    again = [np.asarray(te).ravel().tolist() for _, te in _call(five_folds, 103, 42)]
+    _expect(again == tests, "the same seed gave another split: seed the shuffle "
+            "(np.random.default_rng(seed)), so that a result can be reproduced.")
+    _expect(sorted(tests[0]) != list(range(21)), "the first test part is images 0-20: "
+            "shuffle first (a sorted file list would put similar images together).")
+    other = [np.asarray(te).ravel().tolist() for _, te in _call(five_folds, 103, 7)]
+    _expect(other != tests, "another seed gave the same split: the seed must drive the "
+            "shuffle.")
+    return "five_folds: all 7 cases pass"
+
+
 #: exercise -> (function the student writes, its check)
 EXERCISES = {
     "dice": check_dice, "deepest_point": check_deepest_point,
     "widened_box": check_widened_box, "aligned_labels": check_aligned_labels,
+    "five_folds": check_five_folds,
 }
 
 

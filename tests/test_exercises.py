@@ -36,7 +36,8 @@ def test_the_students_stub_fails_with_what_to_do(name):
 
 def _dice_nan(p, t):
     p, t = p > 0, t > 0
-    return 2 * (p & t).sum() / (p.sum() + t.sum())
+    with np.errstate(invalid="ignore"):                        # the NaN is the mistake
+        return 2 * (p & t).sum() / (p.sum() + t.sum())
 
 
 def _dice_raw(p, t):
@@ -77,7 +78,32 @@ def _box_too_wide(mask, rng, max_widen=20):
                      ys.max()])
 
 
+def _folds_unshuffled(n, seed):
+    parts = np.array_split(np.arange(n), 5)
+    return [(np.setdiff1d(np.arange(n), p), p) for p in parts]
+
+
+def _folds_unseeded(n, seed):
+    order = np.random.default_rng().permutation(n)
+    return [(np.setdiff1d(order, p), p) for p in np.array_split(order, 5)]
+
+
+def _folds_leaking(n, seed):
+    order = np.random.default_rng(seed).permutation(n)
+    return [(order, p) for p in np.array_split(order, 5)]
+
+
+def _folds_resampled(n, seed):
+    rng = np.random.default_rng(seed)
+    return [(np.arange(n), rng.choice(n, n // 5, replace=False)) for _ in range(5)]
+
+
 MISTAKES = [
+    ("five_folds", _folds_unshuffled, "shuffle first"),
+    ("five_folds", _folds_unseeded, "the same seed gave another split"),
+    ("five_folds", _folds_leaking, "that is a leak"),
+    ("five_folds", _folds_resampled, "tested exactly once"),
+    ("five_folds", lambda n, seed: [(np.arange(n), np.arange(n))] * 4, "return 5"),
     ("dice", _dice_nan, "two empty masks agree perfectly"),
     ("dice", _dice_raw, "0/255 or 0/1"),
     ("dice", lambda p, t: ((p > 0) & (t > 0)).sum() / max((p > 0).sum(), 1), "both areas"),
