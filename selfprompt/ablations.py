@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import COLUMNS, k_order, load_runs, summarise, write_csv
+from .results import (k_order, load_runs, stage_seconds, summarise, write_csv,
+                      write_results_gz)
 
 log = logging.getLogger(__name__)
 
@@ -269,11 +270,9 @@ def provenance(metas: list[dict]) -> dict:
         return sorted(json.loads(v) for v in values if v != "null")
 
     studies = {}
-    for m in metas:
-        s = studies.setdefault(m["study"], {"folds": 0, "seconds": defaultdict(float)})
-        s["folds"] += 1
-        for stage, sec in m.get("seconds", {}).items():
-            s["seconds"][stage] = round(s["seconds"][stage] + sec, 1)
+    for name in sorted({m["study"] for m in metas}):
+        mine = [m for m in metas if m["study"] == name]
+        studies[name] = {"folds": len(mine), "seconds": stage_seconds(mine)}
     return {"command": "make reference-ablations (python -m selfprompt.ablations run, then "
                        "write)",
             "studies": studies, "seed": every("seed"), "model_hash": every("model_hash"),
@@ -285,12 +284,9 @@ def provenance(metas: list[dict]) -> dict:
 def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str, Path]:
     """Tables (CSV + one Markdown page), figures, every row (gzip) and the folds'
     provenance of the finished studies under ``run_root``."""
-    import gzip
-    import io
-
     import matplotlib.pyplot as plt
 
-    from .io import atomic_open, atomic_write_text
+    from .io import atomic_write_text
 
     run_root, out_dir = Path(run_root), Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -331,16 +327,9 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
             paths[f"figure_{name}"] = p
             text.append(f"![{name}](figures/{name}.png)\n")
     rows = [r for s in STUDIES for r in study_rows(run_root, s)]
-    buf = io.StringIO()
-    import csv as _csv
-
-    w = _csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
-                                            r["variant"], r["image"])))
-    paths["results"] = out_dir / "results.csv.gz"
-    with atomic_open(paths["results"], "wb") as f:
-        f.write(gzip.compress(buf.getvalue().encode(), mtime=0))
+    paths["results"] = write_results_gz(
+        sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
+                                    r["variant"], r["image"])), out_dir / "results.csv.gz")
     metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
              for p in sorted(run_root.rglob("fold[0-9]*.json"))]  # not folds.json
     paths["folds"] = out_dir / "folds.jsonl"

@@ -22,17 +22,13 @@ of the means, and judges on the means.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
-import io
 import json
 import shutil
 import sys
-from collections import defaultdict
 from pathlib import Path
 
-from .io import atomic_open, atomic_write_text
-from .results import COLUMNS, fold_files, parse_results
+from .io import atomic_write_text
+from .results import fold_files, read_results_gz, stage_seconds, write_results_gz  # noqa: F401
 
 #: the committed reference of this kit: LiteMedSAM on Kvasir-SEG
 DEFAULT_DIR = Path("reports/reference/kvasir/medsam_lite")
@@ -46,15 +42,6 @@ def _fold_meta(run_dir: Path) -> list[dict]:
     return [json.loads(p.with_suffix(".json").read_text()) for p in fold_files(run_dir)]
 
 
-def stage_seconds(metas: list[dict]) -> dict:
-    """Wall time of the sweep's stages, summed over its folds (seconds)."""
-    total: dict[str, float] = defaultdict(float)
-    for m in metas:
-        for stage, s in m.get("seconds", {}).items():
-            total[stage] += s
-    return {k: round(v, 1) for k, v in total.items()}
-
-
 def encode_seconds(cache_dir: Path | None) -> dict | None:
     """What ``encode_log.jsonl`` of the embedding cache says (summed over its lines)."""
     from .embeddings import ENCODE_LOG
@@ -65,23 +52,6 @@ def encode_seconds(cache_dir: Path | None) -> dict | None:
     return {"images": sum(x["encoded"] for x in lines),
             "seconds": round(sum(x["seconds"] for x in lines), 1),
             "cpus": sorted({x["environment"]["cpu"] for x in lines})}
-
-
-def write_results_gz(rows: list[dict], path: Path) -> Path:
-    """Every per-image row, gzip-compressed with a fixed timestamp (same bytes each time)."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_open(path, "wb") as f:
-        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
-            gz.write(text.getvalue().encode())
-    return path
-
-
-def read_results_gz(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", newline="") as f:
-        return parse_results(f)
 
 
 def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",

@@ -8,6 +8,8 @@ left out, so the bias is visible rather than hidden.
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -163,3 +165,30 @@ def collect(run_dir: Path) -> tuple[Path, Path, Path]:
     md = run_dir / "summary.md"
     atomic_write_text(md, to_markdown(summary))
     return results, table, md
+
+
+def stage_seconds(metas: list[dict]) -> dict:
+    """Wall time of a sweep's stages, summed over its folds' JSONs (seconds)."""
+    total: dict[str, float] = defaultdict(float)
+    for m in metas:
+        for stage, s in m.get("seconds", {}).items():
+            total[stage] += s
+    return {k: round(v, 1) for k, v in total.items()}
+
+
+def write_results_gz(rows: list[dict], path: Path) -> Path:
+    """Every per-image row, gzip-compressed with a fixed timestamp (same bytes each time)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_open(path, "wb") as f:
+        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") as gz:
+            gz.write(text.getvalue().encode())
+    return path
+
+
+def read_results_gz(path: Path) -> list[dict]:
+    """The rows :func:`write_results_gz` wrote."""
+    with gzip.open(path, "rt", newline="") as f:
+        return parse_results(f)

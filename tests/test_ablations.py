@@ -9,6 +9,7 @@ from selfprompt import ablations
 from selfprompt.ablations import STUDIES, Study, comparison_table, run_study, shots_curve, write
 from selfprompt.strategies import STRATEGIES
 from selfprompt.presets import VARIANTS, get_preset
+from selfprompt.results import COLUMNS
 
 
 def test_every_study_names_known_presets_and_variants():
@@ -132,7 +133,7 @@ def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_p
         path = tmp_path / "runs" / name / "fold0.csv"
         path.parent.mkdir(parents=True)
         with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=ablations.COLUMNS)
+            w = csv.DictWriter(f, fieldnames=COLUMNS)
             w.writeheader()
             w.writerows(mine)
         path.with_suffix(".json").write_text("{}")
