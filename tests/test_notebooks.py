@@ -20,7 +20,7 @@ import pytest
 from selfprompt import notebook as nb
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").rglob("*.ipynb"))  # exercises/ too
 #: the tutorial's notebooks (07, the explorer, is a widget app with its own tests)
 OURS = [p for p in NOTEBOOKS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08"}]
 MAX_FILE_BYTES = 150_000
