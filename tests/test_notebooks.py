@@ -20,7 +20,8 @@ import pytest
 from selfprompt import notebook as nb
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((REPO / "notebooks").rglob("*.ipynb"))  # exercises/ too
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb")  # exercises/ too
+                   if ".ipynb_checkpoints" not in p.parts)
 #: the tutorial's notebooks (07, the explorer, is a widget app with its own tests)
 OURS = [p for p in NOTEBOOKS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08"}]
 MAX_FILE_BYTES = 150_000
