@@ -28,7 +28,7 @@ import numpy as np
 
 from .decode import PromptDecoder
 from .frame import grid_to_lowres
-from .presets import Preset
+from .presets import VARIANTS, Preset
 from .prompts import Prompts, bounding_box, peak_points, widen
 
 
@@ -228,6 +228,26 @@ STRATEGIES: dict[str, tuple[str, Callable[[PromptDecoder, Inputs], np.ndarray]]]
 NEEDS_TRUTH = ("gt_point", "gt_box", "gt_point_box")
 #: variants that need the classifier's logits
 NEEDS_LOGITS = ("mask", "box_mask")
+
+
+def register(name: str, fn: Callable[[PromptDecoder, Inputs], np.ndarray],
+             what: str = "", replace: bool = False) -> None:
+    """Add a prompt strategy of your own under ``name``: ``Experiment(variants=(...,
+    name))`` and the ablations then score it beside the others, on the same folds,
+    shots and images. ``fn(decoder, inputs)`` returns the image's mask; it must draw
+    random numbers only from ``inputs.rng(name)`` (so it is reproducible and leaves
+    every other variant's numbers alone) and must not read ``inputs.truth`` (that is
+    for the ``gt_*`` bounds). Its name is what tables and result files carry.
+    """
+    if not name.isidentifier() or name.startswith("ft_"):
+        raise ValueError(f"strategy name {name!r}: use letters, digits and _ "
+                         "(not starting with ft_, which the fine-tuned variants use)")
+    if name in VARIANTS or (name in STRATEGIES and not replace):
+        raise ValueError(f"a variant called {name!r} exists already; choose another name "
+                         "(or replace=True for one you registered yourself)")
+    if not callable(fn):
+        raise TypeError(f"strategy {name!r} must be a function (decoder, inputs) -> mask")
+    STRATEGIES[name] = (what or (fn.__doc__ or name).strip().splitlines()[0], fn)
 
 
 def needs_finetuned(variants) -> bool:

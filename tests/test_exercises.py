@@ -9,6 +9,7 @@ import pytest
 
 from selfprompt import exercises as ex
 from selfprompt.frame import labels_stretched
+from selfprompt.metrics import dice as ex_dice
 
 FOLDER = Path(__file__).resolve().parents[1] / "notebooks" / "exercises"
 
@@ -98,6 +99,59 @@ def _folds_resampled(n, seed):
     return [(np.arange(n), rng.choice(n, n // 5, replace=False)) for _ in range(5)]
 
 
+def _fold(draw, scores="per image", fits="once"):
+    """A one_fold with one deliberate mistake (the draw, the scoring or the fitting)."""
+    def one_fold(train, test, k, seed, fit, segment, truth):
+        pool = np.asarray(test if draw == "test" else train)
+        rng = np.random.default_rng(None if draw == "unseeded" else seed)
+        shots = pool[:k] if draw == "first" else rng.choice(pool, size=k, replace=False)
+        model = fit(shots)
+        if fits == "per image":
+            model = [fit(shots) for _ in test][-1]
+        preds = [segment(model, i) for i in test]
+        truths = [truth(i) for i in test]
+        if scores == "pooled":
+            return ex_dice(np.concatenate(preds), np.concatenate(truths)), shots
+        pairs = [(p, t) for p, t in zip(preds, truths) if scores != "drop empty" or p.any()]
+        return float(np.mean([ex_dice(p, t) for p, t in pairs])), shots
+    return one_fold
+
+
+def _prompt_cleaned(d, x):
+    return x.prompts.cleaned > 0
+
+
+def _prompt_unseeded(d, x):
+    if x.prompts.empty:
+        return np.zeros(x.size, bool)
+    jitter = np.random.default_rng().uniform(0, 5)             # no seed: differs each run
+    return d.predict(box=x.prompts.box + np.array([-jitter, -jitter, 0, 0]))
+
+
+def _prompt_truth(d, x):
+    mask = x.truth if isinstance(x.truth, np.ndarray) else x.prompts.cleaned
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return np.zeros(x.size, bool)
+    return d.predict(box=np.array([xs.min(), ys.min(), xs.max(), ys.max()]))
+
+
+def _prompt_truth_only(d, x):
+    ys, xs = np.nonzero(x.truth)
+    return d.predict(box=np.array([xs.min(), ys.min(), xs.max(), ys.max()]))
+
+
+def _prompt_row_col(d, x):
+    ys, xs = np.nonzero(x.prompts.cleaned)
+    if len(xs) == 0:
+        return np.zeros(x.size, bool)
+    return d.predict(points=np.array([[ys.max(), xs.max()]]), labels=np.array([1]))
+
+
+def _prompt_no_empty_case(d, x):
+    return d.predict(box=x.prompts.box.copy())
+
+
 MISTAKES = [
     ("five_folds", _folds_unshuffled, "shuffle first"),
     ("five_folds", _folds_unseeded, "the same seed gave another split"),
@@ -116,6 +170,18 @@ MISTAKES = [
     ("aligned_labels", labels_stretched, "stretched labels"),
     ("aligned_labels", lambda m: np.zeros((32, 32)), "64 x 64"),
     ("dice", lambda p, t: 1 / 0, "crashed with ZeroDivisionError"),
+    ("one_fold", _fold("test"), "a leak"),
+    ("one_fold", _fold("unseeded"), "the same seed drew other shots"),
+    ("one_fold", _fold("first"), "always the first k"),
+    ("one_fold", _fold("train", scores="pooled"), "all pixels pooled"),
+    ("one_fold", _fold("train", scores="drop empty"), "defect D2"),
+    ("one_fold", _fold("train", fits="per image"), "fit once per fold"),
+    ("my_prompt", _prompt_cleaned, "never asks SAM"),
+    ("my_prompt", _prompt_unseeded, "x.rng"),
+    ("my_prompt", _prompt_truth, "must not read `x.truth`"),
+    ("my_prompt", _prompt_truth_only, "which is None at test time"),
+    ("my_prompt", _prompt_row_col, "\\(x, y\\) = \\(column, row\\)"),
+    ("my_prompt", _prompt_no_empty_case, "crashed with AttributeError"),
 ]
 
 
@@ -143,3 +209,26 @@ def test_a_solution_cell_without_markers_is_refused():
         ex.strip_solution("def f():\n    return 1\n")
     src = "def f(x):\n    # BEGIN SOLUTION\n    return x\n    # END SOLUTION\n"
     assert ex.strip_solution(src) == f"def f(x):\n    {ex.STUB}\n"
+
+
+def test_a_function_that_calls_an_unwritten_one_names_it():
+    def dice(p, t):
+        raise NotImplementedError("your code here")
+
+    def one_fold(train, test, k, seed, fit, segment, truth):
+        return dice(segment(fit(train[:k]), test[0]), truth(test[0])), train[:k]
+
+    with pytest.raises(ex.ExerciseError, match="calls `dice`, which is not written yet"):
+        ex.check_one_fold(one_fold)
+
+
+def test_the_toy_fold_tells_the_three_means_apart():
+    pred, truth = ex._fold_world()
+    test = range(15, 20)
+    per_image = [ex_dice(pred[i], truth[i]) for i in test]
+    assert per_image == pytest.approx([0, 1, 2 / 3, 1 / 2, 1])
+    pooled = ex_dice(np.concatenate([pred[i] for i in test]),
+                     np.concatenate([truth[i] for i in test]))
+    assert pooled == pytest.approx(320 / 440)
+    assert len({round(np.mean(per_image), 6), round(pooled, 6),
+                round(np.mean(per_image[1:]), 6)}) == 3

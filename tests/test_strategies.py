@@ -7,10 +7,14 @@ variants fit into the pipeline (shapes, seeds, determinism).
 import numpy as np
 import pytest
 
+from selfprompt import strategies
+from selfprompt.datasets import open_dataset
+from selfprompt.embeddings import embed_dataset
 from selfprompt.frame import LOWRES, grid_to_lowres
 from selfprompt.pipeline import segment
 from selfprompt.presets import PRESETS, VARIANTS
-from selfprompt.prompts import make_prompts
+from selfprompt.prompts import bounding_box, make_prompts
+from selfprompt.protocol import Experiment
 from selfprompt.strategies import (STRATEGIES, Inputs, _components, negative_points,
                                    run_strategies)
 
@@ -175,3 +179,36 @@ def test_every_strategy_runs_on_sam_and_leaves_the_papers_variants_unchanged(tin
     for v in mine:
         assert together.masks[v].shape == size and together.masks[v].dtype == bool
         assert (together.masks[v] == again.masks[v]).all()    # seeded: same on a rerun
+
+
+def test_a_registered_strategy_is_scored_beside_the_others(tiny_backbone, synthetic_dir,
+                                                           tmp_path):
+    """A strategy of one's own (exercise 7) goes through the protocol like the kit's."""
+    calls = []
+
+    def tight_box(d, x):
+        """the coarse mask's tight box"""
+        calls.append(x.seed)
+        box = bounding_box(x.prompts.cleaned)
+        return np.zeros(x.size, bool) if box is None else d.predict(box=box)
+
+    strategies.register("tight_box_test", tight_box)
+    try:
+        assert strategies.STRATEGIES["tight_box_test"][0] == "the coarse mask's tight box"
+        with pytest.raises(ValueError, match="exists already"):
+            strategies.register("tight_box_test", tight_box)
+        with pytest.raises(ValueError, match="exists already"):
+            strategies.register("box", tight_box)
+        with pytest.raises(ValueError, match="not starting with ft_"):
+            strategies.register("ft_mine", tight_box)
+        with pytest.raises(TypeError, match="must be a function"):
+            strategies.register("mine2", "not a function")
+        ds = open_dataset(synthetic_dir)
+        emb, _ = embed_dataset(ds, tiny_backbone, tmp_path / "cache", progress=False)
+        exp = Experiment(ds, emb, tiny_backbone, tmp_path / "runs", progress=False,
+                         variants=("box", "tight_box_test"))
+        rows = exp.score(PRESETS["corrected"], "2", 0)[0]
+        mine = [r for r in rows if r["variant"] == "tight_box_test"]
+        assert len(mine) == len([r for r in rows if r["variant"] == "box"]) == len(calls) > 0
+    finally:
+        strategies.STRATEGIES.pop("tight_box_test", None)
