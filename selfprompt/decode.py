@@ -20,10 +20,13 @@ from .presets import VARIANTS
 class PromptDecoder:
     """Numpy in, numpy out, like ``SamPredictor``; fed with cached embeddings."""
 
-    def __init__(self, backbone: Backbone) -> None:
+    def __init__(self, backbone: Backbone, batched: bool | None = None) -> None:
         self.backbone = backbone
         self.predictor = SamPredictor(backbone.sam)
         self.predictor.transform = backbone.transform  # LiteMedSAM maps prompts its own way
+        #: decode an image's prompt variants in one call (:mod:`selfprompt.batchdecode`):
+        #: by default on CUDA only, where it pays; on a CPU SAM's own calls, bit for bit
+        self.batched = (self.predictor.device.type == "cuda") if batched is None else batched
 
     def set_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:
         """Use ``features`` ``(256, 64, 64)`` as the embedding of an ``(H, W)`` image."""
@@ -63,14 +66,19 @@ class PromptDecoder:
         p = prompts
         asks = {"point": (p.points, p.labels, None), "box": (None, None, p.box),
                 "point_box": (p.points, p.labels, p.box)}
+        unknown = [v for v in variants if v != "linear" and v not in asks]
+        if unknown:
+            raise ValueError(f"unknown variant {unknown[0]!r}; choose from {VARIANTS}")
+        prompted = [v for v in variants if v in asks and any(a is not None for a in asks[v])]
+        if self.batched and len(prompted) > 1:
+            from .batchdecode import decode_batch
+
+            decoded = dict(zip(prompted, decode_batch(self.predictor,
+                                                      [asks[v] for v in prompted])))
+        else:
+            decoded = {v: self.predict(*asks[v]) for v in prompted}
         out: dict[str, np.ndarray] = {}
         for v in variants:
-            if v == "linear":
-                out[v] = p.cleaned.astype(bool)
-            elif v in asks:
-                points, labels, box = asks[v]
-                out[v] = (self.predict(points, labels, box) if points is not None or box is not None
-                          else np.zeros(self.predictor.original_size, dtype=bool))
-            else:
-                raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
+            out[v] = (p.cleaned.astype(bool) if v == "linear" else decoded[v] if v in decoded
+                      else np.zeros(self.predictor.original_size, dtype=bool))
         return out
