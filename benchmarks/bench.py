@@ -290,6 +290,65 @@ def encode_child(args) -> dict:
                 "exact": args.memory_exact}
 
 
+def stages_child(args) -> dict:
+    """Seconds per stage after encoding, for one (preset, k, fold) of the kit's sweep on
+    the first ``--stages-test`` test images: the classifier's fit, then per image the
+    mask read, coarse mask + prompts, SAM's decoding of the variants one call each (the
+    CPU default) and in one batched call, and scoring. Embeddings come from the kit's
+    cache (encoded first when missing: not timed)."""
+    from selfprompt.backbone import load_backbone
+    from selfprompt.decode import PromptDecoder
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.metrics import dice, iou
+    from selfprompt.notebook import cache_root
+    from selfprompt.pipeline import coarse_mask
+    from selfprompt.presets import VARIANTS, get_preset
+    from selfprompt.prompts import make_prompts
+    from selfprompt.protocol import Experiment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        dataset, root = open_data(args.data, tmp, args.stages_images)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            backbone = (load_tiny(tmp) if args.stages_backbone == "tiny" else
+                        load_backbone(args.stages_backbone, device=args.stages_device))
+        emb, _ = embed_dataset(dataset, backbone, cache_root(None), progress=False)
+        exp = Experiment(dataset, emb, backbone, tmp / "runs", progress=False)
+        preset, k, fold = get_preset(args.stages_preset), args.stages_k, 0
+        t = {s: 0.0 for s in ("fit", "mask", "prompts", "decode", "decode_batched", "score")}
+        t0 = time.perf_counter()
+        clf = exp.classifier(preset, k, fold)
+        t["fit"] = time.perf_counter() - t0
+        one, batched = PromptDecoder(backbone, batched=False), PromptDecoder(backbone, batched=True)
+        test = [int(i) for i in exp.folds[fold][1][:args.stages_test]]
+        same = 0
+        for i in test:
+            t0 = time.perf_counter()
+            truth = exp.mask(i, preset.mask_threshold)
+            t1 = time.perf_counter()
+            features = np.asarray(emb[i], np.float32)
+            prompts = make_prompts(coarse_mask(clf, features, truth.shape, preset,
+                                               backbone.img_size),
+                                   preset, np.random.default_rng([args.seed, fold, i]))
+            t2 = time.perf_counter()
+            one.set_embedding(features, truth.shape)
+            masks = one.variants(prompts, VARIANTS)
+            t3 = time.perf_counter()
+            batched.set_embedding(features, truth.shape)
+            masks_b = batched.variants(prompts, VARIANTS)
+            t4 = time.perf_counter()
+            [(dice(m, truth), iou(m, truth)) for m in masks.values()]
+            t5 = time.perf_counter()
+            same += all(np.array_equal(masks[v], masks_b[v]) for v in VARIANTS)
+            for key, a, b in (("mask", t0, t1), ("prompts", t1, t2), ("decode", t2, t3),
+                              ("decode_batched", t3, t4), ("score", t4, t5)):
+                t[key] += b - a
+    return {"n": len(test), "k": k, "preset": preset.name, "backbone": backbone.model_type,
+            "device": str(one.predictor.device), "data": f"{root.name} ({len(dataset)} images)",
+            "fold_test": len(exp.folds[fold][1]), "seconds": t, "same": same}
+
+
 def run_child(section: str, args, extra: list[str] = ()) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench", "--child", section] + child_args(args)
     cmd += list(extra)
@@ -306,7 +365,10 @@ def child_args(args) -> list[str]:
          "--memory-images", str(args.memory_images), "--memory-iter", str(args.memory_iter),
          "--memory-encode", str(args.memory_encode),
          "--memory-encoder-model", args.memory_encoder_model,
-         "--variants", *args.variants]
+         "--variants", *args.variants,
+         "--stages-backbone", args.stages_backbone, "--stages-k", str(args.stages_k),
+         "--stages-preset", args.stages_preset, "--stages-test", str(args.stages_test),
+         "--stages-images", str(args.stages_images)]
     if args.data:
         a += ["--data", args.data]
     if args.memory_preset:
@@ -456,6 +518,50 @@ def speed_section(args, rows: list) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+#: the committed reference's provenance: the full sweep's seconds per stage
+REFERENCE = REPO / "reports" / "reference" / "kvasir" / "medsam_lite" / "provenance.json"
+#: test images scored in a full sweep: 2 presets x 4 k values x 1000 images
+FULL_SWEEP_IMAGES = 2 * 4 * 1000
+
+
+def stages_section(args, rows: list) -> None:
+    """5: where a sweep's time goes once the embeddings are cached."""
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
+    for device in devices:
+        m = run_child("stages", args, ["--stages-device", device])
+        sec, n = m["seconds"], m["n"]
+        where = (f"{m['backbone']} on {device}, {m['data']}, {m['preset']} k = {m['k']}, "
+                 f"fold 0, first {n} of its {m['fold_test']} test images")
+        per = {key: 1000 * v / n for key, v in sec.items() if key != "fit"}
+        after = sum(per[key] for key in ("mask", "prompts", "decode", "score"))
+        rows += [
+            ("5", f"{device}: classifier fit", f"{sec['fit']:.2f}", "s", where),
+            ("5", f"{device}: per test image, mask read / coarse mask + prompts / score",
+             f"{per['mask']:.1f} / {per['prompts']:.1f} / {per['score']:.1f}", "ms", where),
+            ("5", f"{device}: per test image, SAM decode (3 variants, one call each)",
+             f"{per['decode']:.1f}", "ms",
+             f"{100 * per['decode'] / after:.0f} % of the per-image time"),
+            ("5", f"{device}: per test image, SAM decode (3 variants, one batched call)",
+             f"{per['decode_batched']:.1f}", "ms",
+             f"{per['decode'] / per['decode_batched']:.2f}x faster; identical masks on "
+             f"{m['same']} of {n} images (default: batched on CUDA only)"),
+            ("5", f"{device}: full sweep after encoding, estimated",
+             f"{FULL_SWEEP_IMAGES * after / 1000 / 60:.0f}", "min",
+             f"{FULL_SWEEP_IMAGES} test images x {after:.0f} ms, without the 40 fits"),
+        ]
+    if "cuda" not in devices:
+        rows.append(("5", "cuda: sweep stages", "not measured", "",
+                     "no CUDA device here; `make bench` on a GPU machine fills these rows"))
+    if REFERENCE.is_file():
+        ref = json.loads(REFERENCE.read_text())["seconds"]
+        total = sum(v["seconds"] if isinstance(v, dict) else v for v in ref.values())
+        split = ", ".join(f"{key} {v['seconds'] if isinstance(v, dict) else v:.0f} s"
+                          for key, v in ref.items())
+        rows.append(("5", "committed reference sweep (make reference), seconds by stage",
+                     f"{total:.0f}", "s", f"{split} ({REFERENCE.relative_to(REPO)}; "
+                     f"{json.loads(REFERENCE.read_text())['fold_environment']['cpu']})"))
+
+
 def render(rows) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -512,6 +618,14 @@ def main(argv=None) -> int:
     p.add_argument("--memory-exact", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--memory-in-memory", action="store_true",
                    help="also measure scikit-learn's one-matrix fit at k = all")
+    p.add_argument("--stages-backbone", default="medsam_lite",
+                   help="section 5: the sweep's stages after encoding, on this backbone")
+    p.add_argument("--stages-images", type=int, default=100,
+                   help="first N images of the data set (their embeddings are cached first)")
+    p.add_argument("--stages-k", default="20")
+    p.add_argument("--stages-preset", default="corrected")
+    p.add_argument("--stages-test", type=int, default=20, help="test images timed (0: skip)")
+    p.add_argument("--stages-device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -520,7 +634,7 @@ def main(argv=None) -> int:
 
     if args.child:
         result = {"sweep": sweep_child, "classifier": classifier_child,
-                  "encode": encode_child}[args.child](args)
+                  "encode": encode_child, "stages": stages_child}[args.child](args)
         print(json.dumps(result))
         return 0
 
@@ -591,11 +705,13 @@ def main(argv=None) -> int:
                     f"{m['rss_before_mib']:.0f} MiB before the fit; "
                     f"{m['iterations']} lbfgs iterations {m['seconds']:.1f} s; "
                     f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
+    if args.stages_test:
+        stages_section(args, rows)
     table = render(rows)
     header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "
               f"Sections: 1 passes and wall time of a sweep, 2 encoder speed, "
-              f"3 arithmetic rate, 4 peak memory.\n\n")
+              f"3 arithmetic rate, 4 peak memory, 5 the sweep after encoding.\n\n")
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

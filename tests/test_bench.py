@@ -6,10 +6,12 @@ test image for every (k, fold)).
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 from benchmarks.bench import COLUMNS, analytic_passes, main  # noqa: E402
@@ -23,20 +25,23 @@ def test_analytic_counts():
 
 
 @pytest.mark.slow
-def test_bench_tiny(tmp_path, capsys, synthetic_dir):
+def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     out = tmp_path / "bench.md"
+    monkeypatch.setenv("SELFPROMPT_CACHE", str(tmp_path / "cache"))  # section 5's cache
     assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
                  "all", "--speed", "tiny:1;medsam_lite:1", "--precisions", "fp32", "bf16",
                  "--no-gpu", "--cpu-bf16-models", "tiny",
                  "--memory-images", "3", "--no-memory-backbone",
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
-                 "--warmup", "0", "--workers", "0", "--out", str(out)]) == 0
+                 "--warmup", "0", "--workers", "0", "--stages-backbone", "tiny",
+                 "--stages-images", "12", "--stages-k", "2", "--stages-test", "3",
+                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
     assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
     assert all(len(r) == len(COLUMNS) for r in rows)
-    assert {r[0] for r in rows} == {"1", "2", "3", "4"}
+    assert {r[0] for r in rows} == {"1", "2", "3", "4", "5"}
     by_name = {r[1]: r for r in rows}
     # 6 images, 2 folds of 3/3: authors' = sum over k=1, all(3) of 2 * (k + 2 * 3)
     assert int(by_name["authors' flow: encoder passes"][2]) == 2 * (1 + 6) + 2 * (3 + 6) == 32
@@ -55,4 +60,13 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir):
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert "peak RSS: encoding, tiny kit encoder" in by_name
     assert "peak RSS: encoding, tiny exact encoder" in by_name
+    # 5: the stages after encoding, both decoders on the same test images (fold 0 of 12: 2)
+    assert "tiny on cpu" in by_name["cpu: classifier fit"][4]
+    batched = by_name["cpu: per test image, SAM decode (3 variants, one batched call)"]
+    # (which of them agree bit for bit is for the bench to report, not to assert: a
+    # boundary pixel may round the other way on another CPU; tests/test_batchdecode.py
+    # holds the tolerance)
+    assert re.search(r"identical masks on \d of 2 images", batched[4])
+    if not torch.cuda.is_available():
+        assert by_name["cuda: sweep stages"][2] == "not measured"
     assert out.read_text().count("\n|") == len(lines)
