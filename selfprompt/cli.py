@@ -63,7 +63,9 @@ def _add_backbone(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dtype", default="float16", choices=["float16", "float32"],
                    help="storage type of cached embeddings (float16 halves disk and reads)")
     p.add_argument("--batch-size", type=int, default=1, help="images per encoder pass")
-    p.add_argument("--workers", type=int, default=0, help="image-loading worker processes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="image-loading worker processes (default: up to 8 on a GPU, 0 on "
+                   "the CPU, where the encoder uses every core)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                    help="encoder arithmetic (autocast)")
     p.add_argument("--exact-encoder", action="store_true",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,12 +154,21 @@ class DatasetEmbeddings:
     def missing(self) -> list[int]:
         return [i for i, k in enumerate(self.keys) if not self.cache.is_valid(k)]
 
-    def ensure(self, encoder: ImageEncoder, workers: int = 0, progress: bool = True,
+    def ensure(self, encoder: ImageEncoder, workers: int | None = None, progress: bool = True,
                indices=None) -> EmbeddingStats:
         """Encode every image whose embedding is missing or damaged; resumable.
 
         ``indices``: only these images (a slice of a sweep that needs a few of them).
+        ``workers``: image-loading processes; None chooses (:func:`default_workers`).
+        On a GPU the loaders' batches arrive in pinned memory and are copied without
+        blocking, and each batch's cache writes run in a writer thread while the next
+        batch is encoded: decoding JPEGs and writing files would otherwise leave the
+        GPU idle (measured on an H200: 42 images/s end to end against 85 for the
+        encoder alone, with loading in the main process). A failed write stops the run
+        with its error; what was written before it stays (writes are atomic).
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
         wanted = range(len(self.keys)) if indices is None else sorted({int(i) for i in indices})
@@ -166,17 +176,39 @@ class DatasetEmbeddings:
         stats = EmbeddingStats(len(wanted), len(todo), len(wanted) - len(todo))
         if not todo:
             return stats
+        device = encoder.backbone.device
+        workers = default_workers(device) if workers is None else workers
         loader = torch.utils.data.DataLoader(
             _Prepared(self.dataset, todo, encoder), batch_size=encoder.batch_size,
             num_workers=workers, collate_fn=_collate, persistent_workers=False,
-            prefetch_factor=4 if workers else None)
+            prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda")
+        pending: list = []
+
+        def write(indices, features) -> None:
+            for i, f in zip(indices, features):
+                self.cache.save(self.keys[i], f)
+
         with tqdm(total=len(todo), desc=f"encoding ({self.cache.model_type})", unit="img",
-                  disable=not progress) as bar:
+                  disable=not progress) as bar, ThreadPoolExecutor(1) as writer:
             for indices, prepared in loader:
-                for i, features in zip(indices, encoder.encode(prepared)):
-                    self.cache.save(self.keys[i], features)
+                features = encoder.encode(prepared)
+                while pending and (len(pending) > 2 or pending[0].done()):
+                    pending.pop(0).result()    # a failed write raises here, in order
+                pending.append(writer.submit(write, indices, features))
                 bar.update(len(indices))
+            for job in pending:
+                job.result()
         return stats
+
+
+def default_workers(device: torch.device) -> int:
+    """Image-loading processes for encoding: on a GPU enough to keep it fed (up to 8,
+    leaving a core to the main process); on a CPU none, because the encoder itself
+    uses every core and a JPEG's decoding is ~1 % of an image's encoding time there."""
+    if torch.device(device).type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, (cores or 2) - 1))
 
 
 def to_float32(features: np.ndarray) -> np.ndarray:
@@ -227,7 +259,7 @@ def log_encoding(cache: EmbeddingCache, stats: EmbeddingStats, seconds: float) -
 
 
 def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
-                  dtype: str = "float16", workers: int = 0, progress: bool = True,
+                  dtype: str = "float16", workers: int | None = None, progress: bool = True,
                   encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
     """Make sure every image of ``dataset`` has a cached embedding; return them.
 

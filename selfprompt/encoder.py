@@ -218,7 +218,9 @@ class ImageEncoder:
     def encode(self, prepared: list[torch.Tensor]) -> torch.Tensor:
         """Encode prepared images; returns ``float32 (B, 256, 64, 64)`` on the CPU."""
         sam, device = self.backbone.sam, self.backbone.device
-        batch = torch.cat([sam.preprocess(t.to(device)[None]) for t in prepared])
+        # pinned loader batches (on a GPU) are copied without blocking the host
+        batch = torch.cat([sam.preprocess(t.to(device, non_blocking=t.is_pinned())[None])
+                           for t in prepared])
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = PRECISIONS[self.precision]

@@ -159,3 +159,44 @@ def test_cache_folder_of_another_model_is_refused(tmp_path):
     (c.dir / "meta.json").write_text((c.dir / "meta.json").read_text().replace("ab", "cd"))
     with pytest.raises(CacheError, match="another model"):
         EmbeddingCache(tmp_path, "tiny", "ab" * 32)
+
+
+def test_a_failed_cache_write_stops_the_run_and_the_rest_resumes(
+        tiny_backbone, synthetic_dir, tmp_path, monkeypatch):
+    """Cache writes run in a writer thread beside the encoder: a write that fails (a
+    full disk) still stops the run with its own error, and a rerun encodes only what
+    was not written."""
+    ds = open_dataset(synthetic_dir).subset(5)
+    cache = EmbeddingCache.for_backbone(tmp_path, tiny_backbone)
+    emb = DatasetEmbeddings(ds, cache)
+    real_save, calls = cache.save, []
+
+    def full_disk(key, features):
+        calls.append(key)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(key, features)
+
+    monkeypatch.setattr(cache, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        emb.ensure(ImageEncoder(tiny_backbone), progress=False)
+    monkeypatch.setattr(cache, "save", real_save)
+    written = sum(cache.is_valid(k) for k in emb.keys)
+    assert 1 <= written <= 4                       # the write before the failure, and
+    enc = ImageEncoder(tiny_backbone)              # maybe later ones, are kept
+    stats = emb.ensure(enc, progress=False)
+    assert stats.reused == written and enc.passes == 5 - written
+    np.testing.assert_array_equal(emb[4], ImageEncoder(tiny_backbone)(ds.image(4))
+                                  .astype(np.float16))
+
+
+def test_loader_processes_only_where_they_pay(tiny_backbone, synthetic_dir, tmp_path):
+    from selfprompt.embeddings import default_workers
+
+    assert default_workers(torch.device("cpu")) == 0
+    assert 1 <= default_workers(torch.device("cuda")) <= 8  # a choice: no GPU needed
+    ds = open_dataset(synthetic_dir).subset(3)
+    one, _ = embed_dataset(ds, tiny_backbone, tmp_path / "a", progress=False, workers=0)
+    two, _ = embed_dataset(ds, tiny_backbone, tmp_path / "b", progress=False, workers=2)
+    for i in range(3):
+        np.testing.assert_array_equal(one[i], two[i])
