@@ -119,7 +119,7 @@ def mean_dice(rows, variant: str = "point_box") -> float:
 def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_folds: int,
              batch: int, workers: int, dtype: str, preset: str, seed: int,
              variants=("point_box",), precision: str = "fp32",
-             fused: bool = True) -> dict:
+             fused: bool | None = None) -> dict:
     from selfprompt.embeddings import embed_dataset
     from selfprompt.encoder import ImageEncoder
     from selfprompt.protocol import Experiment
@@ -282,7 +282,7 @@ def encode_child(args) -> dict:
         dataset, _ = open_data(args.data, tmp, args.memory_encode)
         backbone = random_backbone(args.memory_encoder_model)
         before = peak_rss_mib()
-        encoder = ImageEncoder(backbone, fused=not args.memory_exact)
+        encoder = ImageEncoder(backbone, fused=False if args.memory_exact else None)
         t0 = time.perf_counter()
         embed_dataset(dataset, backbone, tmp / "cache", progress=False, encoder=encoder)
         return {"n": len(dataset), "rss_mib": peak_rss_mib(), "rss_before_mib": before,
@@ -416,7 +416,7 @@ def matmul_peak(dtype=torch.float32, n: int = 2048, reps: int = 5, device: str =
 
 
 def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
-                  fused: bool = True, channels_last: bool = False) -> tuple:
+                  fused: bool | None = None, channels_last: bool = False) -> tuple:
     """Images/s of ``ImageEncoder.encode`` (best of ``reps`` timed batches, as the matmul
     peak is a best of several: both then say what the machine does when undisturbed)
     and the first image's embedding."""
@@ -453,6 +453,7 @@ def parse_grid(text: str) -> dict[str, list[int]]:
 
 def speed_section(args, rows: list) -> None:
     from selfprompt.encoder import ImageEncoder, use_all_cores
+    from selfprompt.tinyvit import has_tinyvit
 
     threads = use_all_cores()
     peak32 = matmul_peak(torch.float32, args.mm_size)
@@ -480,9 +481,13 @@ def speed_section(args, rows: list) -> None:
             macs = encoder_macs(backbone)
             rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",
                          f"FlopCounterMode, {backbone.img_size} x {backbone.img_size}"))
-            variants = [(b, p, True) for p in precisions for b in batches]  # kit's default
+            # (batch, precision, fused): None is the kit's default (SAM's ViTs fused,
+            # TinyViT exact); False SAM's own attention; True TinyViT's fused copy
+            variants = [(b, p, None) for p in precisions for b in batches]
             if args.exact_encoder and ImageEncoder(backbone).fused:
-                variants.append((batches[0], "fp32", False))      # SAM's own attention
+                variants.append((batches[0], "fp32", False))
+            if has_tinyvit(backbone.sam.image_encoder):
+                variants.append((batches[0], "fp32", True))
             ref = None
             for b, p, fast in variants:
                 if p != "fp32" and device == "cpu" and model not in args.cpu_bf16_models:
@@ -491,13 +496,14 @@ def speed_section(args, rows: list) -> None:
                     args.vit_b_warmup
                 ips, emb = encoder_speed(backbone, b, p, args.reps, warm, fast,
                                          channels_last=device == "cuda" and p != "fp32")
-                name = f"{model} {device} batch {b} {p}" + ("" if fast else " exact-encoder")
+                name = f"{model} {device} batch {b} {p}" + {
+                    None: "", False: " exact-encoder", True: " fused-encoder"}[fast]
                 peak = peak16 if p != "fp32" else peak32
                 rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
                              f"best of {args.reps} after {warm} warm-up"))
                 frac = macs * ips / peak
                 target = ""
-                if model == "vit_b" and device == "cpu" and p == "fp32" and fast:
+                if model == "vit_b" and device == "cpu" and p == "fp32" and fast is None:
                     target = f"; target 70 %: {'met' if frac >= 0.7 else 'NOT met'}"
                 if model == "medsam_lite" and device == "cpu" and p == "fp32":
                     target = f"; target 60 %: {'met' if frac >= 0.6 else 'NOT met'}"
@@ -506,7 +512,7 @@ def speed_section(args, rows: list) -> None:
                 rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}",
                              "GMAC/s", f"{100 * frac:.0f} % of the "
                              f"{p if p != 'fp16' else 'bf16'} matmul peak{target}"))
-                if b == batches[0] and p == "fp32" and fast:
+                if b == batches[0] and p == "fp32" and fast is None:
                     ref = emb
                 elif b == batches[0] and ref is not None:
                     d = (emb - ref).abs()

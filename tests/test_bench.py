@@ -57,6 +57,11 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     assert by_name["medsam_lite encoder MACs per image"][4] == "FlopCounterMode, 256 x 256"
     assert 20 < float(by_name["medsam_lite encoder MACs per image"][2]) < 60  # GMAC
     assert "target 60 %" in by_name["medsam_lite cpu batch 1 fp32: achieved rate"][4]
+    # TinyViT's fused copy (opt-in) timed beside the default, with its distance to it
+    assert "target 60 %" in by_name["medsam_lite cpu batch 1 fp32 fused-encoder: achieved "
+                                    "rate"][4]
+    fused = by_name["medsam_lite cpu batch 1 fp32 fused-encoder: embedding vs fp32"]
+    assert float(fused[2]) < 1e-4
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert "peak RSS: encoding, tiny kit encoder" in by_name
     assert "peak RSS: encoding, tiny exact encoder" in by_name
