@@ -282,12 +282,13 @@ def data_said(pages: list[Page]) -> tuple[str, str]:
                      "stand-in (see each notebook's line below).")
 
 
-def provenance(pages: list[Page], source: str, executed: list[dict]) -> dict:
+def provenance(pages: list[Page], source: str, starts: list[str | None]) -> dict:
+    """Where the book came from (``starts``: papermill's start time of each notebook)."""
     from . import __version__
     from .provenance import kit_commit
 
     kind, sentence = data_said(pages)
-    starts = sorted(str(e["start"])[:19] + "Z" for e in executed if e.get("start"))
+    starts = sorted(str(s)[:19] + "Z" for s in starts if s)
     return {"commit": kit_commit(), "version": __version__,
             "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "executed": starts[0] if starts else None, "source": source,
@@ -334,6 +335,52 @@ def index_html(pages: list[Page], prov: dict) -> str:
 
 
 # ----------------------------------------------------------------------- build
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(f"[book] {text}", flush=True)
+
+
+def collect(names: list[str], stage: Path, executed: Path | None = None, timeout: int = 900,
+            progress: bool = True) -> tuple[list[Page], list, list[str]]:
+    """Each notebook executed (or its copy taken from ``executed``) into ``stage/ipynb``:
+    ``(pages, notebooks, errors)``. Every notebook is tried, so that one failure does not
+    hide the next: the error list names them all."""
+    import nbformat
+
+    pages, nbs, errors = [], [], []
+    for name in names:
+        target = stage / "ipynb" / f"{Path(name).name}.ipynb"
+        if executed is not None:
+            given = Path(executed) / f"{Path(name).name}.ipynb"
+            if not given.is_file():
+                if name == SOLUTIONS:  # optional, and `make classroom-check` does not run it
+                    _say(progress, f"{name}: not in {executed}, left out")
+                else:
+                    errors.append(f"{name}.ipynb: no executed copy at {given}")
+                continue
+            shutil.copyfile(given, target)
+        else:
+            _say(progress, f"executing {name}.ipynb ...")
+            start = time.perf_counter()
+            ok, detail = execute(name, target, timeout)
+            _say(progress, f"  {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
+            if not ok and not target.is_file():
+                errors.append(f"{name}.ipynb: {detail}")
+                continue
+        nb = nbformat.read(target, as_version=4)
+        errors += [f"{name}.ipynb: {e}" for e in find_errors(nb)]
+        pages.append(Page(name, page_file(name), notebook_title(nb, name), "notebook",
+                          run_seconds(nb), ran_on(nb)))
+        nbs.append(nb)
+    return pages, nbs, errors
+
+
+def _replaceable(out: Path) -> bool:
+    """Only an earlier book (or nothing) is replaced: ``--out`` pointed at another
+    folder by mistake must not be deleted."""
+    return not out.exists() or not any(out.iterdir()) or (out / "book.json").is_file()
+
+
 def build(out: Path, executed: Path | None = None, solutions: bool = True,
           guide: Path | None = GUIDE, notebooks=NOTEBOOKS, timeout: int = 900,
           progress: bool = True) -> dict:
@@ -344,55 +391,27 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
     (the partial folder is kept: its ``ipynb/`` holds the failed runs)."""
     import nbformat
 
-    def say(text: str) -> None:
-        if progress:
-            print(f"[book] {text}", flush=True)
-
     out = Path(out)
+    if not _replaceable(out):
+        raise BookError(f"{out} is not empty and holds no book.json: not replacing it; "
+                        "give --out a new folder or an earlier book's")
     stage = out.with_name(out.name + ".partial")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / "ipynb").mkdir(parents=True)
     names = list(notebooks) + ([SOLUTIONS] if solutions else [])
-    source = (f"rendered from executed copies in {executed}" if executed
-              else "executed for this book with each notebook's defaults")
-    pages, nbs, errors, runs = [], [], [], []
-    for name in names:
-        target = stage / "ipynb" / f"{Path(name).name}.ipynb"
-        if executed is not None:
-            given = Path(executed) / f"{Path(name).name}.ipynb"
-            if not given.is_file():
-                if name == SOLUTIONS:
-                    say(f"{name}: not in {executed}, left out")
-                    continue
-                errors.append(f"{name}.ipynb: no executed copy at {given}")
-                continue
-            shutil.copyfile(given, target)
-        else:
-            say(f"executing {name}.ipynb ...")
-            start = time.perf_counter()
-            ok, detail = execute(name, target, timeout)
-            say(f"  {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
-            if not ok and not target.is_file():
-                errors.append(f"{name}.ipynb: {detail}")
-                continue
-        nb = nbformat.read(target, as_version=4)
-        errors += [f"{name}.ipynb: {e}" for e in find_errors(nb)]
-        runs.append({"start": nb.metadata.get("papermill", {}).get("start_time")})
-        pages.append(Page(name, page_file(name), notebook_title(nb, name), "notebook",
-                          run_seconds(nb), ran_on(nb)))
-        nbs.append(nb)
+    pages, nbs, errors = collect(names, stage, executed, timeout, progress)
     if errors:
         raise BookError("a notebook did not run cleanly, so no book was written:\n  "
                         + "\n  ".join(errors) + f"\n(executed copies: {stage / 'ipynb'})")
     guide_html = None
     if guide is not None:
         text = Path(guide).read_text(encoding="utf-8")
-        pages.append(Page("guide", "guide.html", notebook_title(
-            nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)]), "Guide"),
-            "guide"))
+        title = notebook_title(nbformat.v4.new_notebook(
+            cells=[nbformat.v4.new_markdown_cell(text)]), "Guide")
+        pages.append(Page("guide", "guide.html", title, "guide"))
         guide_html = markdown_to_html(text)
     for i, page in enumerate(pages):
-        say(f"rendering {page.file}")
+        _say(progress, f"rendering {page.file}")
         if page.kind == "notebook":
             body = render_notebook(nbs[i], page, pages, i)
         else:
@@ -400,7 +419,10 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
                              nav(pages, i, "bottom"))
         page.headings = headings(body)
         (stage / page.file).write_text(body, encoding="utf-8")
-    prov = provenance(pages, source, runs)
+    source = (f"rendered from executed copies in {executed}" if executed
+              else "executed for this book with each notebook's defaults")
+    starts = [nb.metadata.get("papermill", {}).get("start_time") for nb in nbs]
+    prov = provenance(pages, source, starts)
     (stage / "index.html").write_text(index_html(pages, prov), encoding="utf-8")
     manifest = {"pages": [{**asdict(p), "headings": len(p.headings)} for p in pages],
                 "run_seconds": round(sum(p.seconds or 0 for p in pages), 1),
@@ -409,7 +431,7 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
     shutil.rmtree(out, ignore_errors=True)
     stage.rename(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    say(f"{len(pages)} pages, {size / 1e6:.1f} MB: open {out / 'index.html'}")
+    _say(progress, f"{len(pages)} pages, {size / 1e6:.1f} MB: open {out / 'index.html'}")
     return manifest
 
 

@@ -137,6 +137,7 @@ def test_an_errored_cell_stops_the_build_naming_notebook_and_cell(tmp_path, caps
     out = tmp_path / "book"
     out.mkdir()
     (out / "index.html").write_text("the last good book")
+    (out / "book.json").write_text("{}")
     with pytest.raises(book.BookError) as caught:
         book.build(out, runs, solutions=False, guide=None,
                    notebooks=("01_data", "02_embedding"), progress=False)
@@ -151,6 +152,23 @@ def test_an_errored_cell_stops_the_build_naming_notebook_and_cell(tmp_path, caps
     assert "02_embedding.ipynb: cell In [3]" in err
     assert f"03_classifier.ipynb: no executed copy at {runs / '03_classifier.ipynb'}" in err
     assert "solutions" not in err                               # optional: left out, no error
+
+
+def test_a_folder_that_is_not_a_book_is_never_replaced(tmp_path):
+    runs = tmp_path / "executed"
+    runs.mkdir()
+    _executed(runs / "01_a.ipynb", "01 · First")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("months of work")
+    with pytest.raises(book.BookError, match="holds no book.json: not replacing it"):
+        book.build(tmp_path / "mine", runs, solutions=False, guide=None, notebooks=("01_a",),
+                   progress=False)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "months of work"
+    book.build(tmp_path / "book", runs, solutions=False, guide=None, notebooks=("01_a",),
+               progress=False)
+    book.build(tmp_path / "book", runs, solutions=False, guide=None, notebooks=("01_a",),
+               progress=False)                                  # an earlier book: replaced
+    assert (tmp_path / "book" / "01_a.html").is_file()
 
 
 def test_a_widget_is_shown_frozen_in_its_last_state(tmp_path):
