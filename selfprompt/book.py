@@ -401,7 +401,7 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
     names = list(notebooks) + ([SOLUTIONS] if solutions else [])
     pages, nbs, errors = collect(names, stage, executed, timeout, progress)
     if errors:
-        raise BookError("a notebook did not run cleanly, so no book was written:\n  "
+        raise BookError("not every notebook ran cleanly, so no book was written:\n  "
                         + "\n  ".join(errors) + f"\n(executed copies: {stage / 'ipynb'})")
     guide_html = None
     if guide is not None:
