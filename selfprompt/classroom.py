@@ -110,29 +110,37 @@ def check_cache(dataset: str = "kvasir", backbone: str = "medsam_lite",
                   f"{s.stats.encoded} encoded now ({s.embeddings.cache.dir})")
 
 
-def run_notebook(path: Path, timeout: int = 900) -> tuple[bool, str]:
-    """Execute ``path`` with its defaults (papermill), outputs to a temporary copy."""
+def run_notebook(path: Path, timeout: int = 900, output: Path | None = None) -> tuple[bool, str]:
+    """Execute ``path`` with its defaults (papermill), outputs to a temporary copy, or to
+    ``output`` when given: kept, so that the book (``selfprompt.book``) can render a run
+    that was checked here instead of running every notebook again. A failed run is kept
+    too, its error in the failing cell."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     with tempfile.TemporaryDirectory() as tmp:
+        target = Path(output) if output is not None else Path(tmp) / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            papermill.execute_notebook(str(path), str(Path(tmp) / path.name),
-                                       cwd=str(path.parent), progress_bar=False,
-                                       kernel_name="python3", execution_timeout=timeout)
+            papermill.execute_notebook(str(path), str(target), cwd=str(path.parent),
+                                       progress_bar=False, kernel_name="python3",
+                                       execution_timeout=timeout)
         except PapermillExecutionError as error:
             return False, f"cell {error.exec_count} failed: {error.ename}: {error.evalue}"
     return True, "ran with its defaults"
 
 
 def run(notebooks=NOTEBOOKS, dataset: str = "kvasir", backbone: str = "medsam_lite",
-        folder: Path = REPO / "notebooks", progress: bool = True) -> list[Check]:
-    """Every step, in order; a step that fails does not stop the others."""
+        folder: Path = REPO / "notebooks", progress: bool = True,
+        keep: Path | None = None) -> list[Check]:
+    """Every step, in order; a step that fails does not stop the others. ``keep``: a
+    folder where the executed notebooks are kept (``<name>.ipynb``)."""
     steps = [("environment", check_environment), ("model", lambda: check_model(backbone)),
              ("data", lambda: check_data(dataset)),
              ("cache", lambda: check_cache(dataset, backbone))]
-    steps += [(f"notebook {n}", lambda n=n: run_notebook(Path(folder) / f"{n}.ipynb"))
-              for n in notebooks]
+    steps += [(f"notebook {n}", lambda n=n: run_notebook(
+        Path(folder) / f"{n}.ipynb", output=Path(keep) / f"{n}.ipynb" if keep else None))
+        for n in notebooks]
     checks = []
     for step, fn in steps:
         checks.append(_timed(step, fn))
@@ -159,8 +167,11 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="kvasir")
     p.add_argument("--backbone", default="medsam_lite")
     p.add_argument("--report", type=Path, default=None, help="also write the table here")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="keep the executed notebooks here (`make book BOOK_EXECUTED=DIR` "
+                        "renders them)")
     args = p.parse_args(argv)
-    checks = run(args.notebooks, args.dataset, args.backbone)
+    checks = run(args.notebooks, args.dataset, args.backbone, keep=args.keep)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(to_markdown(checks))

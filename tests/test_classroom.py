@@ -33,6 +33,11 @@ def test_a_notebook_that_fails_names_its_cell_and_error(tmp_path):
     assert classroom.run_notebook(good) == (True, "ran with its defaults")
     ok, detail = classroom.run_notebook(bad)
     assert not ok and "ValueError: broken on purpose" in detail and "cell 1" in detail
+    kept = tmp_path / "kept" / "bad.ipynb"                    # what `make book` can render
+    assert classroom.run_notebook(bad, output=kept)[0] is False
+    errors = [o for c in nbformat.read(kept, as_version=4).cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert [e.evalue for e in errors] == ["broken on purpose"]
 
 
 def test_a_failing_step_is_reported_and_the_exit_status_says_so(monkeypatch, capsys, tmp_path):

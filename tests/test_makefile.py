@@ -61,3 +61,19 @@ def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
     assert "--out reports/ablations/runs/mine/medsam_lite" in out
     assert ("ablations write reports/ablations/runs/mine/medsam_lite "
             "reports/ablations/mine/medsam_lite") in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_book_runs_the_notebooks_or_renders_the_copies_it_is_given():
+    def dry(*args):
+        proc = subprocess.run(["make", "-n", "book", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "-m selfprompt.book --out reports/book \n" in dry()
+    assert ("-m selfprompt.book --out /tmp/b --executed reports/executed"
+            in dry("BOOK_OUT=/tmp/b", "BOOK_EXECUTED=reports/executed"))
+    check = subprocess.run(["make", "-n", "classroom-check"], cwd=REPO, capture_output=True,
+                           text=True, timeout=60).stdout
+    assert "--keep reports/executed" in check                  # what BOOK_EXECUTED= reuses
