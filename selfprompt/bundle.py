@@ -207,6 +207,14 @@ class _Builder:
                            "sha256": sha or file_sha256(path, use_stamp=False)}
         self.written += 1
 
+    def text(self, rel: str, text: str) -> None:
+        """Write ``rel`` atomically unless it holds ``text`` already."""
+        path = self.out / rel
+        if path.is_file() and path.read_text() == text and self.good(rel):
+            return
+        atomic_write_text(path, text)
+        self.record(rel)
+
     def copy(self, src: Path, rel: str) -> None:
         """Copy ``src`` to ``rel`` atomically unless an identical copy is there."""
         sha = file_sha256(src, use_stamp=False)
@@ -434,10 +442,7 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
     _say(f"[1/4] wheels: {len(pins)} locked pins and {len(boot)} for the install itself")
     _download_wheels(b, pins + boot, options)
     rel_src, rel_wheel = _source_and_kit_wheel(b, kit, commit)
-    requirements_text = _requirements_text(b, pins)
-    if not b.good(REQUIREMENTS) or (b.out / REQUIREMENTS).read_text() != requirements_text:
-        atomic_write_text(out / REQUIREMENTS, requirements_text)
-        b.record(REQUIREMENTS)
+    b.text(REQUIREMENTS, _requirements_text(b, pins))
     manifest = {"format": FORMAT, "kit": KIT, "version": _kit_version(kit), "commit": commit,
                 "uncommitted_changes_left_out": dirty,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -462,10 +467,7 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
     manifest["embeddings"] = _embeddings(b, data, backbone, cache)
 
     _say("[4/4] README and manifest")
-    readme = readme_text({**manifest, "files": b.files})
-    if not b.good(README) or (b.out / README).read_text() != readme:
-        atomic_write_text(out / README, readme)
-        b.record(README)
+    b.text(README, readme_text({**manifest, "files": b.files}))
     wanted = set(b.files)
     for rel in _walk(out):  # wheels of an older lock, a previous commit's archive
         if rel not in wanted and rel.split("/")[0] in (WHEELS, "data", "embeddings", "source"):
@@ -490,7 +492,7 @@ def readme_text(manifest: dict) -> str:
     return f"""selfprompt-kit: offline classroom bundle
 =======================================
 
-Kit {manifest['version']}, commit {manifest['commit']}, built {manifest['created']}
+Kit {manifest['version']}, commit {manifest['commit']},
 for Python {manifest['python']} on {manifest['platform']} ({size / 1e6:.0f} MB).
 Data: {data.get('limit')} image pairs of {data.get('dataset')} ({data.get('folder')}),
       {data.get('rule')}.
