@@ -397,7 +397,8 @@ def _embeddings(b: _Builder, data, backbone: str, cache: Path | None) -> dict:
 def _requirements_text(b: _Builder, pins: list[tuple[str, str]]) -> str:
     by_pin = {wheel_name_version(r.split("/")[-1]): e["sha256"]
               for r, e in b.files.items() if r.startswith(f"{WHEELS}/")}
-    lines = ["# The locked pins, each with its bundled wheel's sha256: installed with",
+    lines = ["# The locked pins (and pip, setuptools: pip freeze leaves them out), each with",
+             "# its bundled wheel's sha256; installed with",
              "#   pip install --no-index --find-links wheels --require-hashes -r requirements.txt"]
     lines += [f"{n}=={v} --hash=sha256:{by_pin[(canonical(n), v)]}" for n, v in pins]
     return "\n".join(lines) + "\n"
@@ -442,7 +443,7 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
     _say(f"[1/4] wheels: {len(pins)} locked pins and {len(boot)} for the install itself")
     _download_wheels(b, pins + boot, options)
     rel_src, rel_wheel = _source_and_kit_wheel(b, kit, commit)
-    b.text(REQUIREMENTS, _requirements_text(b, pins))
+    b.text(REQUIREMENTS, _requirements_text(b, pins + boot))  # torch needs setuptools
     manifest = {"format": FORMAT, "kit": KIT, "version": _kit_version(kit), "commit": commit,
                 "uncommitted_changes_left_out": dirty,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
