@@ -702,7 +702,8 @@ def main(argv=None) -> int:
     i.add_argument("--venv", type=Path, default=None,
                    help="virtual environment to create or fill (default: this Python's)")
     i.add_argument("--kit", type=Path, default=REPO,
-                   help="the kit's source tree, installed editable (default: this one)")
+                   help="the kit's source tree, installed editable (default: this one); "
+                   "a folder without pyproject.toml: the bundle's wheel of the kit instead")
     i.add_argument("--data-dir", type=Path, default=None)
     i.add_argument("--cache", type=Path, default=None)
     i.add_argument("--no-check", action="store_true", help="skip the classroom check")
