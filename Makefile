@@ -57,7 +57,8 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
-        reference verify-reference ablations reference-ablations classroom-check exercises book
+        reference verify-reference ablations reference-ablations classroom-check exercises book \
+        bundle install-offline
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -212,6 +213,31 @@ BOOK_OUT      ?= reports/book
 BOOK_EXECUTED ?=
 book: $(VENV)/.installed ## the tutorial to read without running: executed notebooks + guide as HTML
 	$(PY) -m selfprompt.book --out $(BOOK_OUT) $(if $(BOOK_EXECUTED),--executed $(BOOK_EXECUTED))
+
+# --- the offline classroom bundle (selfprompt.bundle): one folder for a USB stick --------
+# `make bundle` (network, the instructor's data) writes BUNDLE: the lock's wheels for the lab
+# machines (BUNDLE_PLATFORM: a pip platform tag, BUNDLE_PYTHON: X.Y; default: this machine),
+# the kit's wheel and source, the images the notebooks read (from BUNDLE_DATA, default:
+# where the notebooks find Kvasir-SEG) and their medsam_lite embeddings, a manifest (sha256).
+# `make install-offline BUNDLE=...` needs no network and no .venv: it checks the bundle,
+# creates .venv from its wheels (index off), places data and embeddings, runs the check.
+BUNDLE          ?= dist/classroom-bundle
+BUNDLE_DATA     ?=
+BUNDLE_PLATFORM ?=
+BUNDLE_PYTHON   ?=
+CHECK_NOTEBOOKS ?=
+bundle: $(VENV)/.installed ## offline classroom bundle (wheels, data subset, embeddings) -> BUNDLE
+	$(PY) -m selfprompt.bundle build --out '$(BUNDLE)' $(if $(BUNDLE_DATA),--data '$(BUNDLE_DATA)') \
+		$(if $(BUNDLE_PLATFORM),--platform $(BUNDLE_PLATFORM)) \
+		$(if $(BUNDLE_PYTHON),--python-version $(BUNDLE_PYTHON))
+
+install-offline: ## no network: .venv, data and embeddings from BUNDLE=..., then the classroom check
+	@test -f '$(BUNDLE)/manifest.json' || { echo "no $(BUNDLE)/manifest.json: give the bundle's \
+		folder, make install-offline BUNDLE=/media/usb/classroom-bundle" >&2; exit 2; }
+	$(PYTHON) -m selfprompt.bundle install '$(BUNDLE)' --venv $(VENV) --kit . --no-check
+	touch $(VENV)/.installed
+	$(PY) -m selfprompt.classroom --report reports/classroom-check.md \
+		$(if $(CHECK_NOTEBOOKS),--notebooks $(filter-out none,$(CHECK_NOTEBOOKS)))
 
 SMOKE_DATA := $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic)
 smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no download

@@ -13,6 +13,8 @@ checkpoints) -> ``encoder`` + ``embeddings`` (batched encoding, cache) ->
 Beyond the paper's method: ``strategies`` (other prompts, and the no-prompt and
 ground-truth baselines, as variants), ``finetune`` (the mask decoder trained on the k
 shots), ``ablations`` (studies over them on the protocol's folds, ``make ablations``).
+For teaching: ``classroom`` checks a machine before class, ``bundle`` writes and installs
+the offline classroom bundle (``make bundle``, ``make install-offline``).
 """
 from __future__ import annotations
 

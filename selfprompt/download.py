@@ -28,8 +28,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 PACKAGE_DIR = Path(__file__).resolve().parent
 REGISTRY_PATH = PACKAGE_DIR / "registry.txt"
 MANIFEST_DIR = PACKAGE_DIR / "manifests"
@@ -227,6 +225,10 @@ def _local_folder(mirror: str | None) -> Path | None:
 
 
 def _say(progress: bool, message: str) -> None:
+    # tqdm is imported where it is used: the hashing and registry helpers above need only
+    # the standard library (``selfprompt.bundle verify`` runs before any package is installed)
+    from tqdm import tqdm
+
     if progress:
         tqdm.write(message, file=sys.stderr)
 
@@ -252,6 +254,8 @@ def _range_start(response: http.client.HTTPResponse) -> int | None:
 
 def _download_once(url: str, part: Path, asset: Asset, progress: bool, timeout: float) -> None:
     """One attempt: continue ``part`` from its current length (or from 0 if refused)."""
+    from tqdm import tqdm
+
     offset = part.stat().st_size if part.exists() else 0
     if asset.size is not None and offset > asset.size:
         part.unlink()

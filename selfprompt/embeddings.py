@@ -47,6 +47,12 @@ def image_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def cache_dir_name(model_type: str, model_hash: str, dtype: str = "float16",
+                   numerics: str = "") -> str:
+    """The cache folder of one checkpoint, storage dtype and encoder arithmetic."""
+    return f"{model_type}-{model_hash[:16]}-{dtype}" + (f"-{numerics}" if numerics else "")
+
+
 class EmbeddingCache:
     """One folder of embeddings for one checkpoint and storage dtype."""
 
@@ -56,8 +62,7 @@ class EmbeddingCache:
             raise ValueError(f"cache dtype must be one of {DTYPES}, not {dtype!r}")
         self.model_type, self.model_hash, self.dtype = model_type, model_hash, dtype
         self.numerics = numerics
-        name = f"{model_type}-{model_hash[:16]}-{dtype}" + (f"-{numerics}" if numerics else "")
-        self.dir = Path(root) / name
+        self.dir = Path(root) / cache_dir_name(model_type, model_hash, dtype, numerics)
         meta = {"model_type": model_type, "model_hash": model_hash, "dtype": dtype,
                 "numerics": numerics or "exact", "shape": list(SHAPE), "format": 1}
         meta_path = self.dir / "meta.json"

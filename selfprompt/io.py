@@ -10,9 +10,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy only where an array is saved: the rest needs the standard library
+    import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: the process's umask, as an ordinary open() would apply
@@ -42,5 +43,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    import numpy as np
+
     with atomic_open(path, "wb") as f:
         np.save(f, array, allow_pickle=False)

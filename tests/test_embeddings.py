@@ -82,7 +82,6 @@ def test_interrupted_run_leaves_no_partial_entry_and_rerun_resumes(
     ds = open_dataset(synthetic_dir).subset(4)
     cache = EmbeddingCache.for_backbone(tmp_path, tiny_backbone)
     emb = DatasetEmbeddings(ds, cache)
-    import selfprompt.io as sio
 
     real_save, calls = np.save, []
 
@@ -93,10 +92,10 @@ def test_interrupted_run_leaves_no_partial_entry_and_rerun_resumes(
             raise KeyboardInterrupt
         return real_save(f, arr, **kw)
 
-    monkeypatch.setattr(sio.np, "save", dying_save)
+    monkeypatch.setattr(np, "save", dying_save)   # io imports NumPy where it saves
     with pytest.raises(KeyboardInterrupt):
         emb.ensure(ImageEncoder(tiny_backbone), progress=False)
-    monkeypatch.setattr(sio.np, "save", real_save)
+    monkeypatch.setattr(np, "save", real_save)
     files = sorted(p.name for p in cache.dir.rglob("*") if p.is_file())
     assert len([f for f in files if f.endswith(".npy")]) == 2     # two complete entries
     assert not [f for f in files if f.endswith(".tmp")]          # no half-written file

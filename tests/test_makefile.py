@@ -77,3 +77,43 @@ def test_book_runs_the_notebooks_or_renders_the_copies_it_is_given():
     check = subprocess.run(["make", "-n", "classroom-check"], cwd=REPO, capture_output=True,
                            text=True, timeout=60).stdout
     assert "--keep reports/executed" in check                  # what BOOK_EXECUTED= reuses
+
+
+def test_bundle_passes_its_data_platform_and_python():
+    proc = subprocess.run(
+        ["make", "-n", "bundle", "BUNDLE=/x/bundle", "BUNDLE_DATA=/d/kvasir-seg",
+         "BUNDLE_PLATFORM=manylinux2014_x86_64", "BUNDLE_PYTHON=3.10"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.replace("\\\n\t", " ").split())
+    assert ("-m selfprompt.bundle build --out '/x/bundle' --data '/d/kvasir-seg' "
+            "--platform manylinux2014_x86_64 --python-version 3.10") in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_install_offline_builds_the_environment_from_the_bundle_never_the_index(tmp_path):
+    (tmp_path / "manifest.json").write_text("{}")
+    proc = subprocess.run(["make", "-n", "install-offline", f"BUNDLE={tmp_path}",
+                           "VENV=/nonexistent/venv", "CHECK_NOTEBOOKS=01_data"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.replace("\\\n\t", " ").splitlines()
+    # no `make venv` first (it installs from the index): .venv comes from the bundle
+    assert not any("requirements-lock.txt" in x or "pip install" in x for x in lines)
+    install = next(i for i, x in enumerate(lines)
+                   if f"-m selfprompt.bundle install '{tmp_path}' --venv /nonexistent/venv"
+                   in x)
+    touch = lines.index("touch /nonexistent/venv/.installed")
+    check = next(i for i, x in enumerate(lines) if "-m selfprompt.classroom" in x)
+    assert install < touch < check and "--notebooks 01_data" in lines[check]
+    assert lines[install].startswith("python3 ")  # the system's Python: no venv yet
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_install_offline_without_a_bundle_says_what_to_give(tmp_path):
+    proc = subprocess.run(["make", "install-offline", f"BUNDLE={tmp_path}/none",
+                           f"VENV={tmp_path}/venv"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0
+    assert f"no {tmp_path}/none/manifest.json" in proc.stderr
+    assert not (tmp_path / "venv").exists()
