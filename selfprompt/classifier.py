@@ -10,7 +10,6 @@ features, a small MLP, k nearest neighbours) behind the same interface, and
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -98,8 +97,9 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             raise ValueError("fit_stream does not support class_weight; use fit")
         if workers is None:
-            workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                          else os.cpu_count() or 1)
+            from .device import usable_cores
+
+            workers = min(8, usable_cores())
         n, d, seen = 0, None, set()
         for j in range(len(pieces)):                   # one pass: sizes and classes
             F, y, _ = pieces[j]

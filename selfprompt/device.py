@@ -6,6 +6,15 @@ import os
 import torch
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; a container's or a batch
+    job's share), not the machine's count: threads and loader processes are sized by it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def pick_device(preference: str | None = None) -> torch.device:
     """Return the device to use.
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,8 +167,8 @@ class DatasetEmbeddings:
         On a GPU the loaders' batches arrive in pinned memory and are copied without
         blocking, and each batch's cache writes run in a writer thread while the next
         batch is encoded: decoding JPEGs and writing files would otherwise leave the
-        GPU idle (measured on an H200: 42 images/s end to end against 85 for the
-        encoder alone, with loading in the main process). A failed write stops the run
+        GPU idle (issue #13, on an H200: the tiny backbone encoded 42 images/s end to
+        end, bound by image loading in the main process). A failed write stops the run
         with its error; what was written before it stays (writes are atomic).
         """
         from concurrent.futures import ThreadPoolExecutor
@@ -210,10 +209,11 @@ def default_workers(device: torch.device) -> int:
     """Image-loading processes for encoding: on a GPU enough to keep it fed (up to 8,
     leaving a core to the main process); on a CPU none, because the encoder itself
     uses every core and a JPEG's decoding is ~1 % of an image's encoding time there."""
+    from .device import usable_cores
+
     if torch.device(device).type != "cuda":
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 2) - 1))
+    return max(1, min(8, usable_cores() - 1))
 
 
 def to_float32(features: np.ndarray) -> np.ndarray:

@@ -30,7 +30,6 @@ exact replay of the authors' pipeline. Other settings differ by a measured amoun
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
@@ -47,10 +46,9 @@ def use_all_cores() -> int:
 
     Returns the thread count set.
     """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
+    from .device import usable_cores
+
+    n = usable_cores()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
