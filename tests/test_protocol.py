@@ -163,3 +163,26 @@ def test_unknown_variants_are_refused_before_any_work(experiment, tmp_path):
 
     with pytest.raises(ValueError, match="unknown variants"):
         dataclasses.replace(experiment(tmp_path), variants=("box", "boxes"))
+
+
+def test_decoding_is_recorded_and_either_way_scores_the_same(tiny_backbone, synthetic_dir,
+                                                             tmp_path):
+    """The batched decoder (default) and SAM's own calls give the same Dice up to float
+    rounding; each fold says which it used, and a fold written one way stays finished
+    for the other (the choice is not part of a fold's identity)."""
+    ds = open_dataset(synthetic_dir)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path / "cache", progress=False)
+    runs = {}
+    for decoding in ("batched", "sam"):
+        exp = Experiment(ds, emb, tiny_backbone, tmp_path / decoding, dataset_name="synthetic",
+                         progress=False, decoding=decoding)
+        path = exp.run_fold("corrected", 2, 0)
+        assert json.loads(path.with_suffix(".json").read_text())["decoding"] == decoding
+        runs[decoding] = [float(r["dice"]) for r in csv.DictReader(open(path))]
+        other = Experiment(ds, emb, tiny_backbone, tmp_path / decoding,
+                           dataset_name="synthetic", progress=False,
+                           decoding={"batched": "sam", "sam": "batched"}[decoding])
+        assert other.finished(PRESETS["corrected"], "2", 0) is not None
+    np.testing.assert_allclose(runs["batched"], runs["sam"], atol=1e-3)
+    with pytest.raises(ValueError, match="decoding must be"):
+        Experiment(ds, emb, tiny_backbone, tmp_path, progress=False, decoding="fast")
