@@ -55,7 +55,7 @@ layout_env  = SELFPROMPT_IMAGES='$(call images_of,$(1))' SELFPROMPT_MASKS='$(cal
 DATA_DIR = $(call data_dir,$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
-.PHONY: help venv test test-fast reproduce checkpoints data datasets assets embed sweep summary \
+.PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
         reference verify-reference ablations reference-ablations classroom-check exercises book \
         bundle install-offline
@@ -118,8 +118,19 @@ FOLD_TARGETS := $(foreach d,$(DATASETS),$(foreach p,$(PRESETS),$(foreach k,$(K),
 # never files: run when a fold needs them, not again once every fold is finished
 .SECONDARY: $(foreach d,$(DATASETS),preflight-$(d) fetch-$(d) embed-$(d))
 
-reproduce: $(FOLD_TARGETS) ## the main job: fetch, embed, notebook 05 per fold, report under reports/
+# JOBS=n runs n folds side by side once the embeddings are cached (make -j), each with an
+# n-th of the cores (OMP_NUM_THREADS, which torch, OpenBLAS and the kit follow): a fold's
+# Python work, mask reading and small matrix products do not use many cores well.
+JOBS  ?= 1
+NPROC := $(shell nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+fold_env = $(if $(filter-out 1,$(JOBS)),OMP_NUM_THREADS=$(shell \
+           n=$$(( $(NPROC) / $(JOBS) )); echo $$(( n > 0 ? n : 1 ))))
+
+reproduce: ## the main job: fetch, embed, notebook 05 per fold, report under reports/ (JOBS=n: n folds at once)
+	@$(MAKE) --no-print-directory $(if $(filter-out 1,$(JOBS)),-j$(JOBS)) folds
 	@$(MAKE) --no-print-directory report
+
+folds: $(FOLD_TARGETS)
 
 # preflight: a missing folder of a set obtained by hand (or of your own) stops here, saying
 # where to get it; fetch: only the registry's downloads, in their default folders
@@ -141,7 +152,8 @@ _nb = $(RUNS)/$(call _part,1)/$(call _part,2)/notebooks/05_evaluate_$(call \
       _part,3)_$(call _part,4)_$(call _part,5)$(1).ipynb
 $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 	@mkdir -p $(dir $(call _nb,))
-	$(call layout_env,$(call _part,1)) $(PAPERMILL) notebooks/05_evaluate.ipynb $(call _nb,.tmp) \
+	$(call layout_env,$(call _part,1)) $(fold_env) $(PAPERMILL) notebooks/05_evaluate.ipynb \
+		$(call _nb,.tmp) \
 		-p data_root $(abspath $(call data_dir,$(call _part,1))) -p dataset $(call _part,1) \
 		-p backbone $(call _part,2) -p preset $(call _part,3) \
 		-p k $(patsubst k%,%,$(call _part,4)) -p fold $(patsubst fold%,%,$(call _part,5)) \

@@ -8,11 +8,18 @@ import torch
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity; a container's or a batch
-    job's share), not the machine's count: threads and loader processes are sized by it."""
+    job's share), not the machine's count, and no more than ``OMP_NUM_THREADS`` when
+    that is set: threads and loader processes are sized by it. ``OMP_NUM_THREADS`` is
+    the share ``make reproduce JOBS=n`` gives each of the folds it runs side by side
+    (torch and OpenBLAS read it too), and a user's own cap is kept, not overridden."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    cap = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if cap.isdigit() and int(cap) > 0:
+        n = min(n, int(cap))
+    return n
 
 
 def pick_device(preference: str | None = None) -> torch.device:

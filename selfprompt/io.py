@@ -3,6 +3,8 @@
 Every file the kit writes that a later run trusts (cached embeddings, fold results,
 checks) goes through here, so an interrupted run never leaves a half-written file
 that could be mistaken for a finished one; a rerun simply redoes the missing piece.
+A file that several processes read, change and write back (``folds.json``, when
+``make reproduce JOBS=n`` runs folds side by side) is changed under :func:`locked`.
 """
 from __future__ import annotations
 
@@ -47,3 +49,25 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
     with atomic_open(path, "wb") as f:
         np.save(f, array, allow_pickle=False)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (beside ``path``) for a read-change-write
+    of ``path``: without it, two processes that read the same old content each write
+    back their own change and one of them is lost. An advisory ``flock``, released when
+    the block ends or the process dies; where the platform has none (Windows), no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

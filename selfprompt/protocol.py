@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from .decode import PromptDecoder
-from .io import atomic_open, atomic_write_text
+from .io import atomic_open, atomic_write_text, locked
 from .pipeline import coarse_mask, fit_classifier, segment
 from .presets import VARIANTS, Preset, get_preset
 from .prompts import make_prompts
@@ -142,15 +142,18 @@ class Experiment:
 
     def write_plan(self, k_values) -> Path:
         """Write ``folds.json``, keeping the draws of k values written by earlier runs
-        into the same folder (folds and draws depend only on names, seed and k)."""
+        into the same folder (folds and draws depend only on names, seed and k). Folds
+        run side by side (``make reproduce JOBS=n``) each write it: under a lock."""
         path = self.out_dir / "folds.json"
         ks = {parse_k(k) for k in k_values}
-        if path.exists():
-            old = json.loads(path.read_text())
-            if old.get("names") == self.dataset.names and old.get("seed") == self.seed:
-                ks |= set(old.get("shots", {}))
-        plan = fold_plan(self.dataset.names, sorted(ks, key=k_order), self.n_folds, self.seed)
-        atomic_write_text(path, json.dumps(plan, indent=1))
+        with locked(path):
+            if path.exists():
+                old = json.loads(path.read_text())
+                if old.get("names") == self.dataset.names and old.get("seed") == self.seed:
+                    ks |= set(old.get("shots", {}))
+            plan = fold_plan(self.dataset.names, sorted(ks, key=k_order), self.n_folds,
+                             self.seed)
+            atomic_write_text(path, json.dumps(plan, indent=1))
         return path
 
     def mask(self, i: int, threshold: int) -> np.ndarray:

@@ -199,3 +199,26 @@ def test_loader_processes_only_where_they_pay(tiny_backbone, synthetic_dir, tmp_
     two, _ = embed_dataset(ds, tiny_backbone, tmp_path / "b", progress=False, workers=2)
     for i in range(3):
         np.testing.assert_array_equal(one[i], two[i])
+
+
+def test_usable_cores_is_the_affinity_capped_by_omp_num_threads(monkeypatch):
+    """`make reproduce JOBS=n` shares the cores out through OMP_NUM_THREADS: the encoder's
+    threads, the streamed fit's workers and the loader default all follow it; without it
+    (or with nonsense) the process's CPU affinity decides."""
+    import os
+
+    from selfprompt.device import usable_cores
+    from selfprompt.encoder import use_all_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert usable_cores() == 4
+    for value, expected in (("2", 2), ("16", 4), ("0", 4), ("two", 4), (" 1 ", 1)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert usable_cores() == expected, value
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert use_all_cores() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

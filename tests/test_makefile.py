@@ -49,6 +49,28 @@ def test_reproduce_passes_each_data_set_its_folder_and_layout(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_jobs_run_folds_side_by_side_with_a_share_of_the_cores_each(tmp_path):
+    """JOBS=n: the folds under make -j n, each fold with cores / n threads (at least 1);
+    the embedding before them keeps every core; JOBS=1 (default) sets nothing."""
+    def dry(*extra):
+        proc = subprocess.run(["make", "-n", "reproduce", "MODEL=tiny", "K=2", "FOLDS=0 1",
+                               "PRESETS=paper", f"RUNS={tmp_path}", "NPROC=8", *extra],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = dry("JOBS=4")
+    assert "-j4 folds" in out
+    folds = [line for line in out.splitlines() if "05_evaluate.ipynb" in line]
+    assert len(folds) == 2 and all("OMP_NUM_THREADS=2 " in line for line in folds)
+    embed = [line for line in out.splitlines() if "selfprompt embed" in line]
+    assert embed and not any("OMP_NUM_THREADS" in line for line in embed)
+    assert "OMP_NUM_THREADS=1 " in dry("JOBS=16")               # never 0 threads
+    out = dry()
+    assert "OMP_NUM_THREADS" not in out and " -j" not in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
     proc = subprocess.run(
         ["make", "-n", "ablations", "DATASET=mine", "DATA_DIR_mine=/y/mine",

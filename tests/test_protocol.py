@@ -186,3 +186,29 @@ def test_decoding_is_recorded_and_either_way_scores_the_same(tiny_backbone, synt
     np.testing.assert_allclose(runs["batched"], runs["sam"], atol=1e-3)
     with pytest.raises(ValueError, match="decoding must be"):
         Experiment(ds, emb, tiny_backbone, tmp_path, progress=False, decoding="fast")
+
+
+def test_folds_run_side_by_side_keep_every_k_in_the_plan(experiment, tmp_path, monkeypatch):
+    """`make reproduce JOBS=n`: folds of different k write folds.json at the same time.
+    Each reads the old plan, adds its k and writes it back, slowly here so that the two
+    overlap; the lock makes the second wait, so neither k is lost."""
+    import threading
+    import time
+
+    from selfprompt import protocol
+
+    write = protocol.atomic_write_text
+
+    def slow_write(path, text):
+        time.sleep(0.3)
+        write(path, text)
+
+    monkeypatch.setattr(protocol, "atomic_write_text", slow_write)
+    exps = [experiment(tmp_path), experiment(tmp_path)]
+    threads = [threading.Thread(target=e.write_plan, args=([k],))
+               for e, k in zip(exps, ("2", "3"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert list(json.loads((tmp_path / "folds.json").read_text())["shots"]) == ["2", "3"]
