@@ -162,6 +162,15 @@ $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 	test -f $@
 	mv $(call _nb,.tmp) $(call _nb,)
 
+# The paper preset replays one random stream across folds: fold f starts where folds < f
+# left it, read from their JSON when finished and recomputed (classifier fits included)
+# when not. Under JOBS, a k's paper folds therefore run in the order FOLDS gives them
+# (order-only: never a reason to redo a finished fold, and no fold that was not asked for).
+fold_pairs = $(filter-out x:%,$(join $(addsuffix :,x $(FOLDS)),$(FOLDS)))
+$(foreach d,$(DATASETS),$(foreach k,$(K),$(foreach pr,$(fold_pairs),$(if $(filter \
+  paper,$(PRESETS)),$(eval $(RUNS)/$(d)/$(MODEL)/paper/k$(k)/fold$(lastword $(subst :, \
+  ,$(pr))).json: | $(RUNS)/$(d)/$(MODEL)/paper/k$(k)/fold$(firstword $(subst :, ,$(pr))).json)))))
+
 report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ from finished runs
 	@mkdir -p $(RUNS)
 	$(PAPERMILL) notebooks/06_report.ipynb $(RUNS)/.06_report.tmp.ipynb \

@@ -53,7 +53,7 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (beside ``path``) for a read-change-write
+    """Hold an exclusive lock on ``.<name>.lock`` beside ``path`` for a read-change-write
     of ``path``: without it, two processes that read the same old content each write
     back their own change and one of them is lost. An advisory ``flock``, released when
     the block ends or the process dies; where the platform has none (Windows), no lock.

@@ -71,6 +71,25 @@ def test_jobs_run_folds_side_by_side_with_a_share_of_the_cores_each(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_paper_folds_run_in_order_and_only_those_asked_for(tmp_path):
+    """The paper preset's fold f replays the draws of folds < f (recomputing them when
+    their JSON is missing): a k's paper folds are chained in FOLDS order, so that under
+    JOBS none is recomputed; the corrected preset's folds stay free, and a fold that was
+    not asked for is never pulled in."""
+    def dry(target, folds):
+        proc = subprocess.run(["make", "-n", target, "MODEL=tiny", "K=2", f"FOLDS={folds}",
+                               "PRESETS=paper corrected", f"RUNS={tmp_path}"],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return re.findall(r"-p preset (\w+)[\s\\]*-p k 2 -p fold (\d)", proc.stdout)
+
+    run = f"{tmp_path}/kvasir/tiny"
+    assert dry(f"{run}/paper/k2/fold3.json", "1 3") == [("paper", "1"), ("paper", "3")]
+    assert dry(f"{run}/corrected/k2/fold3.json", "1 3") == [("corrected", "3")]
+    assert dry(f"{run}/paper/k2/fold3.json", "3") == [("paper", "3")]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
     proc = subprocess.run(
         ["make", "-n", "ablations", "DATASET=mine", "DATA_DIR_mine=/y/mine",
