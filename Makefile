@@ -166,10 +166,12 @@ $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 # left it, read from their JSON when finished and recomputed (classifier fits included)
 # when not. Under JOBS, a k's paper folds therefore run in the order FOLDS gives them
 # (order-only: never a reason to redo a finished fold, and no fold that was not asked for).
+# fold_pairs: consecutive FOLDS as "before:after" (FOLDS="0 1 2" gives 0:1 1:2)
 fold_pairs = $(filter-out x:%,$(join $(addsuffix :,x $(FOLDS)),$(FOLDS)))
-$(foreach d,$(DATASETS),$(foreach k,$(K),$(foreach pr,$(fold_pairs),$(if $(filter \
-  paper,$(PRESETS)),$(eval $(RUNS)/$(d)/$(MODEL)/paper/k$(k)/fold$(lastword $(subst :, \
-  ,$(pr))).json: | $(RUNS)/$(d)/$(MODEL)/paper/k$(k)/fold$(firstword $(subst :, ,$(pr))).json)))))
+paper_fold = $(RUNS)/$(1)/$(MODEL)/paper/k$(2)/fold$(3).json
+$(if $(filter paper,$(PRESETS)),$(foreach d,$(DATASETS),$(foreach k,$(K),$(foreach \
+  pr,$(fold_pairs),$(eval $(call paper_fold,$(d),$(k),$(lastword $(subst :, ,$(pr))))\
+  : | $(call paper_fold,$(d),$(k),$(firstword $(subst :, ,$(pr)))))))))
 
 report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ from finished runs
 	@mkdir -p $(RUNS)

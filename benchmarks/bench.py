@@ -294,8 +294,8 @@ def stages_child(args) -> dict:
     """Seconds per stage after encoding, for one (preset, k, fold) of the kit's sweep on
     the first ``--stages-test`` test images: the classifier's fit, then per image the
     mask read, coarse mask + prompts, SAM's decoding of the variants one call each (SAM's
-    own code, ``run --sam-decoder``) and in one batched call (the default), and scoring. Embeddings come from the kit's
-    cache (encoded first when missing: not timed)."""
+    own code, ``run --sam-decoder``) and in one batched call (the default), and scoring.
+    Embeddings come from the kit's cache (encoded first when missing: not timed)."""
     from selfprompt.backbone import load_backbone
     from selfprompt.decode import PromptDecoder
     from selfprompt.embeddings import embed_dataset

@@ -150,8 +150,8 @@ def _low_res_logits(decoder, image: torch.Tensor, hyper: torch.Tensor,
     return low.permute(0, 1, 3, 5, 2, 4, 6).reshape(b, 1, 4 * h, 4 * w)
 
 
-def _prompt_tokens(predictor, prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor,
-                                                               torch.Tensor]:
+def _prompt_tokens(predictor,
+                   prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """SAM's prompt encoder on each prompt; the sparse embeddings filled up to the
     longest with masked tokens: ``tokens (b, t, C)``, ``key_bias (b, t)`` (0 for a
     real token, -inf for a filler), and the dense (no-mask) embedding."""

@@ -107,8 +107,8 @@ def _close(a, b):
 def test_token_to_image_routes_equal_sams_attention(backbone, image_batch, b, t):
     layer = backbone.sam.mask_decoder.transformer.final_attn_token_to_image
     g = torch.Generator().manual_seed(4)
-    q, image = torch.randn((b, t, 256), generator=g), torch.randn((image_batch, 4096, 256),
-                                                                   generator=g)
+    q = torch.randn((b, t, 256), generator=g)
+    image = torch.randn((image_batch, 4096, 256), generator=g)
     image_k = image + torch.randn((1, 4096, 256), generator=g)
     with torch.no_grad():
         ours = batchdecode._tokens_to_image(layer, q, image_k, image)
