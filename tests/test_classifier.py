@@ -140,6 +140,11 @@ def test_streamed_fit_holds_a_block_per_worker_and_is_deterministic():
     assert blocks.peak <= 2 + 1                           # never the whole data set
     b = LinearPixelClassifier(max_iter=5).fit_stream(Blocks(X, y, 100), workers=2)
     np.testing.assert_array_equal(a.coef_, b.coef_)       # sums in a fixed order
+    one = Blocks(X, y, 100)                               # one worker: no pool, same sums
+    c = LinearPixelClassifier(max_iter=5).fit_stream(one, workers=1)
+    assert one.peak == 1
+    np.testing.assert_array_equal(a.coef_, c.coef_)
+    np.testing.assert_array_equal(a.intercept_, c.intercept_)
 
 
 def test_streamed_fit_refuses_what_it_cannot_fit():

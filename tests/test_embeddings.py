@@ -115,6 +115,24 @@ def test_damaged_entry_is_encoded_again(tiny_backbone, synthetic_dir, tmp_path):
     assert enc.passes == 1 and emb.missing() == []
 
 
+def test_shots_are_read_whole_with_the_values_of_the_memory_map(
+        tiny_backbone, synthetic_dir, tmp_path):
+    from selfprompt.embeddings import CacheError, to_float32
+
+    ds = open_dataset(synthetic_dir).subset(2)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path, progress=False)
+    mapped, shots = emb[1], emb.take([1, 0])
+    assert isinstance(mapped, np.memmap) and type(shots[0]) is np.ndarray  # a plain read
+    np.testing.assert_array_equal(shots[0], mapped)
+    assert shots[0].dtype == mapped.dtype == np.float16
+    np.testing.assert_array_equal(to_float32(shots[1]), to_float32(emb[0]))
+    assert to_float32(shots[1]).dtype == np.float32
+    path = emb.cache.path(emb.keys[0])
+    path.write_bytes(path.read_bytes()[:1000])                  # truncated on disk
+    with pytest.raises(CacheError, match=f"{path.name}.*unreadable.*selfprompt embed"):
+        shots[1]
+
+
 def test_changed_image_or_checkpoint_is_never_served_stale(
         tiny_backbone, synthetic_dir, tmp_path):
     import shutil
