@@ -98,13 +98,35 @@ def _image_to_tokens(layer, image_q: torch.Tensor, k: torch.Tensor, v: torch.Ten
                      key_bias: torch.Tensor) -> torch.Tensor:
     """SAM's image-to-token ``Attention``: image cells ``image_q (1 or b, N, C)`` attend
     the tokens ``k``, ``v (b, t, C)``, fillers masked. Scores are laid out tokens by
-    cells, so the softmax over the few tokens runs along an axis of 4096 cells."""
+    cells, so the softmax over the few tokens runs along an axis of 4096 cells.
+
+    With ``h * t`` below the internal width both projections of the cells move to the
+    tokens' side: a score ``k . (W_q x + b_q)`` is ``(W_q^T k) . x + k . b_q`` (the
+    second term differs by token, so it stays), and the output ``W_o [sum_t a_t v_t] +
+    b_o`` is ``sum_t a_t (W_o v_t) + b_o`` per head. The queries are projected all the
+    same when one image serves every prompt and that costs less (the first block)."""
     h = layer.num_heads
-    qh = _heads(layer.q_proj(image_q), h)                          # (1 or b, h, N, d)
-    kh, vh = _heads(layer.k_proj(k), h), _heads(layer.v_proj(v), h)
-    scores = (kh * (1 / math.sqrt(kh.shape[-1]))) @ qh.transpose(-1, -2)   # (b, h, t, N)
-    attn = torch.softmax(scores + key_bias[:, None, :, None], dim=-2)
-    return layer.out_proj(_merge(attn.transpose(-1, -2) @ vh))
+    kp, vh = layer.k_proj(k), _heads(layer.v_proj(v), h)          # (b, t, c), (b, h, t, d)
+    b, t, c = kp.shape
+    d = c // h
+    kh = _heads(kp, h) * (1 / math.sqrt(d))                        # (b, h, t, d)
+    bias = key_bias[:, None, :, None]
+    if h * t >= c:                                                 # SAM's own order
+        qh = _heads(layer.q_proj(image_q), h)                      # (1 or b, h, N, d)
+        attn = torch.softmax(kh @ qh.transpose(-1, -2) + bias, dim=-2)   # (b, h, t, N)
+        return layer.out_proj(_merge(attn.transpose(-1, -2) @ vh))
+    if image_q.shape[0] * c <= b * h * t:                          # project the shared cells
+        qh = _heads(layer.q_proj(image_q), h)
+        scores = kh @ qh.transpose(-1, -2)                         # (b, h, t, N)
+    else:                                                          # W_q^T k: (b, h*t, C)
+        w_q = layer.q_proj.weight.view(h, d, -1)
+        qk = (kh @ w_q).reshape(b, h * t, -1)
+        const = (kh * layer.q_proj.bias.view(h, 1, d)).sum(-1).reshape(b, h * t, 1)
+        scores = (qk @ image_q.transpose(1, 2) + const).view(b, h, t, -1)
+    attn = torch.softmax(scores + bias, dim=-2).view(b, h * t, -1)    # (b, h*t, N)
+    w_o = layer.out_proj.weight.view(-1, h, d).transpose(0, 1)        # (h, C, d)
+    u = (vh @ w_o.transpose(1, 2)).reshape(b, h * t, -1)              # W_o v: (b, h*t, C)
+    return torch.baddbmm(layer.out_proj.bias, attn.transpose(1, 2), u)
 
 
 def _two_way(transformer, image: torch.Tensor, image_pe: torch.Tensor,

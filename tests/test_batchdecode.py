@@ -116,16 +116,20 @@ def test_token_to_image_routes_equal_sams_attention(backbone, image_batch, b, t)
     _close(ours, sams)
 
 
-def test_image_to_token_attention_equals_sams_with_fillers_masked(backbone):
+@pytest.mark.parametrize("image_batch, b, t", [(1, 2, 7), (1, 3, 8), (3, 3, 8), (2, 2, 16)],
+                         ids=["shared-token-side", "shared-projected", "per-prompt",
+                              "sams-order"])
+def test_image_to_token_attention_equals_sams_with_fillers_masked(backbone, image_batch, b, t):
     layer = backbone.sam.mask_decoder.transformer.layers[1].cross_attn_image_to_token
     g = torch.Generator().manual_seed(5)
-    image, tokens = torch.randn((1, 4096, 256), generator=g), torch.randn((2, 7, 256), generator=g)
-    bias = torch.zeros((2, 7))
-    bias[0, 5:] = float("-inf")                  # prompt 0 has 5 real tokens, 2 fillers
+    image = torch.randn((image_batch, 4096, 256), generator=g)
+    tokens = torch.randn((b, t, 256), generator=g)
+    bias = torch.zeros((b, t))
+    bias[0, 5:] = float("-inf")                  # prompt 0 has 5 real tokens, the rest fillers
     with torch.no_grad():
         ours = batchdecode._image_to_tokens(layer, image, tokens, tokens, bias)
-        full = layer(q=image.expand(2, -1, -1), k=tokens, v=tokens)
-        short = layer(q=image, k=tokens[:1, :5], v=tokens[:1, :5])
+        full = layer(q=image.expand(b, -1, -1), k=tokens, v=tokens)
+        short = layer(q=image[:1], k=tokens[:1, :5], v=tokens[:1, :5])
     _close(ours[1:], full[1:])
     _close(ours[:1], short)
 
