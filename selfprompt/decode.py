@@ -13,6 +13,7 @@ import torch
 from segment_anything import SamPredictor
 
 from .backbone import Backbone
+from .device import keep_freed_memory
 from .frame import input_size
 from .presets import VARIANTS
 
@@ -21,6 +22,7 @@ class PromptDecoder:
     """Numpy in, numpy out, like ``SamPredictor``; fed with cached embeddings."""
 
     def __init__(self, backbone: Backbone, batched: bool = True) -> None:
+        keep_freed_memory()  # a decoded image's tensors reuse freed memory: no page faults
         self.backbone = backbone
         self.predictor = SamPredictor(backbone.sam)
         self.predictor.transform = backbone.transform  # LiteMedSAM maps prompts its own way

@@ -38,3 +38,40 @@ def pick_device(preference: str | None = None) -> torch.device:
         raise ValueError(f"device {choice!r} was asked for, but CUDA is not available here; "
                          "use --device cpu (or auto)")
     return device
+
+
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_kept: bool | None = None
+
+
+def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 512 << 20) -> bool:
+    """Let this process's ``malloc`` reuse freed blocks of up to ``mmap_threshold`` bytes
+    instead of handing each back to the operating system (glibc on Linux; elsewhere
+    nothing is changed and False is returned). True once set; later calls change
+    nothing (the first call's thresholds hold).
+
+    Why: by default glibc maps every large block afresh (above 128 KiB, a threshold
+    that rises only to the largest block freed so far, at most 32 MiB) and unmaps it on
+    ``free``, so each new tensor of a few MiB is faulted in, and zero-filled, page by
+    page. A CPU forward pass allocates dozens of such tensors, and the faults cost up to
+    a third of its time. Measured with LiteMedSAM on 2 cores: decoding an image's three
+    prompts 178 -> 137 ms (one thread), its encoder 0.85 -> 0.66 s an image (fused
+    path, batch 1; batch 4 needs blocks above 64 MiB). Above ``mmap_threshold`` blocks
+    are still mapped and unmapped; at most ``trim_threshold`` bytes of freed memory
+    stay with the process, at the top of its heap."""
+    global _kept
+    if _kept is None:
+        import ctypes
+        import sys
+
+        _kept = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None)
+                libc.gnu_get_libc_version          # glibc only (musl's mallopt is a stub)
+                _kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))
+                             and libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+            except (OSError, AttributeError):
+                pass
+    return _kept
