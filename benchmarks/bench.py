@@ -419,7 +419,8 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
                   fused: bool | None = None, channels_last: bool = False) -> tuple:
     """Images/s of ``ImageEncoder.encode`` (best of ``reps`` timed batches, as the matmul
     peak is a best of several: both then say what the machine does when undisturbed)
-    and the first image's embedding."""
+    and the first image's embedding, and on a GPU the peak of
+    ``torch.cuda.max_memory_allocated`` over these passes (None on a CPU)."""
     from selfprompt.encoder import ImageEncoder
 
     enc = ImageEncoder(backbone, batch_size=batch, precision=precision,
@@ -428,7 +429,10 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     side = backbone.img_size
     prepared = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=g)
                 for _ in range(batch)]
-    sync = torch.cuda.synchronize if backbone.device.type == "cuda" else (lambda: None)
+    cuda = backbone.device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(backbone.device)
     out = None
     for _ in range(warmup):
         out = enc.encode(prepared)
@@ -439,7 +443,7 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
         out = enc.encode(prepared)
         sync()
         best = min(best, time.perf_counter() - t)
-    return batch / best, out[0]
+    return batch / best, out[0], torch.cuda.max_memory_allocated(backbone.device) if cuda else None
 
 
 def parse_grid(text: str) -> dict[str, list[int]]:
@@ -449,6 +453,10 @@ def parse_grid(text: str) -> dict[str, list[int]]:
         name, _, batches = part.partition(":")
         grid[name.strip()] = [int(b) for b in batches.split(",") if b]
     return grid
+
+
+#: images/s that the bf16 rows at batch 16 or more should reach on an H100/H200 (#13)
+GPU_TARGETS = {"vit_b": 300, "vit_h": 80}
 
 
 def speed_section(args, rows: list) -> None:
@@ -494,8 +502,8 @@ def speed_section(args, rows: list) -> None:
                     continue  # no bf16 units on most CPUs: 10-100x slower than fp32
                 warm = args.warmup if not (model == "vit_b" and device == "cpu") else \
                     args.vit_b_warmup
-                ips, emb = encoder_speed(backbone, b, p, args.reps, warm, fast,
-                                         channels_last=device == "cuda" and p != "fp32")
+                ips, emb, gpu_bytes = encoder_speed(backbone, b, p, args.reps, warm, fast,
+                                                    channels_last=device == "cuda" and p != "fp32")
                 name = f"{model} {device} batch {b} {p}" + {
                     None: "", False: " exact-encoder", True: " fused-encoder"}[fast]
                 peak = peak16 if p != "fp32" else peak32
@@ -507,11 +515,18 @@ def speed_section(args, rows: list) -> None:
                     target = f"; target 70 %: {'met' if frac >= 0.7 else 'NOT met'}"
                 if model == "medsam_lite" and device == "cpu" and p == "fp32":
                     target = f"; target 60 %: {'met' if frac >= 0.6 else 'NOT met'}"
-                if model == "vit_b" and device == "cuda" and p != "fp32" and b >= 16:
-                    target = f"; target 200 images/s: {'met' if ips >= 200 else 'NOT met'}"
+                goal = GPU_TARGETS.get(model) if device == "cuda" and p != "fp32" else None
+                if goal and b >= 16:
+                    target = f"; target {goal} images/s: {'met' if ips >= goal else 'NOT met'}"
                 rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}",
                              "GMAC/s", f"{100 * frac:.0f} % of the "
                              f"{p if p != 'fp16' else 'bf16'} matmul peak{target}"))
+                if gpu_bytes is not None:
+                    limit = ("; target under 8 GiB: " + ("met" if gpu_bytes < 8 * 2**30
+                                                         else "NOT met")
+                             if model == "vit_b" and p != "fp32" and b == 32 else "")
+                    rows.append(("4", f"{name}: peak GPU memory", f"{gpu_bytes / 2**30:.2f}",
+                                 "GiB", f"torch.cuda.max_memory_allocated{limit}"))
                 if b == batches[0] and p == "fp32" and fast is None:
                     ref = emb
                 elif b == batches[0] and ref is not None:
@@ -572,6 +587,66 @@ def stages_section(args, rows: list) -> None:
                      f"{json.loads(REFERENCE.read_text())['fold_environment']['cpu']})"))
 
 
+def measured_sweep(runs: Path) -> dict | None:
+    """A finished sweep's time, from what its folds recorded: each fold's JSON (seconds
+    of fit, replay and segment) and its executed notebook (papermill's start and end).
+    None when ``runs`` holds no executed fold."""
+    from datetime import datetime
+
+    folds = sorted(runs.glob("*/k*/fold*.json"))
+    books = sorted((runs / "notebooks").glob("05_evaluate_*.ipynb"))
+    books = [b for b in books if not b.name.endswith(".tmp.ipynb")]
+    if not folds or not books:
+        return None
+    stage = {"fit": 0.0, "replay": 0.0, "segment": 0.0}
+    threads = set()
+    for f in folds:
+        meta = json.loads(f.read_text())
+        for key in stage:
+            stage[key] += meta["seconds"].get(key, 0.0)
+        threads.add(meta.get("environment", {}).get("torch_threads"))
+    starts, ends, total = [], [], 0.0
+    for b in books:
+        pm = json.loads(b.read_text())["metadata"].get("papermill", {})
+        if pm.get("start_time") and pm.get("end_time"):
+            starts.append(datetime.fromisoformat(pm["start_time"]))
+            ends.append(datetime.fromisoformat(pm["end_time"]))
+            total += pm.get("duration") or 0.0
+    if not starts:
+        return None
+    stage["notebook rest"] = max(0.0, total - sum(stage.values()))
+    return {"folds": len(folds), "notebooks": len(starts), "stage": stage,
+            "wall": (max(ends) - min(starts)).total_seconds(),
+            "threads": sorted(t for t in threads if t)}
+
+
+def sweep_rows(args, rows: list) -> None:
+    """5: a whole sweep, measured (``--sweep-runs``), against the committed reference."""
+    runs = Path(args.sweep_runs)
+    m = measured_sweep(runs) if runs.is_dir() else None
+    if m is None:
+        rows.append(("5", "measured sweep after encoding (make reproduce)", "not measured",
+                     "", f"no executed folds under {runs}; `make reproduce MODEL=medsam_lite "
+                     "JOBS=2` writes them there"))
+        return
+    split = ", ".join(f"{k} {v:.0f} s" for k, v in m["stage"].items())
+    rows += [
+        ("5", "measured sweep: wall time of its folds", f"{m['wall']:.0f}", "s",
+         f"{m['folds']} folds ({runs}), first notebook's start to last one's end; "
+         f"{'/'.join(map(str, m['threads']))} thread(s) a fold"),
+        ("5", "measured sweep: process-seconds by stage", f"{sum(m['stage'].values()):.0f}",
+         "s", f"{split} (notebook rest: kernel, imports, figures)"),
+    ]
+    if REFERENCE.is_file():
+        ref = json.loads(REFERENCE.read_text())["seconds"]
+        base = sum(ref[k] for k in ("fit", "replay", "segment", "report") if k in ref)
+        rows.append(("5", "measured sweep vs the committed reference, after encoding",
+                     f"{base / m['wall']:.2f}", "x",
+                     f"reference fit + replay + segment + report {base:.0f} s (its notebooks' "
+                     f"rest not recorded, so this understates) / this wall {m['wall']:.0f} s; "
+                     f"target 3x: {'met' if base / m['wall'] >= 3 else 'NOT met'}"))
+
+
 def render(rows) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -599,7 +674,7 @@ def main(argv=None) -> int:
     p.add_argument("--speed", default="tiny:1,4,8;vit_t:1,2;medsam_lite:1,4;vit_b:1",
                    help="CPU speed grid: model:batch,batch;...")
     p.add_argument("--gpu-speed",
-                   default="tiny:1,16;vit_t:1,16,32;medsam_lite:1,16,64;vit_b:1,16,32")
+                   default="tiny:1,16;vit_t:1,16,32;medsam_lite:1,16,64;vit_b:1,16,32;vit_h:16")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--cpu-bf16-models", nargs="*", default=None,
                    help="models also timed in bf16/fp16 on the CPU (default: tiny, and every "
@@ -636,6 +711,9 @@ def main(argv=None) -> int:
     p.add_argument("--stages-preset", default="corrected")
     p.add_argument("--stages-test", type=int, default=20, help="test images timed (0: skip)")
     p.add_argument("--stages-device", default="cpu", help=argparse.SUPPRESS)
+    p.add_argument("--sweep-runs", default=str(REPO / "reports" / "runs" / "kvasir"
+                                               / "medsam_lite"),
+                   help="a finished sweep's folder (make reproduce's RUNS/<data set>/<backbone>)")
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -717,6 +795,7 @@ def main(argv=None) -> int:
                     f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.stages_test:
         stages_section(args, rows)
+    sweep_rows(args, rows)
     table = render(rows)
     header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "

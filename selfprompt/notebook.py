@@ -193,13 +193,15 @@ def check_close(what: str, value: float, expected: float | None, tol: float) -> 
     print(f"{what}: {expected} ± {tol} ok")
 
 
-def lesion_counts(dataset, threshold: int = 127) -> dict[str, int]:
+def lesion_counts(dataset, threshold: int = 127, images=None) -> dict[str, int]:
     """True lesions per image (8-connected components of the mask): a point prompt
-    can only point at one of them."""
+    can only point at one of them. ``images``: only these names (a fold's test images
+    rather than every mask of the data set: notebook 05 runs once per fold)."""
     import cv2
 
+    wanted = None if images is None else set(images)
     return {s.name: cv2.connectedComponents(dataset.mask(i, threshold), connectivity=8)[0] - 1
-            for i, s in enumerate(dataset.samples)}
+            for i, s in enumerate(dataset.samples) if wanted is None or s.name in wanted}
 
 
 def describe(s: Setup) -> str:

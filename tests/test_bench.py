@@ -35,7 +35,7 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--stages-backbone", "tiny",
                  "--stages-images", "12", "--stages-k", "2", "--stages-test", "3",
-                 "--out", str(out)]) == 0
+                 "--sweep-runs", str(tmp_path / "no-sweep"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
     assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
@@ -74,4 +74,28 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     assert re.search(r"identical masks on \d of 2 images", batched[4])
     if not torch.cuda.is_available():
         assert by_name["cuda: sweep stages"][2] == "not measured"
+    assert by_name["measured sweep after encoding (make reproduce)"][2] == "not measured"
     assert out.read_text().count("\n|") == len(lines)
+
+
+def test_a_measured_sweep_is_what_its_folds_recorded(tmp_path):
+    import json
+
+    from benchmarks.bench import measured_sweep
+
+    assert measured_sweep(tmp_path) is None
+    (tmp_path / "notebooks").mkdir()
+    for i, (start, end) in enumerate([("10:00:00", "10:01:40"), ("10:00:30", "10:03:00")]):
+        fold = tmp_path / "corrected" / "k10" / f"fold{i}.json"
+        fold.parent.mkdir(parents=True, exist_ok=True)
+        fold.write_text(json.dumps({"seconds": {"fit": 10.0, "replay": 0.0, "segment": 60.0},
+                                    "environment": {"torch_threads": 1}}))
+        pm = {"start_time": f"2026-11-28T{start}+00:00", "end_time": f"2026-11-28T{end}+00:00",
+              "duration": 100.0 if i == 0 else 150.0}
+        (tmp_path / "notebooks" / f"05_evaluate_corrected_k10_fold{i}.ipynb").write_text(
+            json.dumps({"metadata": {"papermill": pm}}))
+    (tmp_path / "notebooks" / "05_evaluate_corrected_k10_fold2.tmp.ipynb").write_text("{}")
+    m = measured_sweep(tmp_path)
+    assert m["folds"] == m["notebooks"] == 2 and m["threads"] == [1]
+    assert m["wall"] == 180.0                          # first start to last end, side by side
+    assert m["stage"] == {"fit": 20.0, "replay": 0.0, "segment": 120.0, "notebook rest": 110.0}

@@ -90,6 +90,20 @@ def test_paper_folds_run_in_order_and_only_those_asked_for(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_the_k_all_folds_start_first_and_every_fold_runs_once(tmp_path):
+    """k = all folds fit on every shot (the longest folds by far): started first, so that
+    under JOBS the short ones fill the cores at the end."""
+    proc = subprocess.run(["make", "-n", "folds", "MODEL=tiny", "K=10 all", "FOLDS=0 1",
+                           "PRESETS=paper corrected", f"RUNS={tmp_path}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    order = re.findall(r"-p preset (\w+)[\s\\]*-p k (\w+) -p fold (\d)", proc.stdout)
+    assert [k for _, k, _ in order] == ["all"] * 4 + ["10"] * 4
+    assert sorted(order) == sorted((p, k, f) for p in ("paper", "corrected")
+                                   for k in ("10", "all") for f in "01")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
 def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
     proc = subprocess.run(
         ["make", "-n", "ablations", "DATASET=mine", "DATA_DIR_mine=/y/mine",

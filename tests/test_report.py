@@ -122,6 +122,18 @@ def test_fold_cases():
     assert cases["dice_single"] == 0.45
 
 
+def test_lesion_counts_of_some_images_are_those_of_all(synthetic_dir):
+    from selfprompt.datasets import open_dataset
+    from selfprompt.notebook import lesion_counts
+
+    ds = open_dataset(synthetic_dir)
+    every = lesion_counts(ds)
+    assert sorted(every) == sorted(s.name for s in ds.samples)
+    assert all(n >= 0 for n in every.values()) and max(every.values()) >= 1
+    some = [ds.samples[i].name for i in (7, 2)]
+    assert lesion_counts(ds, images=some) == {n: every[n] for n in some}
+
+
 @pytest.mark.skipif(not METHOD_MD.exists(), reason="METHOD.md lives beside CI's clone only")
 def test_paper_numbers_match_method_md():
     text = METHOD_MD.read_text()
