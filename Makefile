@@ -132,9 +132,8 @@ reproduce: ## the main job: fetch, embed, notebook 05 per fold, report under rep
 
 # the k = all folds first: each fits on every shot (about a minute on one core), so that
 # under JOBS the short folds fill the cores at the end instead of one long fold alone
-_kall = $(if $(findstring /kall/,$(1)),$(1))
-folds: $(foreach t,$(FOLD_TARGETS),$(call _kall,$(t))) \
-       $(filter-out $(foreach t,$(FOLD_TARGETS),$(call _kall,$(t))),$(FOLD_TARGETS))
+KALL_TARGETS := $(foreach t,$(FOLD_TARGETS),$(if $(findstring /kall/,$(t)),$(t)))
+folds: $(KALL_TARGETS) $(filter-out $(KALL_TARGETS),$(FOLD_TARGETS))
 
 # preflight: a missing folder of a set obtained by hand (or of your own) stops here, saying
 # where to get it; fetch: only the registry's downloads, in their default folders

@@ -545,6 +545,11 @@ REFERENCE = REPO / "reports" / "reference" / "kvasir" / "medsam_lite" / "provena
 FULL_SWEEP_IMAGES = 2 * 4 * 1000
 
 
+def reference_provenance() -> dict | None:
+    """The committed reference's provenance (its seconds by stage), None if absent."""
+    return json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else None
+
+
 def stages_section(args, rows: list) -> None:
     """5: where a sweep's time goes once the embeddings are cached."""
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
@@ -577,14 +582,15 @@ def stages_section(args, rows: list) -> None:
     if "cuda" not in devices:
         rows.append(("5", "cuda: sweep stages", "not measured", "",
                      "no CUDA device here; `make bench` on a GPU machine fills these rows"))
-    if REFERENCE.is_file():
-        ref = json.loads(REFERENCE.read_text())["seconds"]
+    provenance = reference_provenance()
+    if provenance:
+        ref = provenance["seconds"]
         total = sum(v["seconds"] if isinstance(v, dict) else v for v in ref.values())
         split = ", ".join(f"{key} {v['seconds'] if isinstance(v, dict) else v:.0f} s"
                           for key, v in ref.items())
         rows.append(("5", "committed reference sweep (make reference), seconds by stage",
                      f"{total:.0f}", "s", f"{split} ({REFERENCE.relative_to(REPO)}; "
-                     f"{json.loads(REFERENCE.read_text())['fold_environment']['cpu']})"))
+                     f"{provenance['fold_environment']['cpu']})"))
 
 
 def measured_sweep(runs: Path) -> dict | None:
@@ -637,8 +643,9 @@ def sweep_rows(args, rows: list) -> None:
         ("5", "measured sweep: process-seconds by stage", f"{sum(m['stage'].values()):.0f}",
          "s", f"{split} (notebook rest: kernel, imports, figures)"),
     ]
-    if REFERENCE.is_file():
-        ref = json.loads(REFERENCE.read_text())["seconds"]
+    provenance = reference_provenance()
+    if provenance:
+        ref = provenance["seconds"]
         base = sum(ref[k] for k in ("fit", "replay", "segment", "report") if k in ref)
         rows.append(("5", "measured sweep vs the committed reference, after encoding",
                      f"{base / m['wall']:.2f}", "x",
