@@ -14,15 +14,16 @@ most, far below the float16 cache's own rounding; ``make bench`` measures it):
   them back several times, which costs more than the arithmetic; here the bias is
   built a slice of query rows at a time and consumed at once;
 - on the CPU in float32, the linear layers run through oneDNN with bias and GELU
-  inside the matrix product (:func:`linear`).
+  inside the matrix product (:func:`selfprompt.onednn.linear`).
 
 On two CPU cores a vit_b image takes 6.5-7 s against 11-14.6 s, and the process
 peaks at 1.6 GiB instead of 3.7 GiB.
 
 TinyViT encoders (``medsam_lite``, ``vit_t``) stay exact by default; ``fused=True``
 (``--fused-encoder``) gives them :mod:`selfprompt.tinyvit`'s fused copy (batch norms
-folded, ``channels_last``): 1.2x on two CPU cores, 1.5x with ``compile=True`` after a
-one-minute compilation.
+folded, ``channels_last``, GELUs inside the layers, fused attention): LiteMedSAM's
+takes 0.52 s an image on two CPU cores against 0.75-0.85 s (1.5x). ``compile=True``
+gained nothing more there (0.54-0.59 s after 12 s of compiling).
 
 ``fused=False`` runs SAM's own code: at batch size 1 in fp32 the result is
 then bit-for-bit the embedding ``set_image`` computes (a test holds this), for an
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 
 from .backbone import Backbone
 from .device import keep_freed_memory
+from .onednn import linear
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -64,33 +66,8 @@ def use_all_cores() -> int:
 MASK_CHUNK = 1 << 24
 
 
-def linear(layer: torch.nn.Linear, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
-    """``layer(x)`` (then erf-GELU when ``gelu``), through oneDNN where it can run.
-
-    oneDNN's linear adds the bias and applies GELU inside the matrix product, where
-    PyTorch's CPU ``addmm`` first copies the bias into the output and GELU reads it all
-    back: measured on 2 CPU cores, vit_b's MLPs take 0.5 s less an image (6.5 s against
-    7.0 s). Used on the CPU in float32 only; elsewhere (GPU, autocast, a build without
-    oneDNN) it is plain ``F.linear``.
-    """
-    if _onednn_linear_applies(x):
-        return torch.ops.mkldnn._linear_pointwise(
-            x, layer.weight, layer.bias, *(("gelu", [None], "none") if gelu else ("none", [], "")))
-    y = F.linear(x, layer.weight, layer.bias)
-    return F.gelu(y) if gelu else y
-
-
-def _onednn_linear_applies(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and _HAVE_ONEDNN_LINEAR)
-
-
-_HAVE_ONEDNN_LINEAR = (torch.backends.mkldnn.is_available()
-                       and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
-
-
 def fused_mlp(mlp: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """SAM's ``MLPBlock.forward`` (lin1, GELU, lin2) through :func:`linear`."""
+    """SAM's ``MLPBlock.forward`` (lin1, GELU, lin2) with GELU inside the product."""
     return linear(mlp.lin2, linear(mlp.lin1, x, gelu=True))
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from segment_anything.build_sam import _build_sam
 
 import selfprompt.encoder as encoder_module
@@ -62,22 +61,6 @@ def test_fused_path_leaves_the_model_untouched(windowed_backbone, image_batch):
     fast.encode(image_batch[:1])
     attn = windowed_backbone.sam.image_encoder.blocks[1].attn
     assert "forward" not in vars(attn)                     # the patch is removed after use
-
-
-@pytest.mark.parametrize("onednn", [True, False])
-@pytest.mark.parametrize("gelu", [False, True])
-def test_linear_equals_torchs_linear_and_gelu(onednn, gelu, monkeypatch):
-    monkeypatch.setattr(encoder_module, "_HAVE_ONEDNN_LINEAR",
-                        onednn and encoder_module._HAVE_ONEDNN_LINEAR)
-    torch.manual_seed(1)
-    layer = torch.nn.Linear(48, 96)
-    x = torch.randn(2, 7, 5, 48)                          # any leading shape, as SAM's
-    with torch.inference_mode():
-        ref = F.linear(x, layer.weight, layer.bias)
-        ref = F.gelu(ref) if gelu else ref
-        got = encoder_module.linear(layer, x, gelu=gelu)
-    assert got.shape == ref.shape
-    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_fused_path_covers_attention_and_mlp_blocks(windowed_backbone, image_batch):

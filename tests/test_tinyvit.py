@@ -74,3 +74,45 @@ def test_every_batch_norm_after_a_convolution_is_folded(lite):
 def test_sams_vits_have_no_tinyvit(tiny_backbone):
     assert not has_tinyvit(tiny_backbone.sam.image_encoder)
     assert ImageEncoder(tiny_backbone).fused  # SAM's ViTs: fused by default, as before
+
+
+def test_every_kind_of_tinyvit_module_runs_fused(lite):
+    """Each of TinyViT's module kinds gets its fused forward; the copy's attention bias
+    is 4-D (with a 3-D one, PyTorch's CPU attention falls back to its unfused path)."""
+    fused = fused_copy(lite.sam.image_encoder)
+    routed = {type(m).__name__ for m in fused.modules() if "forward" in vars(m)}
+    assert routed == {"PatchEmbed", "MBConv", "PatchMerging", "Attention", "Mlp"}
+    attention = [m for m in fused.modules() if type(m).__name__ == "Attention"]
+    for m in attention:
+        n = m.attention_bias_idxs.shape[0]
+        assert m.fused_bias.shape == (1, m.num_heads, n, n)
+        assert torch.equal(m.fused_bias[0], m.attention_biases[:, m.attention_bias_idxs])
+    assert not any("forward" in vars(m) for m in lite.sam.image_encoder.modules())
+
+
+def test_vit_t_fused_equals_its_exact_encoder():
+    """MobileSAM ships its own copy of TinyViT's classes (a strided patch embedding, no
+    LiteMedSAM changes): the same fused forwards apply. Random weights, with batch-norm
+    statistics away from their initial values so that folding them is exercised."""
+    pytest.importorskip("mobile_sam", reason="optional mobile_sam (`make install-extras`)")
+    from pathlib import Path
+
+    from selfprompt.backbone import Backbone, build
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sam = build("vit_t")
+    with torch.no_grad():
+        for m in sam.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+    backbone = Backbone(sam, "vit_t", Path("<random>"), "0" * 64, torch.device("cpu"))
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    fast = ImageEncoder(backbone, fused=True)
+    assert {type(m).__name__ for m in fast._encoder.modules() if "forward" in vars(m)} == {
+        "PatchEmbed", "MBConv", "PatchMerging", "Attention", "Mlp"}
+    exact = ImageEncoder(backbone)(image)
+    assert np.abs(fast(image) - exact).max() <= 2e-5 * np.abs(exact).max()
