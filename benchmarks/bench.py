@@ -446,6 +446,56 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     return batch / best, out[0], torch.cuda.max_memory_allocated(backbone.device) if cuda else None
 
 
+def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> float:
+    """Images/s of the whole embedding step as ``python -m selfprompt embed`` runs it
+    (:func:`~selfprompt.embeddings.embed_dataset` with its defaults: read, decode and
+    resize, in loader processes on a GPU; encode; cache write in a thread beside the
+    encoder), over ``dataset`` into a fresh float16 cache under ``root``. A first batch
+    is embedded into another cache beforehand, untimed, so that one-off set-up (the
+    kernels' first calls) is not counted; the loader processes' start is."""
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.encoder import ImageEncoder
+
+    encoder = ImageEncoder(backbone, batch_size=batch, precision=precision)
+    embed_dataset(dataset.subset(batch), backbone, root / "warm", progress=False,
+                  encoder=encoder)
+    sync = torch.cuda.synchronize if backbone.device.type == "cuda" else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    embed_dataset(dataset, backbone, root / "timed", progress=False, encoder=encoder)
+    sync()
+    return len(dataset) / (time.perf_counter() - t)
+
+
+def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> None:
+    """Section 2, end to end: the embedding step's images/s beside the encoder-only rate
+    at the same batch and precision, measured just before it (target on a GPU: 80 %)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for entry in filter(None, grid.split(";")):
+            model, batch, precision = (entry.split(":") + ["fp32"])[:3]
+            batch = int(batch)
+            try:
+                backbone = random_backbone(model, device)
+            except Exception as err:  # vit_t without mobile_sam
+                rows.append(("2", f"{model} {device}: end to end", "n/a", "",
+                             str(err).split(":")[0][:80]))
+                continue
+            n = max(images, 2 * batch)
+            dataset, root = open_data(args.data, tmp, n)
+            only, _, _ = encoder_speed(backbone, batch, precision, args.reps, args.warmup)
+            ips = embed_speed(backbone, dataset, batch, precision, tmp / f"{model}-{batch}")
+            target = ""
+            if device == "cuda":
+                target = f"; target 80 %: {'met' if ips >= 0.8 * only else 'NOT met'}"
+            rows.append(("2", f"{model} {device} batch {batch} {precision}: end to end "
+                         "(embed)", f"{ips:.3g}", "images/s",
+                         f"{len(dataset)} images of {Path(root).name}: read, decode, resize, "
+                         f"encode, cache write; {100 * ips / only:.0f} % of the encoder-only "
+                         f"{only:.3g} images/s{target}"))
+            del backbone
+
+
 def parse_grid(text: str) -> dict[str, list[int]]:
     """``"tiny:1,4,8;vit_b:1"`` -> ``{"tiny": [1, 4, 8], "vit_b": [1]}``."""
     grid = {}
@@ -545,6 +595,10 @@ def speed_section(args, rows: list) -> None:
                                  f"relative {d.max().item() / ref.abs().max().item():.2g}, "
                                  f"mean abs {d.mean().item():.2g}"))
             del backbone
+        if device == "cpu":
+            end_to_end_rows(args, rows, device, args.e2e, args.e2e_images)
+        else:
+            end_to_end_rows(args, rows, device, args.gpu_e2e, args.gpu_e2e_images)
 
 
 # ----------------------------------------------------------------------------- main
@@ -691,6 +745,14 @@ def main(argv=None) -> int:
                    help="CPU speed grid: model:batch,batch;...")
     p.add_argument("--gpu-speed",
                    default="tiny:1,16;vit_t:1,16,32;medsam_lite:1,16,64;vit_b:1,16,32;vit_h:16")
+    p.add_argument("--e2e", default="medsam_lite:1",
+                   help="CPU end-to-end embedding rows (model:batch[:precision];...), each "
+                   "beside its encoder-only rate")
+    p.add_argument("--gpu-e2e", default="tiny:16;vit_b:16;vit_b:16:bf16;medsam_lite:64",
+                   help="the same on a GPU (target: 80 %% of the encoder-only rate)")
+    p.add_argument("--e2e-images", type=int, default=8,
+                   help="images embedded per CPU end-to-end row (at least two batches)")
+    p.add_argument("--gpu-e2e-images", type=int, default=512)
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     p.add_argument("--cpu-bf16-models", nargs="*", default=None,
                    help="models also timed in bf16/fp16 on the CPU (default: tiny, and every "

@@ -30,6 +30,7 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     monkeypatch.setenv("SELFPROMPT_CACHE", str(tmp_path / "cache"))  # section 5's cache
     assert main(["--data", str(synthetic_dir), "--images", "6", "--folds", "2", "--k", "1",
                  "all", "--speed", "tiny:1;medsam_lite:1", "--precisions", "fp32", "bf16",
+                 "--e2e", "tiny:2", "--e2e-images", "4",
                  "--no-gpu", "--cpu-bf16-models", "tiny",
                  "--memory-images", "3", "--no-memory-backbone",
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
@@ -62,6 +63,10 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
                                     "rate"][4]
     fused = by_name["medsam_lite cpu batch 1 fp32 fused-encoder: embedding vs fp32"]
     assert float(fused[2]) < 1e-4
+    # the whole embedding step, beside the encoder-only rate at the same batch
+    e2e = by_name["tiny cpu batch 2 fp32: end to end (embed)"]
+    assert float(e2e[2]) > 0 and e2e[4].startswith("4 images of ")
+    assert re.search(r"\d+ % of the encoder-only [\d.e+]+ images/s$", e2e[4])
     assert any(r[1].startswith("peak RSS: k = all fold, paper preset") for r in rows)
     assert "peak RSS: encoding, tiny kit encoder" in by_name
     assert "peak RSS: encoding, tiny exact encoder" in by_name
