@@ -514,13 +514,14 @@ def speed_section(args, rows: list) -> None:
     from selfprompt.tinyvit import has_tinyvit
 
     threads = use_all_cores()
-    peak32 = matmul_peak(torch.float32, args.mm_size)
-    peak16 = matmul_peak(torch.bfloat16, args.mm_size // 2, reps=2)
-    rows.append(("3", "CPU fp32 matmul peak (torch.mm)", f"{peak32 / 1e9:.1f}", "GMAC/s",
-                 f"{args.mm_size}^3, {threads} threads, best of 5"))
-    rows.append(("3", "CPU bf16 matmul peak (torch.mm)", f"{peak16 / 1e9:.1f}", "GMAC/s",
-                 f"{args.mm_size // 2}^3, {threads} threads"))
-    devices = [("cpu", parse_grid(args.speed), args.precisions)]
+    if not args.gpu_only:
+        peak32 = matmul_peak(torch.float32, args.mm_size)
+        peak16 = matmul_peak(torch.bfloat16, args.mm_size // 2, reps=2)
+        rows.append(("3", "CPU fp32 matmul peak (torch.mm)", f"{peak32 / 1e9:.1f}", "GMAC/s",
+                     f"{args.mm_size}^3, {threads} threads, best of 5"))
+        rows.append(("3", "CPU bf16 matmul peak (torch.mm)", f"{peak16 / 1e9:.1f}", "GMAC/s",
+                     f"{args.mm_size // 2}^3, {threads} threads"))
+    devices = [] if args.gpu_only else [("cpu", parse_grid(args.speed), args.precisions)]
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append(("cuda", parse_grid(args.gpu_speed), args.precisions))
     for device, grid, precisions in devices:
@@ -615,7 +616,8 @@ def reference_provenance() -> dict | None:
 
 def stages_section(args, rows: list) -> None:
     """5: where a sweep's time goes once the embeddings are cached."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not args.no_gpu else [])
+    devices = [] if args.gpu_only else ["cpu"]
+    devices += ["cuda"] if torch.cuda.is_available() and not args.no_gpu else []
     for device in devices:
         m = run_child("stages", args, ["--stages-device", device])
         sec, n = m["seconds"], m["n"]
@@ -723,6 +725,46 @@ def render(rows) -> str:
     return "\n".join(lines)
 
 
+def sweep_section(args, rows: list) -> None:
+    """1: encoder passes and wall time of a sweep, the kit's flow against the authors'."""
+    s = run_child("sweep", args)
+    a, c, w, f = s["authors"], s["cold"], s["warm"], s["fp32"]
+    where = f"{s['n']} images of {Path(s['data']).name}, {args.folds} folds, k = " \
+            f"{'/'.join(args.k)}, {s['backbone']}"
+    rows += [
+        ("1", "authors' flow: encoder passes", a["passes"], "passes",
+         f"{where}; analytic {analytic_passes(s['n'], args.folds, args.k)}"),
+        ("1", "authors' flow: wall time", f"{a['wall_s']:.1f}", "s", "set_image per use"),
+        ("1", "kit flow (cold cache): encoder passes", c["passes"], "passes",
+         f"{c['passes'] / s['n']:.2f} per image; ratio {a['passes'] / max(c['passes'], 1):.1f}x"),
+        ("1", "kit flow (cold cache): wall time", f"{c['wall_s']:.1f}", "s",
+         f"encoding {c['embed_s']:.1f} s; ratio {a['wall_s'] / c['wall_s']:.1f}x"),
+        ("1", "kit flow (warm rerun): encoder passes", w["passes"], "passes", "all from cache"),
+        ("1", "kit flow (warm rerun): wall time", f"{w['wall_s']:.1f}", "s",
+         f"ratio {a['wall_s'] / w['wall_s']:.1f}x vs authors'"),
+        ("1", "full size: authors' flow passes (analytic)",
+         analytic_passes(args.full_images, 5, args.full_k), "passes",
+         f"{args.full_images} images, 5 folds, k = {'/'.join(args.full_k)}"),
+        ("1", "full size: kit passes (cold / warm)", f"{args.full_images} / 0", "passes",
+         f"ratio {analytic_passes(args.full_images, 5, args.full_k) / args.full_images:.1f}x"),
+        ("1", "mean Dice point+box: kit fp16 cache", f"{100 * c['dice']:.2f}", "%",
+         f"{s['backbone']} backbone"
+         + (" (random weights: masks mean nothing)" if s["backbone"] == "tiny" else "")),
+        ("1", "mean Dice point+box: kit fp32 cache", f"{100 * f['dice']:.2f}", "%",
+         f"fp16 - fp32 = {100 * (c['dice'] - f['dice']):+.3f} points"),
+        ("1", "mean Dice point+box: kit bf16 encoder", f"{100 * s['bf16']['dice']:.2f}", "%",
+         f"bf16 - fp32 = {100 * (s['bf16']['dice'] - f['dice']):+.3f} points (target: "
+         f"under 0.1 in size)"),
+        ("1", "mean Dice point+box: kit exact encoder", f"{100 * s['exact']['dice']:.2f}",
+         "%", f"exact - fused = {100 * (s['exact']['dice'] - f['dice']):+.3f} points"),
+        ("1", "mean Dice point+box: authors' flow", f"{100 * a['dice']:.2f}", "%",
+         f"kit exact fp32 - authors' = {100 * (s['exact']['dice'] - a['dice']):+.3f} points "
+         f"(same arithmetic: must be 0)"),
+        ("4", "peak RSS: measured sweep (kit flow)", f"{s['rss_kit_mib']:.0f}", "MiB",
+         "subprocess VmHWM (loader workers not included)"),
+    ]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -766,6 +808,10 @@ def main(argv=None) -> int:
                    "bit-for-bit set_image) beside the kit's default fused path")
     p.add_argument("--mm-size", type=int, default=2048)
     p.add_argument("--no-gpu", action="store_true")
+    p.add_argument("--gpu-only", action="store_true",
+                   help="only the GPU rows: encoder speed, arithmetic rate, GPU memory, end "
+                   "to end, and the sweep's stages on CUDA (a lent GPU's few minutes: see "
+                   "benchmarks/gpu.sh)")
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--memory-images", type=int, default=800,
                    help="k = all training images for the classifier memory probe (0: skip)")
@@ -804,44 +850,13 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
 
+    if args.gpu_only and (args.no_gpu or not torch.cuda.is_available()):
+        p.error("--gpu-only needs a CUDA device, and this machine has none visible "
+                "to torch" if not args.no_gpu else "--gpu-only and --no-gpu exclude each other")
     rows: list[tuple] = []
     t_all = time.perf_counter()
-    s = run_child("sweep", args)
-    a, c, w, f = s["authors"], s["cold"], s["warm"], s["fp32"]
-    where = f"{s['n']} images of {Path(s['data']).name}, {args.folds} folds, k = " \
-            f"{'/'.join(args.k)}, {s['backbone']}"
-    rows += [
-        ("1", "authors' flow: encoder passes", a["passes"], "passes",
-         f"{where}; analytic {analytic_passes(s['n'], args.folds, args.k)}"),
-        ("1", "authors' flow: wall time", f"{a['wall_s']:.1f}", "s", "set_image per use"),
-        ("1", "kit flow (cold cache): encoder passes", c["passes"], "passes",
-         f"{c['passes'] / s['n']:.2f} per image; ratio {a['passes'] / max(c['passes'], 1):.1f}x"),
-        ("1", "kit flow (cold cache): wall time", f"{c['wall_s']:.1f}", "s",
-         f"encoding {c['embed_s']:.1f} s; ratio {a['wall_s'] / c['wall_s']:.1f}x"),
-        ("1", "kit flow (warm rerun): encoder passes", w["passes"], "passes", "all from cache"),
-        ("1", "kit flow (warm rerun): wall time", f"{w['wall_s']:.1f}", "s",
-         f"ratio {a['wall_s'] / w['wall_s']:.1f}x vs authors'"),
-        ("1", "full size: authors' flow passes (analytic)",
-         analytic_passes(args.full_images, 5, args.full_k), "passes",
-         f"{args.full_images} images, 5 folds, k = {'/'.join(args.full_k)}"),
-        ("1", "full size: kit passes (cold / warm)", f"{args.full_images} / 0", "passes",
-         f"ratio {analytic_passes(args.full_images, 5, args.full_k) / args.full_images:.1f}x"),
-        ("1", "mean Dice point+box: kit fp16 cache", f"{100 * c['dice']:.2f}", "%",
-         f"{s['backbone']} backbone"
-         + (" (random weights: masks mean nothing)" if s["backbone"] == "tiny" else "")),
-        ("1", "mean Dice point+box: kit fp32 cache", f"{100 * f['dice']:.2f}", "%",
-         f"fp16 - fp32 = {100 * (c['dice'] - f['dice']):+.3f} points"),
-        ("1", "mean Dice point+box: kit bf16 encoder", f"{100 * s['bf16']['dice']:.2f}", "%",
-         f"bf16 - fp32 = {100 * (s['bf16']['dice'] - f['dice']):+.3f} points (target: "
-         f"under 0.1 in size)"),
-        ("1", "mean Dice point+box: kit exact encoder", f"{100 * s['exact']['dice']:.2f}",
-         "%", f"exact - fused = {100 * (s['exact']['dice'] - f['dice']):+.3f} points"),
-        ("1", "mean Dice point+box: authors' flow", f"{100 * a['dice']:.2f}", "%",
-         f"kit exact fp32 - authors' = {100 * (s['exact']['dice'] - a['dice']):+.3f} points "
-         f"(same arithmetic: must be 0)"),
-        ("4", "peak RSS: measured sweep (kit flow)", f"{s['rss_kit_mib']:.0f}", "MiB",
-         "subprocess VmHWM (loader workers not included)"),
-    ]
+    if not args.gpu_only:
+        sweep_section(args, rows)
     if not args.skip_speed:
         speed_section(args, rows)
     vit_b = [r for r in rows if r[1] == "vit_b cpu batch 1 fp32: encoder speed"]
@@ -851,7 +866,7 @@ def main(argv=None) -> int:
         rows.append(("1", "full size, vit_b CPU encoder time: authors' / kit / warm",
                      f"{full * t / 3600:.1f} / {args.full_images * t / 3600:.1f} / 0", "hours",
                      f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
-    for exact in [False, True] if args.memory_encode else []:
+    for exact in [False, True] if args.memory_encode and not args.gpu_only else []:
         m = run_child("encode", args, ["--memory-exact"] if exact else [])
         rows.append((
             "4", f"peak RSS: encoding, {m['model']} "
@@ -859,7 +874,7 @@ def main(argv=None) -> int:
             f"{m['rss_mib']:.0f}", "MiB",
             f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
             f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
-    if args.memory_images:
+    if args.memory_images and not args.gpu_only:
         for preset in [args.memory_preset] if args.memory_preset else ["paper", "corrected"]:
             routes = [[]] + ([["--memory-in-memory"]] if args.memory_in_memory else [])
             for extra in routes:
@@ -873,7 +888,8 @@ def main(argv=None) -> int:
                     f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.stages_test:
         stages_section(args, rows)
-    sweep_rows(args, rows)
+    if not args.gpu_only:
+        sweep_rows(args, rows)
     table = render(rows)
     header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
               f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "

@@ -6,6 +6,7 @@ test image for every (k, fold)).
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,28 @@ def test_analytic_counts():
     assert analytic_passes(1000, 5, ["10", "20", "40", "all"]) == 5 * (10 + 20 + 40 + 800) \
         + 4 * 5 * 2 * 200
     assert analytic_passes(1000, 5, ["all"], kit=True) == 1000
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_only_without_a_gpu_says_so(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--gpu-only"])
+    assert stop.value.code == 2
+    assert "--gpu-only needs a CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_script_stops_at_once_without_a_gpu(tmp_path):
+    """benchmarks/gpu.sh, the one prepared run for a lent GPU: here it must fail fast and
+    say why, not spend minutes on CPU rows."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path),
+                               "WHEELS": str(tmp_path / "none")})
+    assert done.returncode == 2
+    assert "--gpu-only needs a CUDA device" in (tmp_path / "bench_gpu.log").read_text()
 
 
 @pytest.mark.slow
