@@ -116,3 +116,15 @@ def test_vit_t_fused_equals_its_exact_encoder():
         "PatchEmbed", "MBConv", "PatchMerging", "Attention", "Mlp"}
     exact = ImageEncoder(backbone)(image)
     assert np.abs(fast(image) - exact).max() <= 2e-5 * np.abs(exact).max()
+
+
+def test_fused_copy_without_onednn_equals_the_exact_encoder(lite, image, monkeypatch):
+    """Where oneDNN's fused kernels do not run (a GPU, autocast, a build without them) the
+    fused copy takes the plain functions; it must still be the same encoder."""
+    import selfprompt.onednn as onednn
+
+    exact = ImageEncoder(lite)(image)
+    monkeypatch.setattr(onednn, "_HAVE_CONV", False)
+    monkeypatch.setattr(onednn, "_HAVE_LINEAR", False)
+    plain = ImageEncoder(lite, fused=True)(image)
+    assert np.abs(plain - exact).max() <= 2e-5 * np.abs(exact).max()
