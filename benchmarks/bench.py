@@ -496,6 +496,20 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
             del backbone
 
 
+@contextlib.contextmanager
+def bias_as_mask():
+    """SAM's relative-position bias as an attention mask on every device (the CPU's
+    route), for comparison with the GPU's default (the bias inside the products)."""
+    import selfprompt.encoder as encoder_module
+
+    kept = encoder_module.BIAS_IN_PRODUCTS
+    encoder_module.BIAS_IN_PRODUCTS = ()
+    try:
+        yield
+    finally:
+        encoder_module.BIAS_IN_PRODUCTS = kept
+
+
 def parse_grid(text: str) -> dict[str, list[int]]:
     """``"tiny:1,4,8;vit_b:1"`` -> ``{"tiny": [1, 4, 8], "vit_b": [1]}``."""
     grid = {}
@@ -547,6 +561,10 @@ def speed_section(args, rows: list) -> None:
                 variants.append((batches[0], "fp32", False))
             if has_tinyvit(backbone.sam.image_encoder):
                 variants.append((batches[0], "fp32", True))
+            elif device == "cuda" and any(b >= 16 for b in batches) and "bf16" in precisions:
+                # SAM's ViTs on a GPU: their bias in the attention's products (the
+                # default there) against the CPU's route, the bias as a mask
+                variants.append((min(b for b in batches if b >= 16), "bf16", "mask"))
             ref = None
             for b, p, fast in variants:
                 if p != "fp32" and device == "cpu" and model not in args.cpu_bf16_models:
@@ -558,10 +576,13 @@ def speed_section(args, rows: list) -> None:
                 # 71-96 GMAC/s), and a peak from another minute made the verdict flip
                 adjacent = device == "cpu" and p == "fp32"
                 before = matmul_peak(torch.float32, args.mm_size, reps=3) if adjacent else 0
-                ips, emb, gpu_bytes = encoder_speed(backbone, b, p, args.reps, warm, fast,
-                                                    channels_last=device == "cuda" and p != "fp32")
+                with bias_as_mask() if fast == "mask" else contextlib.nullcontext():
+                    ips, emb, gpu_bytes = encoder_speed(
+                        backbone, b, p, args.reps, warm, None if fast == "mask" else fast,
+                        channels_last=device == "cuda" and p != "fp32")
                 name = f"{model} {device} batch {b} {p}" + {
-                    None: "", False: " exact-encoder", True: " fused-encoder"}[fast]
+                    None: "", False: " exact-encoder", True: " fused-encoder",
+                    "mask": " bias-as-mask"}[fast]
                 peak = peak16 if p != "fp32" else peak32
                 if adjacent:
                     peak = max(before, matmul_peak(torch.float32, args.mm_size, reps=3))

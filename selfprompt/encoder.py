@@ -11,8 +11,10 @@ most, far below the float16 cache's own rounding; ``make bench`` measures it):
 - attention goes through ``F.scaled_dot_product_attention``, the decomposed
   relative-position bias passed as its ``attn_mask``. SAM's own attention writes each
   global block's whole (heads, 4096, 4096) score and bias tensors to memory and reads
-  them back several times, which costs more than the arithmetic; here the bias is
-  built a slice of query rows at a time and consumed at once;
+  them back several times, which costs more than the arithmetic; here, on the CPU, the
+  bias is built a slice of query rows at a time and consumed at once, and on a GPU it
+  goes into the query-key products themselves, so that no mask is needed at all
+  (:func:`bias_in_products`);
 - on the CPU in float32, the linear layers run through oneDNN with bias and GELU
   inside the matrix product (:func:`selfprompt.onednn.linear`).
 
@@ -75,8 +77,9 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """SAM's ``image_encoder.Attention.forward`` through ``scaled_dot_product_attention``.
 
     Same algebra: softmax(q k^T / sqrt(d) + B_h + B_w) v, with the decomposed
-    relative-position terms B_h, B_w computed from the unscaled q as SAM does. The
-    bias is built and consumed a few query rows at a time (``MASK_CHUNK``), never whole.
+    relative-position terms B_h, B_w computed from the unscaled q as SAM does. On the
+    CPU the bias is built and consumed a few query rows at a time (``MASK_CHUNK``),
+    never whole; on a GPU it goes into the products (:func:`bias_in_products`).
     """
     from segment_anything.modeling.image_encoder import get_rel_pos
 
@@ -91,6 +94,10 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         r_q = q.reshape(B, heads, H, W, d)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, get_rel_pos(H, H, attn.rel_pos_h))
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, get_rel_pos(W, W, attn.rel_pos_w))
+        if q.device.type in BIAS_IN_PRODUCTS:
+            out = bias_in_products(q, k, v, rel_h, rel_w, attn.scale)
+            out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
+            return linear(attn.proj, out)
         rel_h = rel_h.contiguous().unsqueeze(-1)  # (B, heads, H, W, H, 1)
         rel_w = rel_w.contiguous().unsqueeze(-2)  # (B, heads, H, W, 1, W)
         rows = max(1, min(H, MASK_CHUNK // (B * heads * W * H * W)))
@@ -105,6 +112,46 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
                 attn_mask=m.view(B, heads, (r1 - r0) * W, H * W))
     out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
     return linear(attn.proj, out)
+
+
+#: devices on which SAM's relative-position bias goes into the attention's products
+#: (:func:`bias_in_products`) rather than a mask. Not the CPU: there PyTorch's fused
+#: kernel then pays for three times the query-key products (measured on 2 cores, a
+#: vit_b global block's attention: 1.3-1.5 s against 0.47-0.58 s with mask slices). On
+#: a GPU it lets the flash kernel run with no mask, where the mask route writes and
+#: reads back the bias of every (query, key) pair (6 GB a global block at batch 16 in
+#: bf16); that speed-up is not measured yet (issue #13: `benchmarks/gpu.sh` times both).
+BIAS_IN_PRODUCTS = ("cuda",)
+
+
+def bias_in_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+                     rel_w: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(scale q k^T + B_h + B_w) v with no attention mask: the bias terms ride in
+    the products.
+
+    SAM's bias for query i and key j is ``rel_h[i, row(j)] + rel_w[i, col(j)]``. Append
+    to each query its ``H + W`` bias terms, and to each key the one-hot indicators of
+    its row and column: the dot product of the two is then ``scale q.k`` plus exactly
+    that bias, so ``scaled_dot_product_attention`` (scale 1) needs no mask and may
+    choose its flash kernel. Head dimensions are padded with zeros to a multiple of 8,
+    ``v`` included (flash kernels want one head size for all three): 64 + 64 + 64 in
+    vit_b's global blocks, 64 + 14 + 14 (+ 4) in its windows.
+
+    ``q, k, v (B, heads, H*W, d)``; ``rel_h (B, heads, H, W, H)``, ``rel_w (B, heads, H,
+    W, W)`` as SAM's ``add_decomposed_rel_pos`` computes them, from the unscaled ``q``.
+    """
+    B, heads, n, d = q.shape
+    H, W = rel_h.shape[-1], rel_w.shape[-1]
+    size = -(-(d + H + W) // 8) * 8
+    eye_h = torch.eye(H, dtype=q.dtype, device=q.device)
+    eye_w = torch.eye(W, dtype=q.dtype, device=q.device)
+    key_rows = eye_h.repeat_interleave(W, 0).expand(B, heads, n, H)   # key j = (row, col)
+    key_cols = eye_w.repeat(H, 1).expand(B, heads, n, W)
+    qa = F.pad(torch.cat([q * scale, rel_h.reshape(B, heads, n, H),
+                          rel_w.reshape(B, heads, n, W)], -1), (0, size - d - H - W))
+    ka = F.pad(torch.cat([k, key_rows, key_cols], -1), (0, size - d - H - W))
+    out = F.scaled_dot_product_attention(qa, ka, F.pad(v, (0, size - d)), scale=1.0)
+    return out[..., :d]
 
 
 def _fused_forwards(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, object]]:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.bench import COLUMNS, analytic_passes, main  # noqa: E402
+from benchmarks.bench import COLUMNS, analytic_passes, bias_as_mask, main  # noqa: E402
 
 
 def test_analytic_counts():
@@ -23,6 +23,18 @@ def test_analytic_counts():
     assert analytic_passes(1000, 5, ["10", "20", "40", "all"]) == 5 * (10 + 20 + 40 + 800) \
         + 4 * 5 * 2 * 200
     assert analytic_passes(1000, 5, ["all"], kit=True) == 1000
+
+
+def test_bias_as_mask_is_undone_afterwards():
+    """The GPU grid's comparison row switches the attention route for itself only."""
+    import selfprompt.encoder as encoder_module
+
+    kept = encoder_module.BIAS_IN_PRODUCTS
+    assert "cuda" in kept
+    with pytest.raises(RuntimeError), bias_as_mask():
+        assert encoder_module.BIAS_IN_PRODUCTS == ()
+        raise RuntimeError("a row that fails")
+    assert encoder_module.BIAS_IN_PRODUCTS == kept
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

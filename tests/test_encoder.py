@@ -56,6 +56,34 @@ def test_mask_chunking_does_not_change_the_result(windowed_backbone, image_batch
     torch.testing.assert_close(sliced, whole, atol=1e-5, rtol=1e-5)
 
 
+def test_bias_in_products_matches_sams_code(windowed_backbone, image_batch, monkeypatch):
+    """The GPU's attention route (the bias inside the products, no mask), run here on the
+    CPU: windowed (14 x 14, 64 + 14 + 14 padded to 96) and global (64 + 64 + 64) blocks."""
+    stock = ImageEncoder(windowed_backbone, batch_size=2, fused=False).encode(image_batch)
+    monkeypatch.setattr(encoder_module, "BIAS_IN_PRODUCTS", ("cpu",))
+    calls = []
+    real = encoder_module.bias_in_products
+    monkeypatch.setattr(encoder_module, "bias_in_products",
+                        lambda *a: calls.append(a[0].shape) or real(*a))
+    out = ImageEncoder(windowed_backbone, batch_size=2, fused=True).encode(image_batch)
+    assert sorted(c[2] for c in calls) == [14 * 14, 64 * 64]   # both blocks took it
+    torch.testing.assert_close(out, stock, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("H, W, d", [(5, 7, 16), (3, 3, 8)])
+def test_bias_in_products_is_softmax_with_the_decomposed_bias(H, W, d):
+    """Against the definition, on a grid that is not square and sizes that need padding."""
+    g = torch.Generator().manual_seed(5)
+    B, heads = 2, 3
+    q, k, v = (torch.randn(B, heads, H * W, d, generator=g) for _ in range(3))
+    rel_h = torch.randn(B, heads, H, W, H, generator=g)
+    rel_w = torch.randn(B, heads, H, W, W, generator=g)
+    bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, heads, H * W, H * W)
+    want = torch.softmax(0.3 * q @ k.transpose(-1, -2) + bias, dim=-1) @ v
+    got = encoder_module.bias_in_products(q, k, v, rel_h, rel_w, 0.3)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
 def test_fused_path_leaves_the_model_untouched(windowed_backbone, image_batch):
     fast = ImageEncoder(windowed_backbone, fused=True)
     fast.encode(image_batch[:1])
