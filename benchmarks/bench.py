@@ -497,7 +497,7 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
 
 
 @contextlib.contextmanager
-def bias_as_mask():
+def masked_attention_route():
     """SAM's relative-position bias as an attention mask on every device (the CPU's
     route), for comparison with the GPU's default (the bias inside the products)."""
     import selfprompt.encoder as encoder_module
@@ -576,7 +576,7 @@ def speed_section(args, rows: list) -> None:
                 # 71-96 GMAC/s), and a peak from another minute made the verdict flip
                 adjacent = device == "cpu" and p == "fp32"
                 before = matmul_peak(torch.float32, args.mm_size, reps=3) if adjacent else 0
-                with bias_as_mask() if fast == "mask" else contextlib.nullcontext():
+                with masked_attention_route() if fast == "mask" else contextlib.nullcontext():
                     ips, emb, gpu_bytes = encoder_speed(
                         backbone, b, p, args.reps, warm, None if fast == "mask" else fast,
                         channels_last=device == "cuda" and p != "fp32")

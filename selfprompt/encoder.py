@@ -94,24 +94,32 @@ def sdpa_attention(attn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         r_q = q.reshape(B, heads, H, W, d)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, get_rel_pos(H, H, attn.rel_pos_h))
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, get_rel_pos(W, W, attn.rel_pos_w))
-        if q.device.type in BIAS_IN_PRODUCTS:
-            out = bias_in_products(q, k, v, rel_h, rel_w, attn.scale)
-            out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
-            return linear(attn.proj, out)
-        rel_h = rel_h.contiguous().unsqueeze(-1)  # (B, heads, H, W, H, 1)
-        rel_w = rel_w.contiguous().unsqueeze(-2)  # (B, heads, H, W, 1, W)
-        rows = max(1, min(H, MASK_CHUNK // (B * heads * W * H * W)))
-        out = torch.empty_like(q)
-        mask = q.new_empty(B, heads, rows, W, H, W)
-        for r0 in range(0, H, rows):
-            r1 = min(H, r0 + rows)
-            m = mask[:, :, : r1 - r0]
-            torch.add(rel_h[:, :, r0:r1], rel_w[:, :, r0:r1], out=m)
-            out[:, :, r0 * W:r1 * W] = F.scaled_dot_product_attention(
-                q[:, :, r0 * W:r1 * W], k, v, scale=attn.scale,
-                attn_mask=m.view(B, heads, (r1 - r0) * W, H * W))
+        route = bias_in_products if q.device.type in BIAS_IN_PRODUCTS else bias_as_mask
+        out = route(q, k, v, rel_h, rel_w, attn.scale)
     out = out.view(B, heads, H, W, -1).permute(0, 2, 3, 1, 4).reshape(B, H, W, -1)
     return linear(attn.proj, out)
+
+
+def bias_as_mask(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
+                 rel_w: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(scale q k^T + B_h + B_w) v, the bias as ``scaled_dot_product_attention``'s
+    mask, built and consumed a few query rows at a time (``MASK_CHUNK``), never whole.
+    Arguments as for :func:`bias_in_products`."""
+    B, heads, _, _ = q.shape
+    H, W = rel_h.shape[-1], rel_w.shape[-1]
+    rel_h = rel_h.contiguous().unsqueeze(-1)  # (B, heads, H, W, H, 1)
+    rel_w = rel_w.contiguous().unsqueeze(-2)  # (B, heads, H, W, 1, W)
+    rows = max(1, min(H, MASK_CHUNK // (B * heads * W * H * W)))
+    out = torch.empty_like(q)
+    mask = q.new_empty(B, heads, rows, W, H, W)
+    for r0 in range(0, H, rows):
+        r1 = min(H, r0 + rows)
+        m = mask[:, :, : r1 - r0]
+        torch.add(rel_h[:, :, r0:r1], rel_w[:, :, r0:r1], out=m)
+        out[:, :, r0 * W:r1 * W] = F.scaled_dot_product_attention(
+            q[:, :, r0 * W:r1 * W], k, v, scale=scale,
+            attn_mask=m.view(B, heads, (r1 - r0) * W, H * W))
+    return out
 
 
 #: devices on which SAM's relative-position bias goes into the attention's products

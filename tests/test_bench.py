@@ -15,7 +15,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.bench import COLUMNS, analytic_passes, bias_as_mask, main  # noqa: E402
+from benchmarks.bench import COLUMNS, analytic_passes, masked_attention_route, main  # noqa: E402
 
 
 def test_analytic_counts():
@@ -25,13 +25,13 @@ def test_analytic_counts():
     assert analytic_passes(1000, 5, ["all"], kit=True) == 1000
 
 
-def test_bias_as_mask_is_undone_afterwards():
+def test_masked_attention_route_is_undone_afterwards():
     """The GPU grid's comparison row switches the attention route for itself only."""
     import selfprompt.encoder as encoder_module
 
     kept = encoder_module.BIAS_IN_PRODUCTS
     assert "cuda" in kept
-    with pytest.raises(RuntimeError), bias_as_mask():
+    with pytest.raises(RuntimeError), masked_attention_route():
         assert encoder_module.BIAS_IN_PRODUCTS == ()
         raise RuntimeError("a row that fails")
     assert encoder_module.BIAS_IN_PRODUCTS == kept
