@@ -446,6 +446,16 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     return batch / best, out[0], torch.cuda.max_memory_allocated(backbone.device) if cuda else None
 
 
+def backbone_or_row(model: str, device: str, rows: list, label: str):
+    """``random_backbone(model, device)``, or None after an "n/a" row saying why (vit_t
+    without its optional package)."""
+    try:
+        return random_backbone(model, device)
+    except Exception as err:
+        rows.append(("2", label, "n/a", "", str(err).split(":")[0][:80]))
+        return None
+
+
 def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> float:
     """Images/s of the whole embedding step as ``python -m selfprompt embed`` runs it
     (:func:`~selfprompt.embeddings.embed_dataset` with its defaults: read, decode and
@@ -475,11 +485,8 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
         for entry in filter(None, grid.split(";")):
             model, batch, precision = (entry.split(":") + ["fp32"])[:3]
             batch = int(batch)
-            try:
-                backbone = random_backbone(model, device)
-            except Exception as err:  # vit_t without mobile_sam
-                rows.append(("2", f"{model} {device}: end to end", "n/a", "",
-                             str(err).split(":")[0][:80]))
+            backbone = backbone_or_row(model, device, rows, f"{model} {device}: end to end")
+            if backbone is None:
                 continue
             n = max(images, 2 * batch)
             dataset, root = open_data(args.data, tmp, n)
@@ -545,11 +552,8 @@ def speed_section(args, rows: list) -> None:
             rows.append(("3", "GPU fp32 / bf16 matmul peak", f"{peak32 / 1e12:.0f} / "
                          f"{peak16 / 1e12:.0f}", "TMAC/s", torch.cuda.get_device_name()))
         for model, batches in grid.items():
-            try:
-                backbone = random_backbone(model, device)
-            except Exception as err:  # vit_t without mobile_sam
-                rows.append(("2", f"{model} encoder ({device})", "n/a", "",
-                             str(err).split(":")[0][:80]))
+            backbone = backbone_or_row(model, device, rows, f"{model} encoder ({device})")
+            if backbone is None:
                 continue
             macs = encoder_macs(backbone)
             rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.bench import COLUMNS, analytic_passes, masked_attention_route, main  # noqa: E402
+from benchmarks.bench import (COLUMNS, analytic_passes, backbone_or_row,  # noqa: E402
+                              main, masked_attention_route)
 
 
 def test_analytic_counts():
@@ -23,6 +24,13 @@ def test_analytic_counts():
     assert analytic_passes(1000, 5, ["10", "20", "40", "all"]) == 5 * (10 + 20 + 40 + 800) \
         + 4 * 5 * 2 * 200
     assert analytic_passes(1000, 5, ["all"], kit=True) == 1000
+
+
+def test_a_backbone_that_cannot_be_built_gets_a_row_saying_why():
+    rows = []
+    assert backbone_or_row("no_such_model", "cpu", rows, "no_such_model cpu: end to end") is None
+    assert rows == [("2", "no_such_model cpu: end to end", "n/a", "",
+                     "unknown model type 'no_such_model'; known")]
 
 
 def test_masked_attention_route_is_undone_afterwards():
