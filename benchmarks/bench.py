@@ -399,18 +399,22 @@ def cpu_has_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def synchronizer(device: torch.device):
+    """What waits for a device's queued work before a clock is read (nothing on a CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
 def matmul_peak(dtype=torch.float32, n: int = 2048, reps: int = 5, device: str = "cpu") -> float:
     """Best multiply-adds per second of an ``n x n`` matrix product (all threads)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = synchronizer(a.device)
     best = float("inf")
     for _ in range(reps + 1):
-        if device != "cpu":
-            torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         torch.mm(a, b)
-        if device != "cpu":
-            torch.cuda.synchronize()
+        sync()
         best = min(best, time.perf_counter() - t)
     return n ** 3 / best
 
@@ -430,7 +434,7 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     prepared = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=g)
                 for _ in range(batch)]
     cuda = backbone.device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = synchronizer(backbone.device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(backbone.device)
     out = None
@@ -469,7 +473,7 @@ def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> fl
     encoder = ImageEncoder(backbone, batch_size=batch, precision=precision)
     embed_dataset(dataset.subset(batch), backbone, root / "warm", progress=False,
                   encoder=encoder)
-    sync = torch.cuda.synchronize if backbone.device.type == "cuda" else (lambda: None)
+    sync = synchronizer(backbone.device)
     sync()
     t = time.perf_counter()
     embed_dataset(dataset, backbone, root / "timed", progress=False, encoder=encoder)
@@ -480,16 +484,20 @@ def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> fl
 def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> None:
     """Section 2, end to end: the embedding step's images/s beside the encoder-only rate
     at the same batch and precision, measured just before it (target on a GPU: 80 %)."""
+    entries = [(e.split(":") + ["fp32"])[:3] for e in filter(None, grid.split(";"))]
+    if not entries:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for entry in filter(None, grid.split(";")):
-            model, batch, precision = (entry.split(":") + ["fp32"])[:3]
+        # one data set for every row, each taking its first images
+        full, root = open_data(args.data, tmp, max(max(images, 2 * int(b))
+                                                   for _, b, _ in entries))
+        for model, batch, precision in entries:
             batch = int(batch)
             backbone = backbone_or_row(model, device, rows, f"{model} {device}: end to end")
             if backbone is None:
                 continue
-            n = max(images, 2 * batch)
-            dataset, root = open_data(args.data, tmp, n)
+            dataset = full.subset(max(images, 2 * batch))
             only, _, _ = encoder_speed(backbone, batch, precision, args.reps, args.warmup)
             ips = embed_speed(backbone, dataset, batch, precision, tmp / f"{model}-{batch}")
             target = ""

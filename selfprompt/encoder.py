@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from .backbone import Backbone
 from .device import keep_freed_memory
-from .onednn import linear
+from .onednn import is_erf_gelu, linear
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -172,7 +172,7 @@ def _fused_forwards(encoder: torch.nn.Module) -> list[tuple[torch.nn.Module, obj
     if not attention:
         return []
     mlps = [m for m in encoder.modules() if isinstance(m, MLPBlock)
-            and isinstance(m.act, torch.nn.GELU) and m.act.approximate == "none"]
+            and is_erf_gelu(m.act)]
     return [(m, sdpa_attention) for m in attention] + [(m, fused_mlp) for m in mlps]
 
 

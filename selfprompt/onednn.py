@@ -31,6 +31,12 @@ def applies(x: torch.Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling())
 
 
+def is_erf_gelu(module) -> bool:
+    """Whether ``module`` is the GELU these helpers apply (erf, not the tanh
+    approximation): a fusion may replace only that one."""
+    return isinstance(module, torch.nn.GELU) and module.approximate == "none"
+
+
 def _unary(gelu: bool) -> tuple:
     """oneDNN's post-op arguments (attr, scalars, algorithm): erf-GELU, or none."""
     return ("gelu", [None], "none") if gelu else ("none", [], "")

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .onednn import conv2d, linear
+from .onednn import conv2d, is_erf_gelu, linear
 
 
 def _is_tinyvit_attention(m: nn.Module) -> bool:
@@ -75,10 +75,6 @@ def _folded(*modules: nn.Module) -> bool:
         isinstance(getattr(m, "c", None), nn.Conv2d)
         and all(isinstance(c, nn.Identity) for n, c in m.named_children() if n != "c"))
         for m in modules)
-
-
-def _erf_gelu(m: nn.Module) -> bool:
-    return isinstance(m, nn.GELU) and m.approximate == "none"
 
 
 def _attention_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,16 +131,16 @@ def _fusable(m: nn.Module) -> object | None:
     name = type(m).__name__
     if _is_tinyvit_attention(m):
         return _attention_forward
-    if name == "Mlp" and _erf_gelu(getattr(m, "act", None)) and hasattr(m, "norm"):
+    if name == "Mlp" and is_erf_gelu(getattr(m, "act", None)) and hasattr(m, "norm"):
         return _mlp_forward
-    if name == "MBConv" and all(_erf_gelu(getattr(m, a, None))
+    if name == "MBConv" and all(is_erf_gelu(getattr(m, a, None))
                                 for a in ("act1", "act2", "act3")) \
             and _folded(m.conv1, m.conv2, m.conv3):
         return _mbconv_forward
-    if name == "PatchMerging" and _erf_gelu(getattr(m, "act", None)) \
+    if name == "PatchMerging" and is_erf_gelu(getattr(m, "act", None)) \
             and _folded(m.conv1, m.conv2, m.conv3):
         return _patch_merging_forward
-    if name == "PatchEmbed" and len(getattr(m, "seq", ())) == 3 and _erf_gelu(m.seq[1]) \
+    if name == "PatchEmbed" and len(getattr(m, "seq", ())) == 3 and is_erf_gelu(m.seq[1]) \
             and _folded(m.seq[0], m.seq[2]):
         return _patch_embed_forward
     return None
