@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -344,9 +345,38 @@ def stages_child(args) -> dict:
             for key, a, b in (("mask", t0, t1), ("prompts", t1, t2), ("decode", t2, t3),
                               ("decode_batched", t3, t4), ("score", t4, t5)):
                 t[key] += b - a
+        bf16 = None
+        if args.stages_bf16 if args.stages_bf16 is not None else args.stages_device == "cuda":
+            bf16 = bf16_dice_change(exp, tmp, preset, k, fold)
     return {"n": len(test), "k": k, "preset": preset.name, "backbone": backbone.model_type,
             "device": str(one.predictor.device), "data": f"{root.name} ({len(dataset)} images)",
-            "fold_test": len(exp.folds[fold][1]), "seconds": t, "same": same}
+            "fold_test": len(exp.folds[fold][1]), "seconds": t, "same": same, "bf16": bf16}
+
+
+def bf16_dice_change(exp, tmp: Path, preset, k, fold: int) -> dict:
+    """Issue #13's accuracy rule for a bf16 encoder, on real weights: the embeddings of
+    ``exp``'s data set again in bf16, and one fold evaluated (every test image, every
+    variant) from each cache. Returns the mean Dice per variant both ways, the images
+    scored and the embeddings' largest difference relative to the largest fp32 value."""
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.encoder import ImageEncoder
+    from selfprompt.notebook import cache_root
+    from selfprompt.presets import VARIANTS
+    from selfprompt.results import read_results
+
+    backbone = exp.backbone
+    emb16, _ = embed_dataset(exp.dataset, backbone, cache_root(None), progress=False,
+                             encoder=ImageEncoder(backbone, precision="bf16"))
+    dice = {}
+    for name, emb in (("fp32", exp.embeddings), ("bf16", emb16)):
+        run = replace(exp, embeddings=emb, out_dir=tmp / f"runs-{name}", variants=VARIANTS)
+        rows = read_results([run.run_fold(preset, k, fold, force=True)])
+        dice[name] = {v: mean_dice(rows, v) for v in VARIANTS}
+    test = [int(i) for i in exp.folds[fold][1]]
+    largest = max(float(np.abs(exp.embeddings.read(i)).max()) for i in test)
+    diff = max(float(np.abs(exp.embeddings.read(i).astype(np.float32)
+                            - emb16.read(i).astype(np.float32)).max()) for i in test)
+    return {"images": len(test), "dice": dice, "relative": diff / largest}
 
 
 def run_child(section: str, args, extra: list[str] = ()) -> dict:
@@ -369,6 +399,8 @@ def child_args(args) -> list[str]:
          "--stages-backbone", args.stages_backbone, "--stages-k", str(args.stages_k),
          "--stages-preset", args.stages_preset, "--stages-test", str(args.stages_test),
          "--stages-images", str(args.stages_images)]
+    if args.stages_bf16 is not None:
+        a += ["--stages-bf16" if args.stages_bf16 else "--no-stages-bf16"]
     if args.data:
         a += ["--data", args.data]
     if args.memory_preset:
@@ -498,16 +530,18 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
             if backbone is None:
                 continue
             dataset = full.subset(max(images, 2 * batch))
-            only, _, _ = encoder_speed(backbone, batch, precision, args.reps, args.warmup)
-            ips = embed_speed(backbone, dataset, batch, precision, tmp / f"{model}-{batch}")
-            target = ""
-            if device == "cuda":
-                target = f"; target 80 %: {'met' if ips >= 0.8 * only else 'NOT met'}"
-            rows.append(("2", f"{model} {device} batch {batch} {precision}: end to end "
-                         "(embed)", f"{ips:.3g}", "images/s",
-                         f"{len(dataset)} images of {Path(root).name}: read, decode, resize, "
-                         f"encode, cache write; {100 * ips / only:.0f} % of the encoder-only "
-                         f"{only:.3g} images/s{target}"))
+            name = f"{model} {device} batch {batch} {precision}: end to end (embed)"
+            with measuring(rows, "2", name):
+                only, _, _ = encoder_speed(backbone, batch, precision, args.reps, args.warmup)
+                ips = embed_speed(backbone, dataset, batch, precision,
+                                  tmp / f"{model}-{batch}-{precision}")
+                target = ""
+                if device == "cuda":
+                    target = f"; target 80 %: {'met' if ips >= 0.8 * only else 'NOT met'}"
+                rows.append(("2", name, f"{ips:.3g}", "images/s",
+                             f"{len(dataset)} images of {Path(root).name}: read, decode, "
+                             f"resize, encode, cache write; {100 * ips / only:.0f} % of the "
+                             f"encoder-only {only:.3g} images/s{target}"))
             del backbone
 
 
@@ -532,6 +566,50 @@ def parse_grid(text: str) -> dict[str, list[int]]:
         name, _, batches = part.partition(":")
         grid[name.strip()] = [int(b) for b in batches.split(",") if b]
     return grid
+
+
+def variant_rows(args, rows: list, backbone, name: str, variant: tuple, macs: float,
+                 peak: float) -> torch.Tensor:
+    """Sections 2-4 for one (batch, precision, encoder) of a backbone: images/s, the
+    achieved rate against ``peak`` (on a CPU in fp32, against the peak measured around
+    the row instead) and on a GPU the peak memory, each with its #13 target where it has
+    one. Returns the first image's embedding."""
+    b, p, fast = variant
+    model, device = backbone.model_type, backbone.device.type
+    warm = args.vit_b_warmup if (model == "vit_b" and device == "cpu") else args.warmup
+    # on a CPU, fp32 rows are set against the peak measured just before and after them:
+    # a shared machine's rate drifts between runs (measured here: 71-96 GMAC/s), and a
+    # peak from another minute made the verdict flip
+    adjacent = device == "cpu" and p == "fp32"
+    before = matmul_peak(torch.float32, args.mm_size, reps=3) if adjacent else 0
+    with masked_attention_route() if fast == "mask" else contextlib.nullcontext():
+        ips, emb, gpu_bytes = encoder_speed(
+            backbone, b, p, args.reps, warm, None if fast == "mask" else fast,
+            channels_last=device == "cuda" and p != "fp32")
+    if adjacent:
+        peak = max(before, matmul_peak(torch.float32, args.mm_size, reps=3))
+    rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
+                 f"best of {args.reps} after {warm} warm-up"))
+    frac = macs * ips / peak
+    target = ""
+    if model == "vit_b" and device == "cpu" and p == "fp32" and fast is None:
+        target = f"; target 70 %: {'met' if frac >= 0.7 else 'NOT met'}"
+    if model == "medsam_lite" and device == "cpu" and p == "fp32":
+        target = f"; target 60 %: {'met' if frac >= 0.6 else 'NOT met'}"
+    goal = GPU_TARGETS.get(model) if device == "cuda" and p != "fp32" else None
+    if goal and b >= 16:
+        target = f"; target {goal} images/s: {'met' if ips >= goal else 'NOT met'}"
+    rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}", "GMAC/s",
+                 f"{100 * frac:.0f} % of the {p if p != 'fp16' else 'bf16'} matmul peak"
+                 + (f" ({peak / 1e9:.0f} GMAC/s, measured around this row)" if adjacent
+                    else "") + target))
+    if gpu_bytes is not None:
+        limit = ""
+        if model == "vit_b" and p != "fp32" and b == 32:
+            limit = f"; target under 8 GiB: {'met' if gpu_bytes < 8 * 2**30 else 'NOT met'}"
+        rows.append(("4", f"{name}: peak GPU memory", f"{gpu_bytes / 2**30:.2f}", "GiB",
+                     f"torch.cuda.max_memory_allocated{limit}"))
+    return emb
 
 
 #: images/s that the bf16 rows at batch 16 or more should reach on an H100/H200 (#13)
@@ -560,12 +638,17 @@ def speed_section(args, rows: list) -> None:
             rows.append(("3", "GPU fp32 / bf16 matmul peak", f"{peak32 / 1e12:.0f} / "
                          f"{peak16 / 1e12:.0f}", "TMAC/s", torch.cuda.get_device_name()))
         for model, batches in grid.items():
-            backbone = backbone_or_row(model, device, rows, f"{model} encoder ({device})")
-            if backbone is None:
+            backbone = macs = None
+            with measuring(rows, "3", f"{model} encoder ({device}): built, MACs counted"):
+                backbone = backbone_or_row(model, device, rows, f"{model} encoder ({device})")
+                if backbone is not None:
+                    macs = encoder_macs(backbone)
+                    rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}",
+                                 "GMAC", f"FlopCounterMode, {backbone.img_size} x "
+                                 f"{backbone.img_size}"))
+            if macs is None:
+                del backbone
                 continue
-            macs = encoder_macs(backbone)
-            rows.append(("3", f"{model} encoder MACs per image", f"{macs / 1e9:.1f}", "GMAC",
-                         f"FlopCounterMode, {backbone.img_size} x {backbone.img_size}"))
             # (batch, precision, fused): None is the kit's default (SAM's ViTs fused,
             # TinyViT exact); False SAM's own attention; True TinyViT's fused copy
             variants = [(b, p, None) for p in precisions for b in batches]
@@ -581,45 +664,15 @@ def speed_section(args, rows: list) -> None:
             for b, p, fast in variants:
                 if p != "fp32" and device == "cpu" and model not in args.cpu_bf16_models:
                     continue  # no bf16 units on most CPUs: 10-100x slower than fp32
-                warm = args.warmup if not (model == "vit_b" and device == "cpu") else \
-                    args.vit_b_warmup
-                # on a CPU, fp32 rows are set against the peak measured just before and
-                # after them: a shared machine's rate drifts between runs (measured here:
-                # 71-96 GMAC/s), and a peak from another minute made the verdict flip
-                adjacent = device == "cpu" and p == "fp32"
-                before = matmul_peak(torch.float32, args.mm_size, reps=3) if adjacent else 0
-                with masked_attention_route() if fast == "mask" else contextlib.nullcontext():
-                    ips, emb, gpu_bytes = encoder_speed(
-                        backbone, b, p, args.reps, warm, None if fast == "mask" else fast,
-                        channels_last=device == "cuda" and p != "fp32")
                 name = f"{model} {device} batch {b} {p}" + {
                     None: "", False: " exact-encoder", True: " fused-encoder",
                     "mask": " bias-as-mask"}[fast]
-                peak = peak16 if p != "fp32" else peak32
-                if adjacent:
-                    peak = max(before, matmul_peak(torch.float32, args.mm_size, reps=3))
-                rows.append(("2", f"{name}: encoder speed", f"{ips:.3g}", "images/s",
-                             f"best of {args.reps} after {warm} warm-up"))
-                frac = macs * ips / peak
-                target = ""
-                if model == "vit_b" and device == "cpu" and p == "fp32" and fast is None:
-                    target = f"; target 70 %: {'met' if frac >= 0.7 else 'NOT met'}"
-                if model == "medsam_lite" and device == "cpu" and p == "fp32":
-                    target = f"; target 60 %: {'met' if frac >= 0.6 else 'NOT met'}"
-                goal = GPU_TARGETS.get(model) if device == "cuda" and p != "fp32" else None
-                if goal and b >= 16:
-                    target = f"; target {goal} images/s: {'met' if ips >= goal else 'NOT met'}"
-                rows.append(("3", f"{name}: achieved rate", f"{macs * ips / 1e9:.1f}",
-                             "GMAC/s", f"{100 * frac:.0f} % of the "
-                             f"{p if p != 'fp16' else 'bf16'} matmul peak"
-                             + (f" ({peak / 1e9:.0f} GMAC/s, measured around this row)"
-                                if adjacent else "") + target))
-                if gpu_bytes is not None:
-                    limit = ("; target under 8 GiB: " + ("met" if gpu_bytes < 8 * 2**30
-                                                         else "NOT met")
-                             if model == "vit_b" and p != "fp32" and b == 32 else "")
-                    rows.append(("4", f"{name}: peak GPU memory", f"{gpu_bytes / 2**30:.2f}",
-                                 "GiB", f"torch.cuda.max_memory_allocated{limit}"))
+                emb = None
+                with measuring(rows, "2", f"{name}: encoder speed"):
+                    emb = variant_rows(args, rows, backbone, name, (b, p, fast), macs,
+                                       peak16 if p != "fp32" else peak32)
+                if emb is None:
+                    continue
                 if b == batches[0] and p == "fp32" and fast is None:
                     ref = emb
                 elif b == batches[0] and ref is not None:
@@ -629,10 +682,10 @@ def speed_section(args, rows: list) -> None:
                                  f"relative {d.max().item() / ref.abs().max().item():.2g}, "
                                  f"mean abs {d.mean().item():.2g}"))
             del backbone
-        if device == "cpu":
-            end_to_end_rows(args, rows, device, args.e2e, args.e2e_images)
-        else:
-            end_to_end_rows(args, rows, device, args.gpu_e2e, args.gpu_e2e_images)
+        grid, images = (args.e2e, args.e2e_images) if device == "cpu" else \
+            (args.gpu_e2e, args.gpu_e2e_images)
+        with measuring(rows, "2", f"{device}: end to end (embed)"):
+            end_to_end_rows(args, rows, device, grid, images)
 
 
 # ----------------------------------------------------------------------------- main
@@ -647,36 +700,57 @@ def reference_provenance() -> dict | None:
     return json.loads(REFERENCE.read_text()) if REFERENCE.is_file() else None
 
 
+def stage_rows(args, rows: list, device: str) -> None:
+    """5 on one device: the stages child's seconds, per test image and estimated for a
+    full sweep."""
+    m = run_child("stages", args, ["--stages-device", device])
+    sec, n = m["seconds"], m["n"]
+    where = (f"{m['backbone']} on {device}, {m['data']}, {m['preset']} k = {m['k']}, "
+             f"fold 0, first {n} of its {m['fold_test']} test images")
+    per = {key: 1000 * v / n for key, v in sec.items() if key != "fit"}
+    rest = sum(per[key] for key in ("mask", "prompts", "score"))
+    after, after_sam = rest + per["decode_batched"], rest + per["decode"]
+    rows += [
+        ("5", f"{device}: classifier fit", f"{sec['fit']:.2f}", "s", where),
+        ("5", f"{device}: per test image, mask read / coarse mask + prompts / score",
+         f"{per['mask']:.1f} / {per['prompts']:.1f} / {per['score']:.1f}", "ms", where),
+        ("5", f"{device}: per test image, SAM decode (3 variants, SAM's own calls)",
+         f"{per['decode']:.1f}", "ms",
+         f"`run --sam-decoder`; {100 * per['decode'] / after_sam:.0f} % of the "
+         "per-image time"),
+        ("5", f"{device}: per test image, SAM decode (3 variants, one batched call)",
+         f"{per['decode_batched']:.1f}", "ms",
+         f"the default; {per['decode'] / per['decode_batched']:.2f}x faster; identical "
+         f"masks on {m['same']} of {n} images; "
+         f"{100 * per['decode_batched'] / after:.0f} % of the per-image time"),
+        ("5", f"{device}: full sweep after encoding, estimated",
+         f"{FULL_SWEEP_IMAGES * after / 1000 / 60:.0f}", "min",
+         f"{FULL_SWEEP_IMAGES} test images x {after:.0f} ms ({after_sam:.0f} ms with "
+         f"SAM's own calls: {after_sam / after:.2f}x), without the 40 fits"),
+    ]
+    if m["bf16"]:
+        b = m["bf16"]
+        fp32, bf16 = b["dice"]["fp32"], b["dice"]["bf16"]
+        change = {v: 100 * (bf16[v] - fp32[v]) for v in fp32}
+        by_variant = ", ".join(f"{v} {c:+.2f}" for v, c in change.items())
+        weights = ("random weights: masks mean nothing" if m["backbone"] == "tiny" else
+                   "real weights")
+        rows.append((
+            "2", f"{m['backbone']} {device} bf16 encoder: mean Dice change",
+            f"{max(change.values(), key=abs):+.2f}", "points",
+            f"the largest of bf16 - fp32 by variant ({by_variant}); {weights}, "
+            f"fold 0, {b['images']} test images, {m['preset']} k = {m['k']}; embeddings "
+            f"{b['relative']:.2g} max relative; the protocol alone moves a 200-image fold's "
+            "mean by up to 0.9 points (last bits change a random point prompt's pixel)"))
+
+
 def stages_section(args, rows: list) -> None:
     """5: where a sweep's time goes once the embeddings are cached."""
     devices = [] if args.gpu_only else ["cpu"]
     devices += ["cuda"] if torch.cuda.is_available() and not args.no_gpu else []
     for device in devices:
-        m = run_child("stages", args, ["--stages-device", device])
-        sec, n = m["seconds"], m["n"]
-        where = (f"{m['backbone']} on {device}, {m['data']}, {m['preset']} k = {m['k']}, "
-                 f"fold 0, first {n} of its {m['fold_test']} test images")
-        per = {key: 1000 * v / n for key, v in sec.items() if key != "fit"}
-        rest = sum(per[key] for key in ("mask", "prompts", "score"))
-        after, after_sam = rest + per["decode_batched"], rest + per["decode"]
-        rows += [
-            ("5", f"{device}: classifier fit", f"{sec['fit']:.2f}", "s", where),
-            ("5", f"{device}: per test image, mask read / coarse mask + prompts / score",
-             f"{per['mask']:.1f} / {per['prompts']:.1f} / {per['score']:.1f}", "ms", where),
-            ("5", f"{device}: per test image, SAM decode (3 variants, SAM's own calls)",
-             f"{per['decode']:.1f}", "ms",
-             f"`run --sam-decoder`; {100 * per['decode'] / after_sam:.0f} % of the "
-             "per-image time"),
-            ("5", f"{device}: per test image, SAM decode (3 variants, one batched call)",
-             f"{per['decode_batched']:.1f}", "ms",
-             f"the default; {per['decode'] / per['decode_batched']:.2f}x faster; identical "
-             f"masks on {m['same']} of {n} images; "
-             f"{100 * per['decode_batched'] / after:.0f} % of the per-image time"),
-            ("5", f"{device}: full sweep after encoding, estimated",
-             f"{FULL_SWEEP_IMAGES * after / 1000 / 60:.0f}", "min",
-             f"{FULL_SWEEP_IMAGES} test images x {after:.0f} ms ({after_sam:.0f} ms with "
-             f"SAM's own calls: {after_sam / after:.2f}x), without the 40 fits"),
-        ]
+        with measuring(rows, "5", f"{device}: sweep stages"):
+            stage_rows(args, rows, device)
     if "cuda" not in devices:
         rows.append(("5", "cuda: sweep stages", "not measured", "",
                      "no CUDA device here; `make bench` on a GPU machine fills these rows"))
@@ -752,10 +826,82 @@ def sweep_rows(args, rows: list) -> None:
                      f"target 3x: {'met' if base / m['wall'] >= 3 else 'NOT met'}"))
 
 
+def render_row(row) -> str:
+    return "| " + " | ".join(str(c) for c in row) + " |"
+
+
+HEAD = [render_row(COLUMNS), "|" + "---|" * len(COLUMNS)]
+
+
 def render(rows) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(HEAD + [render_row(r) for r in rows])
+
+
+class Table(list):
+    """The bench's rows, each written out the moment it is measured: printed, and the
+    whole table so far rewritten (atomically) to ``out``.
+
+    A run cut short (a borrowed GPU's time limit, a machine taken back) leaves every
+    row measured before it, and the file's header says the run did not finish.
+    """
+
+    def __init__(self, out: Path, started: float) -> None:
+        super().__init__()
+        self.out, self.started = out, started
+        print("\n".join(HEAD), flush=True)
+
+    def append(self, row: tuple) -> None:
+        super().append(row)
+        print(render_row(row), flush=True)
+        self.write(done=False)
+
+    def extend(self, rows) -> None:
+        for row in rows:
+            self.append(row)
+
+    def __iadd__(self, rows) -> "Table":
+        self.extend(rows)
+        return self
+
+    @property
+    def failed(self) -> list[tuple]:
+        return [r for r in self if r[2] == "failed"]
+
+    def write(self, done: bool) -> None:
+        from selfprompt.io import atomic_write_text
+
+        seconds = time.perf_counter() - self.started
+        state = (f"{seconds:.0f} s in all" if done else
+                 f"NOT FINISHED: the rows measured in its first {seconds:.0f} s")
+        if self.failed:
+            state += f"; {len(self.failed)} failed (see their detail)"
+        header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch "
+                  f"{torch.__version__}, {os.cpu_count()} CPUs, {state}. Sections: 1 passes "
+                  f"and wall time of a sweep, 2 encoder speed, 3 arithmetic rate, 4 peak "
+                  f"memory, 5 the sweep after encoding.\n\n")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out, header + render(self) + "\n")
+
+
+@contextlib.contextmanager
+def measuring(rows: list, section: str, label: str):
+    """Run one measurement; if it raises, add a ``failed`` row that names the error
+    (its traceback goes to stderr) and go on with the next one.
+
+    A borrowed GPU gives a few minutes for one prepared run: one model that runs out of
+    memory, or one kernel a driver refuses, must not cost the rows after it. The bench
+    still exits with status 1 when a row failed.
+    """
+    import traceback
+
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 -- reported as a row, and in the exit status
+        traceback.print_exc()
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        rows.append((section, label, "failed", "", f"{type(err).__name__}: {first}"))
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def sweep_section(args, rows: list) -> None:
@@ -819,11 +965,12 @@ def main(argv=None) -> int:
     p.add_argument("--speed", default="tiny:1,4,8;vit_t:1,2;medsam_lite:1,4;vit_b:1",
                    help="CPU speed grid: model:batch,batch;...")
     p.add_argument("--gpu-speed",
-                   default="tiny:1,16;vit_t:1,16,32;medsam_lite:1,16,64;vit_b:1,16,32;vit_h:16")
+                   default="vit_b:1,16,32;vit_h:16;medsam_lite:1,16,64;vit_t:1,16,32;tiny:1,16",
+                   help="GPU speed grid, the targets' models first: a run cut short keeps them")
     p.add_argument("--e2e", default="medsam_lite:1",
                    help="CPU end-to-end embedding rows (model:batch[:precision];...), each "
                    "beside its encoder-only rate")
-    p.add_argument("--gpu-e2e", default="tiny:16;vit_b:16;vit_b:16:bf16;medsam_lite:64",
+    p.add_argument("--gpu-e2e", default="vit_b:16:bf16;vit_b:16;medsam_lite:64;tiny:16",
                    help="the same on a GPU (target: 80 %% of the encoder-only rate)")
     p.add_argument("--e2e-images", type=int, default=8,
                    help="images embedded per CPU end-to-end row (at least two batches)")
@@ -867,6 +1014,10 @@ def main(argv=None) -> int:
     p.add_argument("--stages-k", default="20")
     p.add_argument("--stages-preset", default="corrected")
     p.add_argument("--stages-test", type=int, default=20, help="test images timed (0: skip)")
+    p.add_argument("--stages-bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="also embed section 5's images with a bf16 encoder and give the mean "
+                   "Dice change of fold 0 on real weights (default: on a GPU only; on a CPU "
+                   "it costs the encoding of every image again)")
     p.add_argument("--stages-device", default="cpu", help=argparse.SUPPRESS)
     p.add_argument("--sweep-runs", default=str(REPO / "reports" / "runs" / "kvasir"
                                                / "medsam_lite"),
@@ -886,10 +1037,10 @@ def main(argv=None) -> int:
     if args.gpu_only and (args.no_gpu or not torch.cuda.is_available()):
         p.error("--gpu-only needs a CUDA device, and this machine has none visible "
                 "to torch" if not args.no_gpu else "--gpu-only and --no-gpu exclude each other")
-    rows: list[tuple] = []
-    t_all = time.perf_counter()
+    rows = Table(Path(args.out), time.perf_counter())
     if not args.gpu_only:
-        sweep_section(args, rows)
+        with measuring(rows, "1", "sweep: kit flow against the authors'"):
+            sweep_section(args, rows)
     if not args.skip_speed:
         speed_section(args, rows)
     vit_b = [r for r in rows if r[1] == "vit_b cpu batch 1 fp32: encoder speed"]
@@ -900,39 +1051,38 @@ def main(argv=None) -> int:
                      f"{full * t / 3600:.1f} / {args.full_images * t / 3600:.1f} / 0", "hours",
                      f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
     for exact in [False, True] if args.memory_encode and not args.gpu_only else []:
-        m = run_child("encode", args, ["--memory-exact"] if exact else [])
-        rows.append((
-            "4", f"peak RSS: encoding, {m['model']} "
-                 f"{'exact encoder' if exact else 'kit encoder'}",
-            f"{m['rss_mib']:.0f}", "MiB",
-            f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
-            f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
+        label = f"peak RSS: encoding, {'exact encoder' if exact else 'kit encoder'}"
+        with measuring(rows, "4", label):
+            m = run_child("encode", args, ["--memory-exact"] if exact else [])
+            rows.append((
+                "4", f"peak RSS: encoding, {m['model']} "
+                     f"{'exact encoder' if exact else 'kit encoder'}",
+                f"{m['rss_mib']:.0f}", "MiB",
+                f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
+                f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.memory_images and not args.gpu_only:
         for preset in [args.memory_preset] if args.memory_preset else ["paper", "corrected"]:
             routes = [[]] + ([["--memory-in-memory"]] if args.memory_in_memory else [])
             for extra in routes:
-                m = run_child("classifier", args, ["--memory-preset", preset] + extra)
-                rows.append((
-                    "4", f"peak RSS: k = all fold, {preset} preset, {m['route']} fit",
-                    f"{m['rss_mib']:.0f}", "MiB",
-                    f"{m['n']} shots (synthetic), {m['backbone']} SAM held, "
-                    f"{m['rss_before_mib']:.0f} MiB before the fit; "
-                    f"{m['iterations']} lbfgs iterations {m['seconds']:.1f} s; "
-                    f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
+                with measuring(rows, "4", f"peak RSS: k = all fold, {preset} preset"):
+                    m = run_child("classifier", args, ["--memory-preset", preset] + extra)
+                    rows.append((
+                        "4", f"peak RSS: k = all fold, {preset} preset, {m['route']} fit",
+                        f"{m['rss_mib']:.0f}", "MiB",
+                        f"{m['n']} shots (synthetic), {m['backbone']} SAM held, "
+                        f"{m['rss_before_mib']:.0f} MiB before the fit; "
+                        f"{m['iterations']} lbfgs iterations {m['seconds']:.1f} s; "
+                        f"target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.stages_test:
         stages_section(args, rows)
     if not args.gpu_only:
-        sweep_rows(args, rows)
-    table = render(rows)
-    header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
-              f"{os.cpu_count()} CPUs, {time.perf_counter() - t_all:.0f} s in all. "
-              f"Sections: 1 passes and wall time of a sweep, 2 encoder speed, "
-              f"3 arithmetic rate, 4 peak memory, 5 the sweep after encoding.\n\n")
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(header + table + "\n")
-    return 0
+        with measuring(rows, "5", "measured sweep after encoding (make reproduce)"):
+            sweep_rows(args, rows)
+    rows.write(done=True)
+    if rows.failed:
+        print(f"{len(rows.failed)} row(s) failed: {', '.join(r[1] for r in rows.failed)}",
+              file=sys.stderr)
+    return 1 if rows.failed else 0
 
 
 if __name__ == "__main__":

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.bench import (COLUMNS, analytic_passes, backbone_or_row,  # noqa: E402
-                              main, masked_attention_route)
+from benchmarks.bench import (COLUMNS, Table, analytic_passes,  # noqa: E402
+                              backbone_or_row, main, masked_attention_route, measuring)
 
 
 def test_analytic_counts():
@@ -79,6 +80,7 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--stages-backbone", "tiny",
                  "--stages-images", "12", "--stages-k", "2", "--stages-test", "3",
+                 "--stages-bf16",
                  "--sweep-runs", str(tmp_path / "no-sweep"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
@@ -120,10 +122,63 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     # boundary pixel may round the other way on another CPU; tests/test_batchdecode.py
     # holds the tolerance)
     assert re.search(r"identical masks on \d of 2 images", batched[4])
+    # the bf16 encoder's effect on Dice: fold 0 (its 2 test images), every variant
+    bf16 = by_name["tiny cpu bf16 encoder: mean Dice change"]
+    assert re.search(r"linear [-+][\d.]+, point [-+][\d.]+, box [-+][\d.]+, "
+                     r"point_box [-+][\d.]+\); random weights.*fold 0, 2 test images", bf16[4])
+    changes = [abs(float(c)) for c in re.findall(r"[-+][\d.]+(?=[,)])", bf16[4])]
+    assert len(changes) == 4 and abs(float(bf16[2])) == max(changes)
     if not torch.cuda.is_available():
         assert by_name["cuda: sweep stages"][2] == "not measured"
     assert by_name["measured sweep after encoding (make reproduce)"][2] == "not measured"
-    assert out.read_text().count("\n|") == len(lines)
+    assert not [r for r in rows if r[2] == "failed"]
+    text = out.read_text()
+    assert text.count("\n|") == len(lines) and "s in all." in text
+    assert "NOT FINISHED" not in text
+
+
+def test_table_is_on_disk_row_by_row(tmp_path, capsys):
+    """A run cut short (a borrowed GPU's time limit) leaves the rows measured so far."""
+    out = tmp_path / "bench.md"
+    rows = Table(out, time.perf_counter())
+    rows.append(("2", "first", "1.5", "images/s", ""))
+    assert "NOT FINISHED" in out.read_text() and "| 2 | first | 1.5 |" in out.read_text()
+    rows += [("3", "second", "7", "GMAC/s", ""), ("4", "third", "2", "GiB", "")]
+    assert out.read_text().count("\n|") == 2 + 3
+    assert capsys.readouterr().out.splitlines()[-1] == "| 4 | third | 2 | GiB |  |"
+    rows.write(done=True)
+    assert "NOT FINISHED" not in out.read_text() and "s in all." in out.read_text()
+
+
+def test_a_measurement_that_raises_becomes_a_failed_row(tmp_path):
+    rows = Table(tmp_path / "bench.md", time.perf_counter())
+    with measuring(rows, "2", "vit_h cuda batch 16 bf16: encoder speed"):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore lines")
+    with measuring(rows, "2", "vit_t cuda batch 1 fp32: encoder speed"):
+        rows.append(("2", "vit_t cuda batch 1 fp32: encoder speed", "90", "images/s", ""))
+    assert rows == [("2", "vit_h cuda batch 16 bf16: encoder speed", "failed", "",
+                     "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+                    ("2", "vit_t cuda batch 1 fp32: encoder speed", "90", "images/s", "")]
+    assert rows.failed == rows[:1]
+    assert "1 failed" in (tmp_path / "bench.md").read_text()
+
+
+def test_the_bench_goes_on_after_a_failed_section_and_exits_1(tmp_path, monkeypatch, capsys):
+    import benchmarks.bench as bench
+
+    def broken(args, rows):
+        raise ValueError("no such data set")
+
+    monkeypatch.setattr(bench, "sweep_section", broken)
+    out = tmp_path / "bench.md"
+    assert main(["--skip-speed", "--memory-encode", "0", "--memory-images", "0",
+                 "--stages-test", "0", "--sweep-runs", str(tmp_path / "none"),
+                 "--out", str(out)]) == 1
+    text = out.read_text()
+    assert "| 1 | sweep: kit flow against the authors' | failed |  | ValueError: no such " \
+           "data set |" in text
+    assert "| measured sweep after encoding (make reproduce) | not measured |" in text
+    assert "1 row(s) failed: sweep: kit flow against the authors'" in capsys.readouterr().err
 
 
 def test_a_measured_sweep_is_what_its_folds_recorded(tmp_path):
