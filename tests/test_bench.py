@@ -68,6 +68,39 @@ def test_gpu_script_stops_at_once_without_a_gpu(tmp_path):
     assert "--gpu-only needs a CUDA device" in (tmp_path / "bench_gpu.log").read_text()
 
 
+def test_gpu_carry_copies_the_first_pairs_and_sizes_the_load(tmp_path, synthetic_dir):
+    """benchmarks/gpu_carry.sh, which prepares what the borrowed machine cannot fetch: the
+    first N pairs, as the kit pairs them, in a folder the kit reads back the same."""
+    import subprocess
+
+    from selfprompt.datasets import open_dataset
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_carry.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHON": sys.executable, "SRC": str(synthetic_dir),
+                               "N": "4", "WHEELS": "none", "DEST": str(tmp_path / "carry")})
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path / "carry" / synthetic_dir.name
+    original, carried = open_dataset(synthetic_dir).subset(4), open_dataset(copy)
+    assert [s.name for s in carried.samples] == [s.name for s in original.samples]
+    for a, b in zip(original.samples, carried.samples):
+        assert a.image_path.read_bytes() == b.image_path.read_bytes()
+        assert a.mask_path.read_bytes() == b.mask_path.read_bytes()
+    assert f"carry: {tmp_path / 'carry'} (" in done.stdout
+    assert done.stdout.splitlines()[-1] == (f"command: DATA={copy} OUT=$OUT bash "
+                                            "benchmarks/gpu.sh --stages-images 4")
+
+
+def test_gpu_carry_without_a_data_set_says_so(tmp_path):
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_carry.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": sys.executable, "WHEELS": "none",
+                               "SRC": str(tmp_path / "nothing"), "DEST": str(tmp_path)})
+    assert done.returncode == 2 and "no data set at" in done.stderr
+
+
 @pytest.mark.slow
 def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     out = tmp_path / "bench.md"
