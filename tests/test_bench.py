@@ -17,7 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 from benchmarks.bench import (COLUMNS, Table, analytic_passes,  # noqa: E402
-                              backbone_or_row, main, masked_attention_route, measuring)
+                              backbone_or_row, main, masked_attention_route, measuring,
+                              parse_args, run_child)
 
 
 def test_analytic_counts():
@@ -194,6 +195,16 @@ def test_a_measurement_that_raises_becomes_a_failed_row(tmp_path):
                     ("2", "vit_t cuda batch 1 fp32: encoder speed", "90", "images/s", "")]
     assert rows.failed == rows[:1]
     assert "1 failed" in (tmp_path / "bench.md").read_text()
+
+
+def test_a_failed_child_is_named_by_its_last_line(tmp_path):
+    rows = Table(tmp_path / "bench.md", time.perf_counter())
+    with measuring(rows, "5", "cpu: sweep stages"):
+        run_child("stages", parse_args(["--data", str(tmp_path / "no-such-folder"),
+                                        "--stages-backbone", "tiny"]))
+    assert rows[0][:3] == ("5", "cpu: sweep stages", "failed")
+    assert rows[0][4].startswith("RuntimeError: stages child failed: ")
+    assert "data folder does not exist" in rows[0][4]
 
 
 def test_the_bench_goes_on_after_a_failed_section_and_exits_1(tmp_path, monkeypatch, capsys):
