@@ -197,6 +197,42 @@ def test_a_measurement_that_raises_becomes_a_failed_row(tmp_path):
     assert "1 failed" in (tmp_path / "bench.md").read_text()
 
 
+def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
+    """The GPU rows' verdicts, which only a borrowed GPU prints, checked here with the
+    measurement replaced: 300 images/s for vit_b in bf16 at batch 16 or more, under 8 GiB
+    at batch 32; the fp32 rows and batch 1 have no target."""
+    import types
+
+    import benchmarks.bench as bench
+
+    speed = {}
+    monkeypatch.setattr(bench, "encoder_speed", lambda backbone, b, p, *a, **k: (
+        speed[b, p], torch.zeros(256, 64, 64), 7.5 * 2**30 if b == 32 else 9 * 2**30))
+    vit_b = types.SimpleNamespace(model_type="vit_b", device=torch.device("cuda"))
+    args = parse_args(["--no-gpu"])
+    rows = []
+    speed.update({(32, "bf16"): 310.0, (16, "bf16"): 290.0, (1, "bf16"): 60.0,
+                  (32, "fp32"): 27.0})
+    for b, p in speed:
+        bench.variant_rows(args, rows, vit_b, f"vit_b cuda batch {b} {p}", (b, p, None),
+                           macs=370e9, peak=780e12 if p == "bf16" else 50e12)
+    by_name = {r[1]: r for r in rows}
+    assert by_name["vit_b cuda batch 32 bf16: achieved rate"][4].endswith(
+        "target 300 images/s: met")
+    assert by_name["vit_b cuda batch 16 bf16: achieved rate"][4].endswith(
+        "target 300 images/s: NOT met")
+    assert "target" not in by_name["vit_b cuda batch 1 bf16: achieved rate"][4]
+    assert "target" not in by_name["vit_b cuda batch 32 fp32: achieved rate"][4]
+    assert by_name["vit_b cuda batch 32 bf16: peak GPU memory"][2:] == (
+        "7.50", "GiB", "torch.cuda.max_memory_allocated; target under 8 GiB: met")
+    assert by_name["vit_b cuda batch 16 bf16: peak GPU memory"][4] == \
+        "torch.cuda.max_memory_allocated"
+    # 310 images/s x 370 GMAC of a 780 TMAC/s peak: 14.7 %
+    assert by_name["vit_b cuda batch 32 bf16: achieved rate"][2] == f"{310 * 370:.1f}"
+    assert by_name["vit_b cuda batch 32 bf16: achieved rate"][4].startswith(
+        "15 % of the bf16 matmul peak")
+
+
 def test_a_failed_child_is_named_by_its_last_line(tmp_path):
     rows = Table(tmp_path / "bench.md", time.perf_counter())
     with measuring(rows, "5", "cpu: sweep stages"):
