@@ -29,6 +29,7 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -452,16 +453,25 @@ def matmul_peak(dtype=torch.float32, n: int = 2048, reps: int = 5, device: str =
     return n ** 3 / best
 
 
+class Speed(NamedTuple):
+    """What :func:`encoder_speed` measured."""
+
+    images_per_s: float
+    embedding: torch.Tensor   # the first image's, for comparisons between rows
+    gpu_bytes: int | None     # peak torch.cuda.max_memory_allocated (None on a CPU)
+    first_s: float            # the first batch's seconds: set-up (compiling) included
+
+
 def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
-                  fused: bool | None = None, channels_last: bool = False) -> tuple:
+                  fused: bool | None = None, channels_last: bool = False,
+                  compile: bool = False) -> Speed:
     """Images/s of ``ImageEncoder.encode`` (best of ``reps`` timed batches, as the matmul
-    peak is a best of several: both then say what the machine does when undisturbed)
-    and the first image's embedding, and on a GPU the peak of
-    ``torch.cuda.max_memory_allocated`` over these passes (None on a CPU)."""
+    peak is a best of several: both then say what the machine does when undisturbed),
+    after ``warmup`` batches (at least one when ``compile``)."""
     from selfprompt.encoder import ImageEncoder
 
     enc = ImageEncoder(backbone, batch_size=batch, precision=precision,
-                       channels_last=channels_last, fused=fused)
+                       channels_last=channels_last, fused=fused, compile=compile)
     g = torch.Generator().manual_seed(1)
     side = backbone.img_size
     prepared = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=g)
@@ -470,17 +480,15 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     sync = synchronizer(backbone.device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(backbone.device)
-    out = None
-    for _ in range(warmup):
-        out = enc.encode(prepared)
-    sync()
-    best = float("inf")
-    for _ in range(reps):
+    seconds = []
+    for _ in range(max(warmup, 1 if compile else 0) + max(reps, 1)):
         t = time.perf_counter()
         out = enc.encode(prepared)
         sync()
-        best = min(best, time.perf_counter() - t)
-    return batch / best, out[0], torch.cuda.max_memory_allocated(backbone.device) if cuda else None
+        seconds.append(time.perf_counter() - t)
+    return Speed(batch / min(seconds[-max(reps, 1):]), out[0],
+                 torch.cuda.max_memory_allocated(backbone.device) if cuda else None,
+                 seconds[0])
 
 
 def backbone_or_row(model: str, device: str, rows: list, label: str):
@@ -517,23 +525,22 @@ def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> fl
 def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> None:
     """Section 2, end to end: the embedding step's images/s beside the encoder-only rate
     at the same batch and precision, measured just before it (target on a GPU: 80 %)."""
-    entries = [(e.split(":") + ["fp32"])[:3] for e in filter(None, grid.split(";"))]
+    entries = parse_entries(grid)
     if not entries:
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # one data set for every row, each taking its first images
-        full, root = open_data(args.data, tmp, max(max(images, 2 * int(b))
-                                                   for _, b, _ in entries))
+        full, root = open_data(args.data, tmp, max(max(images, 2 * b) for _, b, _ in entries))
         for model, batch, precision in entries:
-            batch = int(batch)
             backbone = backbone_or_row(model, device, rows, f"{model} {device}: end to end")
             if backbone is None:
                 continue
             dataset = full.subset(max(images, 2 * batch))
             name = f"{model} {device} batch {batch} {precision}: end to end (embed)"
             with measuring(rows, "2", name):
-                only, _, _ = encoder_speed(backbone, batch, precision, args.reps, args.warmup)
+                only = encoder_speed(backbone, batch, precision, args.reps,
+                                     args.warmup).images_per_s
                 ips = embed_speed(backbone, dataset, batch, precision,
                                   tmp / f"{model}-{batch}-{precision}")
                 target = ""
@@ -544,6 +551,37 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
                              f"resize, encode, cache write; {100 * ips / only:.0f} % of the "
                              f"encoder-only {only:.3g} images/s{target}"))
             del backbone
+
+
+def compiled_rows(args, rows: list) -> None:
+    """Section 2, ``torch.compile``, last (compiling takes minutes): on each device,
+    ``ImageEncoder(compile=True)`` beside the same encoder uncompiled, measured just
+    before it, with the first batch's seconds (the compiling) and the embeddings'
+    difference. Whether compiling pays once shapes are fixed is what #13 leaves open
+    for a GPU; on 2 CPU cores it did not."""
+    grids = [] if args.gpu_only else [("cpu", args.compile)]
+    if torch.cuda.is_available() and not args.no_gpu:
+        grids.append(("cuda", args.gpu_compile))
+    for device, (model, batch, precision) in [(d, e) for d, g in grids
+                                              for e in parse_entries(g)]:
+        name = f"{model} {device} batch {batch} {precision} compiled: encoder speed"
+        backbone = backbone_or_row(model, device, rows, name)
+        if backbone is None:
+            continue
+        with measuring(rows, "2", name):
+            # as the speed grid runs them (channels_last in half precision on a GPU)
+            layout = {"channels_last": device == "cuda" and precision != "fp32"}
+            plain = encoder_speed(backbone, batch, precision, args.reps, args.warmup, **layout)
+            built = encoder_speed(backbone, batch, precision, args.reps, args.warmup,
+                                  compile=True, **layout)
+            d = (built.embedding - plain.embedding).abs().max().item()
+            rows.append(("2", name, f"{built.images_per_s:.3g}", "images/s",
+                         f"torch.compile: {built.images_per_s / plain.images_per_s:.2f}x "
+                         f"the uncompiled {plain.images_per_s:.3g} images/s; first batch "
+                         f"(compiling) {built.first_s:.0f} s; embedding max abs from "
+                         f"uncompiled {d:.2g} (relative "
+                         f"{d / plain.embedding.abs().max().item():.2g})"))
+        del backbone
 
 
 @contextlib.contextmanager
@@ -558,6 +596,15 @@ def masked_attention_route():
         yield
     finally:
         encoder_module.BIAS_IN_PRODUCTS = kept
+
+
+def parse_entries(text: str) -> list[tuple[str, int, str]]:
+    """``"vit_b:16:bf16;tiny:2"`` -> ``[("vit_b", 16, "bf16"), ("tiny", 2, "fp32")]``."""
+    entries = []
+    for part in filter(None, text.split(";")):
+        model, batch, precision = (part.split(":") + ["fp32"])[:3]
+        entries.append((model.strip(), int(batch), precision.strip()))
+    return entries
 
 
 def parse_grid(text: str) -> dict[str, list[int]]:
@@ -584,7 +631,7 @@ def variant_rows(args, rows: list, backbone, name: str, variant: tuple, macs: fl
     adjacent = device == "cpu" and p == "fp32"
     before = matmul_peak(torch.float32, args.mm_size, reps=3) if adjacent else 0
     with masked_attention_route() if fast == "mask" else contextlib.nullcontext():
-        ips, emb, gpu_bytes = encoder_speed(
+        ips, emb, gpu_bytes, _ = encoder_speed(
             backbone, b, p, args.reps, warm, None if fast == "mask" else fast,
             channels_last=device == "cuda" and p != "fp32")
     if adjacent:
@@ -974,6 +1021,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "beside its encoder-only rate")
     p.add_argument("--gpu-e2e", default="vit_b:16:bf16;vit_b:16;medsam_lite:64;tiny:16",
                    help="the same on a GPU (target: 80 %% of the encoder-only rate)")
+    p.add_argument("--compile", default="",
+                   help="CPU rows of ImageEncoder(compile=True) (model:batch[:precision];...), "
+                   "each beside the same encoder uncompiled (none by default: on 2 cores it "
+                   "gained nothing and compiling vit_b takes 24 s)")
+    p.add_argument("--gpu-compile", default="vit_b:32:bf16",
+                   help="the same on a GPU; the compiled rows come last")
     p.add_argument("--e2e-images", type=int, default=8,
                    help="images embedded per CPU end-to-end row (at least two batches)")
     p.add_argument("--gpu-e2e-images", type=int, default=512)
@@ -1084,6 +1137,8 @@ def main(argv=None) -> int:
     if not args.gpu_only:
         with measuring(rows, "5", "measured sweep after encoding (make reproduce)"):
             sweep_rows(args, rows)
+    if not args.skip_speed:
+        compiled_rows(args, rows)
     rows.write(done=True)
     if rows.failed:
         print(f"{len(rows.failed)} row(s) failed: {', '.join(r[1] for r in rows.failed)}",

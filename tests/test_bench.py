@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -206,8 +207,8 @@ def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
     import benchmarks.bench as bench
 
     speed = {}
-    monkeypatch.setattr(bench, "encoder_speed", lambda backbone, b, p, *a, **k: (
-        speed[b, p], torch.zeros(256, 64, 64), 7.5 * 2**30 if b == 32 else 9 * 2**30))
+    monkeypatch.setattr(bench, "encoder_speed", lambda backbone, b, p, *a, **k: bench.Speed(
+        speed[b, p], torch.zeros(256, 64, 64), 7.5 * 2**30 if b == 32 else 9 * 2**30, 1.0))
     vit_b = types.SimpleNamespace(model_type="vit_b", device=torch.device("cuda"))
     args = parse_args(["--no-gpu"])
     rows = []
@@ -231,6 +232,25 @@ def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
     assert by_name["vit_b cuda batch 32 bf16: achieved rate"][2] == f"{310 * 370:.1f}"
     assert by_name["vit_b cuda batch 32 bf16: achieved rate"][4].startswith(
         "15 % of the bf16 matmul peak")
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++")),
+                    reason="torch.compile's CPU code needs a C++ compiler")
+def test_compiled_rows_compare_with_the_uncompiled_encoder():
+    import benchmarks.bench as bench
+
+    rows = []
+    bench.compiled_rows(parse_args(["--compile", "tiny:1", "--no-gpu", "--warmup", "0",
+                                    "--reps", "1"]), rows)
+    assert len(rows) == 1, rows
+    section, name, value, unit, detail = rows[0]
+    assert (section, name, unit) == ("2", "tiny cpu batch 1 fp32 compiled: encoder speed",
+                                     "images/s")
+    assert float(value) > 0
+    m = re.fullmatch(r"torch.compile: [\d.]+x the uncompiled [\d.e+]+ images/s; first batch "
+                     r"\(compiling\) \d+ s; embedding max abs from uncompiled (\S+) "
+                     r"\(relative (\S+)\)", detail)
+    assert m and float(m[2]) < 1e-4, detail  # the same encoder, up to float rounding
 
 
 def test_a_failed_child_is_named_by_its_last_line(tmp_path):
