@@ -57,7 +57,8 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
         smoke lab bench install-extras notebook-outputs lint lock clean distclean \
-        reference verify-reference ablations reference-ablations classroom-check exercises book \
+        reference verify-reference ablations reference-ablations reference-bench \
+        classroom-check exercises book \
         bundle install-offline
 
 help: ## list the targets
@@ -276,6 +277,16 @@ smoke: $(VENV)/.installed ## a CI-sized run: tiny backbone, a few images, no dow
 BENCH_ARGS ?=
 bench: $(VENV)/.installed ## encoder passes, speed, arithmetic rate, memory -> reports/bench.md
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+# make reference-bench: the committed CPU table, on the reference's data: section 5 on real
+# weights over every Kvasir-SEG image (bf16 too), and the sweep that `make reference` (or
+# `make reproduce MODEL=medsam_lite`) left in RUNS, timed. The GPU's table comes from
+# benchmarks/gpu.sh, run on a GPU machine (benchmarks/README.md).
+REF_BENCH_ARGS ?= --speed 'tiny:1,4;vit_t:1;medsam_lite:1,4;vit_b:1' --reps 3 \
+                  --stages-images 1000 --stages-bf16
+reference-bench: $(VENV)/.installed ## the committed CPU bench table (after `make reference`: it times that sweep)
+	$(PY) -m benchmarks.bench --data $(abspath $(REF_DATA)) $(REF_BENCH_ARGS) \
+		--sweep-runs $(RUNS)/kvasir/$(REF_MODEL) --out reports/reference/bench.md
 
 install-extras: $(VENV)/.installed ## optional vit_t backbone (MobileSAM: mobilesam-mirror, timm)
 	$(PY) -m pip install -q -r requirements-extras.txt

@@ -893,9 +893,9 @@ class Table(list):
     row measured before it, and the file's header says the run did not finish.
     """
 
-    def __init__(self, out: Path, started: float) -> None:
+    def __init__(self, out: Path, started: float, argv: list[str] = ()) -> None:
         super().__init__()
-        self.out, self.started = out, started
+        self.out, self.started, self.argv = out, started, list(argv)
         print("\n".join(HEAD), flush=True)
 
     def append(self, row: tuple) -> None:
@@ -916,17 +916,24 @@ class Table(list):
         return [r for r in self if r[2] == "failed"]
 
     def write(self, done: bool) -> None:
+        """The table so far, under a header saying what made it: command, commit, machine."""
+        import shlex
+
         from selfprompt.io import atomic_write_text
+        from selfprompt.provenance import cpu_model, kit_commit
 
         seconds = time.perf_counter() - self.started
         state = (f"{seconds:.0f} s in all" if done else
                  f"NOT FINISHED: the rows measured in its first {seconds:.0f} s")
         if self.failed:
             state += f"; {len(self.failed)} failed (see their detail)"
-        header = (f"# make bench\n\n{time.strftime('%Y-%m-%d %H:%M')}, torch "
-                  f"{torch.__version__}, {os.cpu_count()} CPUs, {state}. Sections: 1 passes "
-                  f"and wall time of a sweep, 2 encoder speed, 3 arithmetic rate, 4 peak "
-                  f"memory, 5 the sweep after encoding.\n\n")
+        gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+        command = shlex.join(["python", "-m", "benchmarks.bench"] + self.argv)
+        header = (f"# make bench\n\n`{command}`\n\n{time.strftime('%Y-%m-%d %H:%M')}, kit "
+                  f"{kit_commit()}, torch {torch.__version__}, {cpu_model()} "
+                  f"({os.cpu_count()} CPUs){gpu}; {state}. "
+                  f"Sections: 1 passes and wall time of a sweep, 2 encoder speed, 3 arithmetic "
+                  f"rate, 4 peak memory, 5 the sweep after encoding.\n\n")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out, header + render(self) + "\n")
 
@@ -1096,7 +1103,7 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
 
-    rows = Table(Path(args.out), time.perf_counter())
+    rows = Table(Path(args.out), time.perf_counter(), sys.argv[1:] if argv is None else argv)
     if not args.gpu_only:
         with measuring(rows, "1", "sweep: kit flow against the authors'"):
             sweep_section(args, rows)

@@ -168,7 +168,9 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     assert by_name["measured sweep after encoding (make reproduce)"][2] == "not measured"
     assert not [r for r in rows if r[2] == "failed"]
     text = out.read_text()
-    assert text.count("\n|") == len(lines) and "s in all." in text
+    assert text.splitlines()[2].startswith("`python -m benchmarks.bench --data ")
+    assert re.search(r", kit \S+, torch \S+, .+ \(\d+ CPUs\); \d+ s in all\.", text)
+    assert text.count("\n|") == len(lines)
     assert "NOT FINISHED" not in text
 
 
