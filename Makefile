@@ -285,7 +285,7 @@ bench: $(VENV)/.installed ## encoder passes, speed, arithmetic rate, memory -> r
 REF_BENCH_ARGS ?= --speed 'tiny:1,4;vit_t:1;medsam_lite:1,4;vit_b:1' --reps 3 \
                   --stages-images 1000 --stages-bf16
 reference-bench: $(VENV)/.installed ## the committed CPU bench table (after `make reference`: it times that sweep)
-	$(PY) -m benchmarks.bench --data $(abspath $(REF_DATA)) $(REF_BENCH_ARGS) \
+	$(PY) -m benchmarks.bench --data $(REF_DATA) $(REF_BENCH_ARGS) \
 		--sweep-runs $(RUNS)/kvasir/$(REF_MODEL) --out reports/reference/bench.md
 
 install-extras: $(VENV)/.installed ## optional vit_t backbone (MobileSAM: mobilesam-mirror, timm)

@@ -660,6 +660,9 @@ def variant_rows(args, rows: list, backbone, name: str, variant: tuple, macs: fl
     return emb
 
 
+#: the detail of the GPU rows' "not measured" stand-ins
+NO_GPU = ("no CUDA device here (or --no-gpu); on a GPU machine `make bench` fills these rows, or "
+          "benchmarks/gpu.sh the GPU rows alone (benchmarks/README.md)")
 #: images/s that the bf16 rows at batch 16 or more should reach on an H100/H200 (#13)
 GPU_TARGETS = {"vit_b": 300, "vit_h": 80}
 
@@ -679,6 +682,9 @@ def speed_section(args, rows: list) -> None:
     devices = [] if args.gpu_only else [("cpu", parse_grid(args.speed), args.precisions)]
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append(("cuda", parse_grid(args.gpu_speed), args.precisions))
+    else:
+        rows.append(("2", "cuda: encoder speed, rate, GPU memory, end to end, compiled",
+                     "not measured", "", NO_GPU))
     for device, grid, precisions in devices:
         if device == "cuda":
             peak32 = matmul_peak(torch.float32, 8192, device="cuda")
@@ -800,8 +806,7 @@ def stages_section(args, rows: list) -> None:
         with measuring(rows, "5", f"{device}: sweep stages"):
             stage_rows(args, rows, device)
     if "cuda" not in devices:
-        rows.append(("5", "cuda: sweep stages", "not measured", "",
-                     "no CUDA device here; `make bench` on a GPU machine fills these rows"))
+        rows.append(("5", "cuda: sweep stages, bf16 Dice change", "not measured", "", NO_GPU))
     provenance = reference_provenance()
     if provenance:
         ref = provenance["seconds"]

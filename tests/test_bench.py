@@ -164,7 +164,9 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
     changes = [abs(float(c)) for c in re.findall(r"[-+][\d.]+(?=[,)])", bf16[4])]
     assert len(changes) == 4 and abs(float(bf16[2])) == max(changes)
     if not torch.cuda.is_available():
-        assert by_name["cuda: sweep stages"][2] == "not measured"
+        assert by_name["cuda: sweep stages, bf16 Dice change"][2] == "not measured"
+        assert by_name["cuda: encoder speed, rate, GPU memory, end to end, compiled"][2] == \
+            "not measured"
     assert by_name["measured sweep after encoding (make reproduce)"][2] == "not measured"
     assert not [r for r in rows if r[2] == "failed"]
     text = out.read_text()
