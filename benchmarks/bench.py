@@ -10,7 +10,13 @@
 3. Achieved multiply-adds per second (MACs per image x images/s) beside this machine's
    measured matrix-multiply peak.
 4. Peak resident memory: of the measured sweep, and of the classifier's k = all fit at
-   full size (synthetic embeddings, no encoder needed).
+   full size (synthetic embeddings, no encoder needed); on a GPU, peak GPU memory.
+5. The sweep after encoding: its stages per test image, a bf16 encoder's Dice change on
+   real weights, and a finished ``make reproduce`` timed against the committed reference.
+
+Each row is written out as soon as it is measured (:class:`Table`), and a measurement
+that raises becomes a ``failed`` row (:func:`measuring`): a borrowed GPU's run cut short
+or broken in one place still leaves the rest.
 
 Defaults are small (minutes on 2 CPU cores); see ``--help`` and benchmarks/README.md
 for the full size. Run as ``python -m benchmarks.bench``.
@@ -1122,13 +1128,12 @@ def main(argv=None) -> int:
                      f"{full * t / 3600:.1f} / {args.full_images * t / 3600:.1f} / 0", "hours",
                      f"passes x {t:.1f} s (measured vit_b batch 1 fp32 above)"))
     for exact in [False, True] if args.memory_encode and not args.gpu_only else []:
-        label = f"peak RSS: encoding, {'exact encoder' if exact else 'kit encoder'}"
+        label = (f"peak RSS: encoding, {args.memory_encoder_model} "
+                 f"{'exact encoder' if exact else 'kit encoder'}")
         with measuring(rows, "4", label):
             m = run_child("encode", args, ["--memory-exact"] if exact else [])
             rows.append((
-                "4", f"peak RSS: encoding, {m['model']} "
-                     f"{'exact encoder' if exact else 'kit encoder'}",
-                f"{m['rss_mib']:.0f}", "MiB",
+                "4", label, f"{m['rss_mib']:.0f}", "MiB",
                 f"{m['n']} image(s) into the cache, {m['rss_before_mib']:.0f} MiB with the model "
                 f"loaded; target 4096 MiB: {'met' if m['rss_mib'] < 4096 else 'NOT met'}"))
     if args.memory_images and not args.gpu_only:
