@@ -20,8 +20,9 @@
 #
 # It runs `python -m benchmarks.bench --gpu-only`: encoder speed and arithmetic rate per
 # backbone, batch and precision (the targets' models first), peak GPU memory, end to end
-# embedding, the sweep's stages on CUDA and a bf16 encoder's Dice change on real weights.
-# Without a visible GPU it stops at once, with exit status 2.
+# embedding, the sweep's stages on CUDA, a bf16 encoder's Dice change on real weights,
+# and last vit_b compiled (torch.compile) beside uncompiled. Without a visible GPU it
+# stops at once, with exit status 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${WHEELS:-.whl}
