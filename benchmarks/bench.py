@@ -380,9 +380,11 @@ def bf16_dice_change(exp, tmp: Path, preset, k, fold: int) -> dict:
         rows = read_results([run.run_fold(preset, k, fold, force=True)])
         dice[name] = {v: mean_dice(rows, v) for v in VARIANTS}
     test = [int(i) for i in exp.folds[fold][1]]
-    largest = max(float(np.abs(exp.embeddings.read(i)).max()) for i in test)
-    diff = max(float(np.abs(exp.embeddings.read(i).astype(np.float32)
-                            - emb16.read(i).astype(np.float32)).max()) for i in test)
+    largest = diff = 0.0
+    for i in test:  # each embedding read once from each cache
+        a = exp.embeddings.read(i).astype(np.float32)
+        largest = max(largest, float(np.abs(a).max()))
+        diff = max(diff, float(np.abs(a - emb16.read(i).astype(np.float32)).max()))
     return {"images": len(test), "dice": dice, "relative": diff / largest}
 
 
@@ -498,11 +500,15 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
 
 
 def backbone_or_row(model: str, device: str, rows: list, label: str):
-    """``random_backbone(model, device)``, or None after an "n/a" row saying why (vit_t
-    without its optional package)."""
+    """``random_backbone(model, device)``, or None after an "n/a" row saying why, when
+    the kit says the backbone cannot be built here (vit_t without its optional package).
+    Any other error (out of memory on the way to a GPU, say) is the measurement's to
+    report: a ``failed`` row (:func:`measuring`)."""
+    from selfprompt.backbone import CheckpointError
+
     try:
         return random_backbone(model, device)
-    except Exception as err:
+    except CheckpointError as err:
         rows.append(("2", label, "n/a", "", str(err).split(":")[0][:80]))
         return None
 
@@ -539,12 +545,12 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
         # one data set for every row, each taking its first images
         full, root = open_data(args.data, tmp, max(max(images, 2 * b) for _, b, _ in entries))
         for model, batch, precision in entries:
-            backbone = backbone_or_row(model, device, rows, f"{model} {device}: end to end")
-            if backbone is None:
-                continue
             dataset = full.subset(max(images, 2 * batch))
             name = f"{model} {device} batch {batch} {precision}: end to end (embed)"
             with measuring(rows, "2", name):
+                backbone = backbone_or_row(model, device, rows, f"{model} {device}: end to end")
+                if backbone is None:
+                    continue
                 only = encoder_speed(backbone, batch, precision, args.reps,
                                      args.warmup).images_per_s
                 ips = embed_speed(backbone, dataset, batch, precision,
@@ -556,7 +562,7 @@ def end_to_end_rows(args, rows: list, device: str, grid: str, images: int) -> No
                              f"{len(dataset)} images of {Path(root).name}: read, decode, "
                              f"resize, encode, cache write; {100 * ips / only:.0f} % of the "
                              f"encoder-only {only:.3g} images/s{target}"))
-            del backbone
+            backbone = None  # freed before the next row's model is built
 
 
 def compiled_rows(args, rows: list) -> None:
@@ -571,10 +577,10 @@ def compiled_rows(args, rows: list) -> None:
     for device, (model, batch, precision) in [(d, e) for d, g in grids
                                               for e in parse_entries(g)]:
         name = f"{model} {device} batch {batch} {precision} compiled: encoder speed"
-        backbone = backbone_or_row(model, device, rows, name)
-        if backbone is None:
-            continue
         with measuring(rows, "2", name):
+            backbone = backbone_or_row(model, device, rows, name)
+            if backbone is None:
+                continue
             # as the speed grid runs them (channels_last in half precision on a GPU)
             layout = {"channels_last": device == "cuda" and precision != "fp32"}
             plain = encoder_speed(backbone, batch, precision, args.reps, args.warmup, **layout)
@@ -587,7 +593,7 @@ def compiled_rows(args, rows: list) -> None:
                          f"(compiling) {built.first_s:.0f} s; embedding max abs from "
                          f"uncompiled {d:.2g} (relative "
                          f"{d / plain.embedding.abs().max().item():.2g})"))
-        del backbone
+        backbone = None  # freed before the next row's model is built
 
 
 @contextlib.contextmanager
@@ -698,7 +704,7 @@ def speed_section(args, rows: list) -> None:
             rows.append(("3", "GPU fp32 / bf16 matmul peak", f"{peak32 / 1e12:.0f} / "
                          f"{peak16 / 1e12:.0f}", "TMAC/s", torch.cuda.get_device_name()))
         for model, batches in grid.items():
-            backbone = macs = None
+            backbone = macs = None  # the previous model's, freed before this one is built
             with measuring(rows, "3", f"{model} encoder ({device}): built, MACs counted"):
                 backbone = backbone_or_row(model, device, rows, f"{model} encoder ({device})")
                 if backbone is not None:
@@ -707,7 +713,6 @@ def speed_section(args, rows: list) -> None:
                                  "GMAC", f"FlopCounterMode, {backbone.img_size} x "
                                  f"{backbone.img_size}"))
             if macs is None:
-                del backbone
                 continue
             # (batch, precision, fused): None is the kit's default (SAM's ViTs fused,
             # TinyViT exact); False SAM's own attention; True TinyViT's fused copy

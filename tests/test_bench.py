@@ -36,6 +36,22 @@ def test_a_backbone_that_cannot_be_built_gets_a_row_saying_why():
                      "unknown model type 'no_such_model'; known")]
 
 
+def test_a_backbone_that_fails_otherwise_is_a_failure_not_n_a(monkeypatch):
+    """Only the kit's "cannot be built here" is "n/a"; running out of memory on the way to
+    a GPU is the measurement's failure, and says so."""
+    import benchmarks.bench as bench
+
+    def out_of_memory(model, device="cpu"):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(bench, "random_backbone", out_of_memory)
+    rows = []
+    with measuring(rows, "3", "vit_h encoder (cuda): built, MACs counted"):
+        backbone_or_row("vit_h", "cuda", rows, "vit_h encoder (cuda)")
+    assert rows == [("3", "vit_h encoder (cuda): built, MACs counted", "failed", "",
+                     "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")]
+
+
 def test_masked_attention_route_is_undone_afterwards():
     """The GPU grid's comparison row switches the attention route for itself only."""
     import selfprompt.encoder as encoder_module
