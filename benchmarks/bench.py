@@ -51,7 +51,7 @@ def analytic_passes(n_images: int, n_folds: int, k_values, kit: bool = False) ->
     for every (k, fold) (k = all: the whole training part of the fold)."""
     if kit:
         return n_images
-    from selfprompt.protocol import make_folds
+    from selfprompt.evaluation.protocol import make_folds
 
     total = 0
     for train, test in make_folds(n_images, n_folds, 0):
@@ -87,7 +87,7 @@ class PassCounter:
 
 
 def random_backbone(model_type: str, device: str = "cpu"):
-    from selfprompt.backbone import Backbone, build
+    from selfprompt.models.backbone import Backbone, build
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -98,7 +98,7 @@ def random_backbone(model_type: str, device: str = "cpu"):
 
 
 def load_tiny(tmp: Path):
-    from selfprompt.backbone import load_backbone
+    from selfprompt.models.backbone import load_backbone
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,8 +106,8 @@ def load_tiny(tmp: Path):
 
 
 def open_data(arg: str | None, tmp: Path, n: int):
-    from selfprompt.datasets import open_dataset
-    from selfprompt.synthetic import make_synthetic
+    from selfprompt.datasets.reader import open_dataset
+    from selfprompt.datasets.synthetic import make_synthetic
 
     if arg:
         root = Path(arg)
@@ -129,9 +129,9 @@ def kit_flow(dataset, backbone, cache_root: Path, out_dir: Path, k_values, n_fol
              variants=("point_box",), precision: str = "fp32",
              fused: bool | None = None) -> dict:
     from selfprompt.embeddings import embed_dataset
-    from selfprompt.encoder import ImageEncoder
-    from selfprompt.protocol import Experiment
-    from selfprompt.results import read_results
+    from selfprompt.models.encoder import ImageEncoder
+    from selfprompt.evaluation.protocol import Experiment
+    from selfprompt.evaluation.results import read_results
 
     counter = PassCounter(backbone.sam.image_encoder)
     t0 = time.perf_counter()
@@ -157,7 +157,7 @@ def authors_flow(dataset, backbone, k_values, n_folds: int, preset_name: str, se
     from selfprompt.pipeline import coarse_mask, fit_classifier
     from selfprompt.presets import get_preset
     from selfprompt.prompts import make_prompts
-    from selfprompt.protocol import draw_shots, make_folds
+    from selfprompt.evaluation.protocol import draw_shots, make_folds
 
     preset = get_preset(preset_name)
     decoder = PromptDecoder(backbone)
@@ -283,7 +283,7 @@ def encode_child(args) -> dict:
     """Peak RSS of a process that encodes images with vit_b into the cache (the
     sweep's embedding step), with the kit's encoder or SAM's own code."""
     from selfprompt.embeddings import embed_dataset
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.models.encoder import ImageEncoder
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -304,15 +304,15 @@ def stages_child(args) -> dict:
     mask read, coarse mask + prompts, SAM's decoding of the variants one call each (SAM's
     own code, ``run --sam-decoder``) and in one batched call (the default), and scoring.
     Embeddings come from the kit's cache (encoded first when missing: not timed)."""
-    from selfprompt.backbone import load_backbone
+    from selfprompt.models.backbone import load_backbone
     from selfprompt.decode import PromptDecoder
     from selfprompt.embeddings import embed_dataset
     from selfprompt.metrics import dice, iou
-    from selfprompt.notebook import cache_root
+    from selfprompt.utils.paths import cache_folder
     from selfprompt.pipeline import coarse_mask
     from selfprompt.presets import VARIANTS, get_preset
     from selfprompt.prompts import make_prompts
-    from selfprompt.protocol import Experiment
+    from selfprompt.evaluation.protocol import Experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -321,7 +321,7 @@ def stages_child(args) -> dict:
             warnings.simplefilter("ignore")
             backbone = (load_tiny(tmp) if args.stages_backbone == "tiny" else
                         load_backbone(args.stages_backbone, device=args.stages_device))
-        emb, _ = embed_dataset(dataset, backbone, cache_root(None), progress=False)
+        emb, _ = embed_dataset(dataset, backbone, cache_folder(None), progress=False)
         exp = Experiment(dataset, emb, backbone, tmp / "runs", progress=False)
         preset, k, fold = get_preset(args.stages_preset), args.stages_k, 0
         t = {s: 0.0 for s in ("fit", "mask", "prompts", "decode", "decode_batched", "score")}
@@ -366,13 +366,13 @@ def bf16_dice_change(exp, tmp: Path, preset, k, fold: int) -> dict:
     variant) from each cache. Returns the mean Dice per variant both ways, the images
     scored and the embeddings' largest difference relative to the largest fp32 value."""
     from selfprompt.embeddings import embed_dataset
-    from selfprompt.encoder import ImageEncoder
-    from selfprompt.notebook import cache_root
+    from selfprompt.models.encoder import ImageEncoder
+    from selfprompt.utils.paths import cache_folder
     from selfprompt.presets import VARIANTS
-    from selfprompt.results import read_results
+    from selfprompt.evaluation.results import read_results
 
     backbone = exp.backbone
-    emb16, _ = embed_dataset(exp.dataset, backbone, cache_root(None), progress=False,
+    emb16, _ = embed_dataset(exp.dataset, backbone, cache_folder(None), progress=False,
                              encoder=ImageEncoder(backbone, precision="bf16"))
     dice = {}
     for name, emb in (("fp32", exp.embeddings), ("bf16", emb16)):
@@ -476,7 +476,7 @@ def encoder_speed(backbone, batch: int, precision: str, reps: int, warmup: int,
     """Images/s of ``ImageEncoder.encode`` (best of ``reps`` timed batches, as the matmul
     peak is a best of several: both then say what the machine does when undisturbed),
     after ``warmup`` batches (at least one when ``compile``)."""
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.models.encoder import ImageEncoder
 
     enc = ImageEncoder(backbone, batch_size=batch, precision=precision,
                        channels_last=channels_last, fused=fused, compile=compile)
@@ -504,7 +504,7 @@ def backbone_or_row(model: str, device: str, rows: list, label: str):
     the kit says the backbone cannot be built here (vit_t without its optional package).
     Any other error (out of memory on the way to a GPU, say) is the measurement's to
     report: a ``failed`` row (:func:`measuring`)."""
-    from selfprompt.backbone import CheckpointError
+    from selfprompt.models.backbone import CheckpointError
 
     try:
         return random_backbone(model, device)
@@ -521,7 +521,7 @@ def embed_speed(backbone, dataset, batch: int, precision: str, root: Path) -> fl
     is embedded into another cache beforehand, untimed, so that one-off set-up (the
     kernels' first calls) is not counted; the loader processes' start is."""
     from selfprompt.embeddings import embed_dataset
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.models.encoder import ImageEncoder
 
     encoder = ImageEncoder(backbone, batch_size=batch, precision=precision)
     embed_dataset(dataset.subset(batch), backbone, root / "warm", progress=False,
@@ -600,7 +600,7 @@ def compiled_rows(args, rows: list) -> None:
 def masked_attention_route():
     """SAM's relative-position bias as an attention mask on every device (the CPU's
     route), for comparison with the GPU's default (the bias inside the products)."""
-    import selfprompt.encoder as encoder_module
+    import selfprompt.models.encoder as encoder_module
 
     kept = encoder_module.BIAS_IN_PRODUCTS
     encoder_module.BIAS_IN_PRODUCTS = ()
@@ -680,8 +680,8 @@ GPU_TARGETS = {"vit_b": 300, "vit_h": 80}
 
 
 def speed_section(args, rows: list) -> None:
-    from selfprompt.encoder import ImageEncoder, use_all_cores
-    from selfprompt.tinyvit import has_tinyvit
+    from selfprompt.models.encoder import ImageEncoder, use_all_cores
+    from selfprompt.models.tinyvit import has_tinyvit
 
     threads = use_all_cores()
     if not args.gpu_only:
@@ -935,8 +935,8 @@ class Table(list):
         """The table so far, under a header saying what made it: command, commit, machine."""
         import shlex
 
-        from selfprompt.io import atomic_write_text
-        from selfprompt.provenance import cpu_model, kit_commit
+        from selfprompt.utils.io import atomic_write_text
+        from selfprompt.utils.provenance import cpu_model, kit_commit
 
         seconds = time.perf_counter() - self.started
         state = (f"{seconds:.0f} s in all" if done else
@@ -969,7 +969,7 @@ def measuring(rows: list, section: str, label: str):
         yield
     except Exception as err:  # noqa: BLE001 -- reported as a row, and in the exit status
         traceback.print_exc()
-        first = (str(err).strip().splitlines() or [""])[0][:160]
+        first = (str(err).strip().splitlines() or [""])[0][:200]
         rows.append((section, label, "failed", "", f"{type(err).__name__}: {first}"))
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

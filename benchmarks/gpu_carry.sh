@@ -57,7 +57,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from selfprompt.datasets import open_dataset
+from selfprompt.datasets.reader import open_dataset
 
 src, dest, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 samples = open_dataset(src).subset(n).samples

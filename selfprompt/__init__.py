@@ -51,7 +51,7 @@ def print_config(backbone=None) -> None:
     import sklearn
     import torch
 
-    from .device import pick_device
+    from .utils.device import pick_device
 
     print(f"selfprompt {__version__} | python {platform.python_version()} | "
           f"torch {torch.__version__} | numpy {np.__version__} | "

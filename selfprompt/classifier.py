@@ -98,7 +98,7 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             raise ValueError("fit_stream does not support class_weight; use fit")
         if workers is None:
-            from .device import usable_cores
+            from .utils.device import usable_cores
 
             workers = min(8, usable_cores())
         n, d, seen = 0, None, set()

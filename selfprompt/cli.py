@@ -22,7 +22,7 @@ def default_cache() -> Path:
     return Path(os.environ.get("SELFPROMPT_CACHE", "data/embeddings"))
 
 
-DATASET_NAMES = ["isic2018", "kvasir", "cvc-clinicdb", "ph2", "busi"]  # selfprompt.catalog
+DATASET_NAMES = ["isic2018", "kvasir", "cvc-clinicdb", "ph2", "busi"]  # selfprompt.datasets.catalog
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -91,21 +91,21 @@ def _data_folder(args) -> Path:
     if args.data is not None:
         return args.data
     if args.dataset and not os.environ.get("SELFPROMPT_DATA_DIR"):
-        from .catalog import get
+        from .datasets.catalog import get
 
         return Path("data") / get(args.dataset).folder
     return default_data()
 
 
 def _open(args):
-    from .datasets import open_dataset, parse_pair
+    from .datasets.reader import open_dataset, parse_pair
 
     return open_dataset(_data_folder(args), _layout(args), images=args.images,
                         masks=args.masks, pair=parse_pair(args.pair) if args.pair else None)
 
 
 def _dataset(args, facts: list | None = None):
-    from .datasets import validate
+    from .datasets.reader import validate
 
     dataset = _open(args).subset(args.limit)
     found = validate(dataset, record_dir=(args.cache or default_cache()) / "checks",
@@ -116,9 +116,9 @@ def _dataset(args, facts: list | None = None):
 
 
 def _embeddings(args, dataset):
-    from .backbone import load_backbone
+    from .models.backbone import load_backbone
     from .embeddings import embed_dataset
-    from .encoder import ImageEncoder
+    from .models.encoder import ImageEncoder
 
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
@@ -133,7 +133,7 @@ def _embeddings(args, dataset):
 
 
 def cmd_check(args) -> int:
-    from .datasets import summarise_check
+    from .datasets.reader import summarise_check
 
     facts: list[dict] = []
     dataset = _dataset(args, facts)
@@ -144,7 +144,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .catalog import CATALOG, describe
+    from .datasets.catalog import CATALOG, describe
 
     if args.name:
         print(describe(CATALOG[args.name]))
@@ -167,8 +167,8 @@ def cmd_embed(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .protocol import Experiment, parse_k
-    from .results import collect
+    from .evaluation.protocol import Experiment, parse_k
+    from .evaluation.results import collect
 
     dataset = _dataset(args)
     backbone, embeddings = _embeddings(args, dataset)
@@ -193,7 +193,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_summarise(args) -> int:
-    from .results import collect
+    from .evaluation.results import collect
 
     _, _, md = collect(args.run_dir)
     print(md.read_text())
@@ -201,7 +201,7 @@ def cmd_summarise(args) -> int:
 
 
 def cmd_synthetic(args) -> int:
-    from .synthetic import make_synthetic
+    from .datasets.synthetic import make_synthetic
 
     print(make_synthetic(args.out, args.n, args.seed))
     return 0
@@ -262,29 +262,81 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synthetic)
 
-    try:
-        from .download import register_cli
-    except ImportError:  # pragma: no cover - only while the module is being written
-        pass
-    else:
-        from .catalog import CATALOG, fetch
-
-        register_cli(sub, datasets=list(CATALOG), fetch_data=fetch)
+    _add_asset_commands(sub)
     return parser
+
+
+def _cmd_assets(args) -> int:
+    from .assets import assets_status
+    from .datasets.catalog import download_layouts
+
+    rows = assets_status(download_layouts(), args.checkpoints, args.data, args.mirror,
+                         verify=args.verify)
+    columns = ["name", "kind", "state", "path", "source"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns[:-1]}
+    widths["source"] = 0
+    for row in [dict(zip(columns, columns))] + rows:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+    return 1 if any(r["state"].startswith("corrupt") for r in rows) else 0
+
+
+def _reporting(command):
+    """Wrap a command: a returned path is printed (exit 0); AssetError -> stderr, exit 2."""
+    def run(args) -> int:
+        from .assets import AssetError
+
+        try:
+            result = command(args)
+        except AssetError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if isinstance(result, Path):
+            print(result)
+            return 0
+        return result
+    return run
+
+
+def _add_asset_commands(subparsers) -> None:
+    """``assets`` and ``fetch {checkpoint,data}``."""
+    from .datasets.catalog import CATALOG, fetch as fetch_data
+    from .models.registry import with_weights
+    from .models.weights import fetch_checkpoint
+
+    mirror_help = "local folder or base URL replacing the official source ($SELFPROMPT_MIRROR)"
+    assets = subparsers.add_parser("assets", help="list checkpoints and data sets and their state")
+    assets.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    assets.add_argument("--data", type=Path, default=Path("data"))
+    assets.add_argument("--mirror", default=None, help=mirror_help)
+    assets.add_argument("--verify", action="store_true", help="compute every checksum (slow)")
+    assets.set_defaults(func=_reporting(_cmd_assets))
+
+    fetch_parser = subparsers.add_parser("fetch", help="download and check one asset")
+    what = fetch_parser.add_subparsers(dest="what", required=True)
+    checkpoint = what.add_parser("checkpoint", help="a SAM checkpoint")
+    checkpoint.add_argument("--model", choices=list(with_weights()), default="vit_b")
+    checkpoint.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    checkpoint.add_argument("--mirror", default=None, help=mirror_help)
+    checkpoint.set_defaults(func=_reporting(
+        lambda a: fetch_checkpoint(a.model, a.checkpoints, a.mirror)))
+    data = what.add_parser("data", help="a data set, extracted and checked")
+    data.add_argument("--dataset", choices=list(CATALOG), default="kvasir")
+    data.add_argument("--data", type=Path, default=Path("data"))
+    data.add_argument("--mirror", default=None, help=mirror_help)
+    data.set_defaults(func=_reporting(lambda a: fetch_data(a.dataset, a.data, a.mirror)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # before heavy imports: --help stays instant
-    from .backbone import CheckpointError
-    from .datasets import DatasetError
-    from .download import AssetError
+    from .assets import AssetError
+    from .datasets.reader import DatasetError
     from .embeddings import CacheError
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (AssetError, DatasetError, CheckpointError, CacheError, FileNotFoundError,
+    except (AssetError, DatasetError, CacheError, FileNotFoundError,
             ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

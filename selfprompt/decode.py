@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from segment_anything import SamPredictor
 
-from .backbone import Backbone
-from .device import keep_freed_memory
+from .models.backbone import Backbone
+from .utils.device import keep_freed_memory
 from .frame import input_size
 from .presets import VARIANTS
 
@@ -27,7 +27,7 @@ class PromptDecoder:
         self.predictor = SamPredictor(backbone.sam)
         self.predictor.transform = backbone.transform  # LiteMedSAM maps prompts its own way
         #: decode an image's prompt variants in one call, the prompt-independent work done
-        #: once (:mod:`selfprompt.batchdecode`: equal to SAM's calls up to rounding,
+        #: once (:mod:`selfprompt.models.batchdecode`: equal to SAM's calls up to rounding,
         #: 1.7-1.9x faster on a CPU); False: SAM's own calls, one per prompt, bit for bit
         self.batched = batched
 
@@ -74,7 +74,7 @@ class PromptDecoder:
             raise ValueError(f"unknown variant {unknown[0]!r}; choose from {VARIANTS}")
         prompted = [v for v in variants if v in asks and any(a is not None for a in asks[v])]
         if self.batched and prompted:
-            from .batchdecode import decode_batch
+            from .models.batchdecode import decode_batch
 
             decoded = dict(zip(prompted, decode_batch(self.predictor,
                                                       [asks[v] for v in prompted])))

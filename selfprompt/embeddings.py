@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from . import __version__
-from .backbone import Backbone
-from .datasets import Dataset, decode_image
-from .encoder import ImageEncoder
-from .io import atomic_save_npy, atomic_write_text
+from .models.backbone import Backbone
+from .datasets.reader import Dataset, decode_image
+from .models.encoder import ImageEncoder
+from .utils.io import atomic_save_npy, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def default_workers(device: torch.device) -> int:
     """Image-loading processes for encoding: on a GPU enough to keep it fed (up to 8,
     leaving a core to the main process); on a CPU none, because the encoder itself
     uses every core and a JPEG's decoding is ~1 % of an image's encoding time there."""
-    from .device import usable_cores
+    from .utils.device import usable_cores
 
     if torch.device(device).type != "cuda":
         return 0
@@ -274,7 +274,7 @@ def log_encoding(cache: EmbeddingCache, stats: EmbeddingStats, seconds: float) -
     reads it (the encoder is the sweep's most expensive stage)."""
     from datetime import datetime, timezone
 
-    from .provenance import environment
+    from .utils.provenance import environment
 
     line = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "encoded": stats.encoded, "reused": stats.reused, "seconds": round(seconds, 1),

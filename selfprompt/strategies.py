@@ -10,7 +10,7 @@ the same cached embedding, on the same folds and shots:
   (``box_neg``), one box per lesion (``box_cc``), the classifier's own map as SAM's
   mask prompt (``mask``, ``box_mask``) and SAM's output fed back (``box_refine``).
 - **a fine-tuned decoder** (``ft_*``): the same prompts on a mask decoder trained on
-  the k shots (:mod:`selfprompt.finetune`); the protocol supplies that decoder.
+  the k shots (:mod:`selfprompt.evaluation.finetune`); the protocol supplies that decoder.
 
 Each variant is one small function ``(decoder, inputs) -> bool (H, W)``. Random draws
 (box widening) come from a generator of the variant's own, seeded by (seed, fold,
@@ -266,7 +266,7 @@ def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
         if v.startswith("ft_"):
             if finetuned is None:
                 raise ValueError(f"variant {v!r} needs a fine-tuned decoder "
-                                 "(selfprompt.finetune); none was given")
+                                 "(selfprompt.evaluation.finetune); none was given")
             d = finetuned
         out[v] = np.asarray(STRATEGIES[v][1](d, x), dtype=bool)
     return out

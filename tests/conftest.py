@@ -29,21 +29,21 @@ def kvasir_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
-    from selfprompt.synthetic import make_synthetic
+    from selfprompt.datasets.synthetic import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("synthetic"), n=10, seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    from selfprompt.backbone import make_tiny_checkpoint
+    from selfprompt.models.backbone import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sam_tiny_seed0.pth", seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_checkpoint):
-    from selfprompt.backbone import load_backbone
+    from selfprompt.models.backbone import load_backbone
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -26,7 +26,7 @@ def photo(i: int) -> np.ndarray:
     if files:
         bgr = cv2.imread(str(files[i % len(files)]))
         return cv2.resize(bgr, (W, H), interpolation=cv2.INTER_AREA)[..., ::-1].copy()
-    from selfprompt.synthetic import make_pair
+    from selfprompt.datasets.synthetic import make_pair
 
     image, _ = make_pair(np.random.default_rng(i), 240, 320)
     return cv2.resize(image, (W, H), interpolation=cv2.INTER_AREA)

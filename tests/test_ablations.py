@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfprompt import ablations
-from selfprompt.ablations import STUDIES, Study, comparison_table, run_study, shots_curve, write
+from selfprompt.evaluation import ablations
+from selfprompt.evaluation.ablations import STUDIES, Study, comparison_table, run_study, shots_curve, write
 from selfprompt.strategies import STRATEGIES
 from selfprompt.presets import VARIANTS, get_preset
-from selfprompt.results import COLUMNS
+from selfprompt.evaluation.results import COLUMNS
 
 
 def test_every_study_names_known_presets_and_variants():
@@ -37,7 +37,7 @@ def test_shots_curve_separates_the_spread_over_folds_from_the_spread_over_draws(
 
 @pytest.fixture(scope="module")
 def studies(tiny_backbone, synthetic_dir, tmp_path_factory):
-    from selfprompt.datasets import open_dataset
+    from selfprompt.datasets.reader import open_dataset
     from selfprompt.embeddings import embed_dataset
 
     ds = open_dataset(synthetic_dir)
@@ -89,7 +89,7 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
 
 
 def test_the_main_report_shows_the_comparison_of_every_finished_ablation(studies, tmp_path):
-    from selfprompt.report import ablation_sections
+    from selfprompt.evaluation.report import ablation_sections
 
     root, _, _ = studies
     (tmp_path / "synthetic").mkdir()
@@ -107,7 +107,7 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reports" / "reference" / "kva
 def test_committed_ablations_repeat_the_reference_sweep_image_for_image():
     """The studies re-decode the paper's variants on the reference's folds and shots: every
     such row must equal the committed sweep's (same code path, seeds and cache)."""
-    from selfprompt.reference import read_results_gz
+    from selfprompt.evaluation.reference import read_results_gz
 
     sweep = {(r["preset"], r["k"], r["image"], r["variant"]): r["dice"]
              for r in read_results_gz(REFERENCE / "results.csv.gz")}
@@ -120,7 +120,7 @@ def test_committed_ablations_repeat_the_reference_sweep_image_for_image():
 def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_path):
     import csv
 
-    from selfprompt.reference import read_results_gz
+    from selfprompt.evaluation.reference import read_results_gz
 
     # rebuild a run folder from the committed rows (one file per study) and tabulate again;
     # a row two studies share (the same image, variant, k and draw) is the same number in

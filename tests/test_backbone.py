@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from selfprompt.backbone import CheckpointError, load_backbone, make_tiny_checkpoint
+from selfprompt.models.backbone import CheckpointError, load_backbone, make_tiny_checkpoint
 
 
 def load(*args, **kw):
@@ -44,7 +44,7 @@ def test_truncated_checkpoint_never_reaches_unpickling(tmp_path, tiny_checkpoint
 
 
 def test_missing_checkpoint_says_how_to_get_it(tmp_path):
-    from selfprompt.download import AssetError
+    from selfprompt.assets.download import AssetError
 
     with pytest.raises(AssetError, match="make checkpoints"):
         load("vit_b", tmp_path / "sam_vit_b_01ec64.pth", device="cpu")

@@ -1,4 +1,4 @@
-"""Batched decoding (``selfprompt.batchdecode``): an image's prompts in one decoder call
+"""Batched decoding (``selfprompt.models.batchdecode``): an image's prompts in one decoder call
 give what SAM's own calls give, one prompt at a time; the masked fillers change nothing;
 each reorganised piece equals the SAM module it stands for."""
 import warnings
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt.backbone import load_backbone
-from selfprompt import batchdecode
-from selfprompt.batchdecode import decode_batch
+from selfprompt.models.backbone import load_backbone
+from selfprompt.models import batchdecode
+from selfprompt.models.batchdecode import decode_batch
 from selfprompt.decode import PromptDecoder
 from selfprompt.prompts import Prompts
 

@@ -54,7 +54,7 @@ def test_a_backbone_that_fails_otherwise_is_a_failure_not_n_a(monkeypatch):
 
 def test_masked_attention_route_is_undone_afterwards():
     """The GPU grid's comparison row switches the attention route for itself only."""
-    import selfprompt.encoder as encoder_module
+    import selfprompt.models.encoder as encoder_module
 
     kept = encoder_module.BIAS_IN_PRODUCTS
     assert "cuda" in kept
@@ -91,7 +91,7 @@ def test_gpu_carry_copies_the_first_pairs_and_sizes_the_load(tmp_path, synthetic
     first N pairs, as the kit pairs them, in a folder the kit reads back the same."""
     import subprocess
 
-    from selfprompt.datasets import open_dataset
+    from selfprompt.datasets.reader import open_dataset
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_carry.sh"
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120,

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from selfprompt import book
+from selfprompt.teaching import book
 
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

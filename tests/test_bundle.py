@@ -1,4 +1,4 @@
-"""The offline classroom bundle (selfprompt.bundle): its manifest and checksums, the kit
+"""The offline classroom bundle (selfprompt.teaching.bundle): its manifest and checksums, the kit
 installed from it with the package index switched off, its cache used without encoding,
 its data subset being what the notebooks read, and a rerun that resumes.
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from selfprompt import bundle
-from selfprompt.bundle import BundleError
-from selfprompt.notebook import REPO
+from selfprompt.teaching import bundle
+from selfprompt.teaching.bundle import BundleError
+from selfprompt.teaching.notebook import REPO
 
 KVASIR = REPO.parent / "shared" / "data" / "kvasir-seg"
 N = 5  # images in the small bundles
@@ -38,7 +38,7 @@ def _build(out, data, cache, requirements=None, bootstrap=(), limit=N):
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A bundle of 5 synthetic pairs and their tiny embeddings, no pins."""
-    from selfprompt.synthetic import make_synthetic
+    from selfprompt.datasets.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("bundle")
     data = make_synthetic(root / "synthetic", n=8, seed=3)
@@ -78,7 +78,7 @@ def test_manifest_lists_every_file_with_its_size_and_sha256(small):
 
 def test_verify_names_each_damaged_file_and_runs_on_the_standard_library_alone(small, tmp_path):
     def verify(folder):  # -S: no site-packages (no NumPy, tqdm, torch), as before an install
-        return subprocess.run([sys.executable, "-S", "-m", "selfprompt.bundle", "verify",
+        return subprocess.run([sys.executable, "-S", "-m", "selfprompt.teaching.bundle", "verify",
                                str(folder)], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
 
@@ -142,9 +142,9 @@ def test_the_kits_wheel_installs_from_the_bundle_with_the_index_off(small, tmp_p
 
 def test_the_bundled_cache_serves_the_bundled_images_without_encoding(small, tmp_path,
                                                                       monkeypatch):
-    from selfprompt import notebook as nb
+    from selfprompt.teaching import notebook as nb
     from selfprompt.embeddings import EmbeddingCache
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.models.encoder import ImageEncoder
 
     out, manifest = small[0], small[1]
     data_dir, cache = tmp_path / "data" / "kvasir-seg", tmp_path / "embeddings"
@@ -217,7 +217,7 @@ def test_a_rerun_keeps_good_files_and_redoes_damaged_and_missing_ones(small, tmp
 
 def test_the_subset_is_what_the_notebooks_read():
     """Every tutorial notebook reads the first `limit` images; the bundle takes the most."""
-    from selfprompt.classroom import NOTEBOOKS
+    from selfprompt.teaching.classroom import NOTEBOOKS
 
     limits = []
     for name in NOTEBOOKS:
@@ -232,7 +232,7 @@ def test_the_subset_is_what_the_notebooks_read():
 @pytest.mark.skipif(not KVASIR.is_dir(), reason="needs Kvasir-SEG at ../shared/data/kvasir-seg")
 def test_real_kvasir_subset_is_copied_as_published_and_read_by_the_notebooks(
         tmp_path, monkeypatch):
-    from selfprompt import notebook as nb
+    from selfprompt.teaching import notebook as nb
 
     monkeypatch.setenv("SELFPROMPT_CACHE", str(tmp_path / "cache"))  # the checks' records
 
@@ -259,7 +259,7 @@ def test_pins_are_hash_checked_and_the_kit_installs_editable_with_the_index_off(
                if line.startswith("six=="))
     requirements = tmp_path / "pins.txt"
     requirements.write_text(pin + "\n")
-    from selfprompt.synthetic import make_synthetic
+    from selfprompt.datasets.synthetic import make_synthetic
 
     data = make_synthetic(tmp_path / "synthetic", n=3, seed=1)
     try:

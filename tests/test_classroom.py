@@ -2,7 +2,7 @@
 import nbformat
 import pytest
 
-from selfprompt import classroom
+from selfprompt.teaching import classroom
 
 
 def test_the_pinned_versions_are_read_from_the_lock_and_a_mismatch_says_what_to_run(tmp_path):

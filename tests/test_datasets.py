@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from selfprompt.datasets import DatasetError, open_dataset, read_image, read_mask, validate
+from selfprompt.datasets.reader import DatasetError, open_dataset, read_image, read_mask, validate
 
 
 def write_pair(root, name, h=60, w=80, img_dir="images", msk_dir="masks", suffix="", ext=".png"):

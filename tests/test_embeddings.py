@@ -6,10 +6,10 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from selfprompt.datasets import open_dataset
+from selfprompt.datasets.reader import open_dataset
 from selfprompt.decode import PromptDecoder
 from selfprompt.embeddings import DatasetEmbeddings, EmbeddingCache, CacheError, embed_dataset
-from selfprompt.encoder import ImageEncoder
+from selfprompt.models.encoder import ImageEncoder
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_changed_image_or_checkpoint_is_never_served_stale(
         tiny_backbone, synthetic_dir, tmp_path):
     import shutil
 
-    from selfprompt.backbone import load_backbone, make_tiny_checkpoint
+    from selfprompt.models.backbone import load_backbone, make_tiny_checkpoint
 
     data = tmp_path / "data"
     shutil.copytree(synthetic_dir, data)
@@ -225,8 +225,8 @@ def test_usable_cores_is_the_affinity_capped_by_omp_num_threads(monkeypatch):
     (or with nonsense) the process's CPU affinity decides."""
     import os
 
-    from selfprompt.device import usable_cores
-    from selfprompt.encoder import use_all_cores
+    from selfprompt.utils.device import usable_cores
+    from selfprompt.models.encoder import use_all_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from segment_anything.build_sam import _build_sam
 
-import selfprompt.encoder as encoder_module
-from selfprompt.backbone import Backbone
-from selfprompt.encoder import ImageEncoder
+import selfprompt.models.encoder as encoder_module
+from selfprompt.models.backbone import Backbone
+from selfprompt.models.encoder import ImageEncoder
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from selfprompt import exercises as ex
+from selfprompt.teaching import exercises as ex
 from selfprompt.frame import labels_stretched
 from selfprompt.metrics import dice as ex_dice
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("ipyevents")
 
-from selfprompt.explorer import Explorer, ExplorerState, Settings  # noqa: E402
+from selfprompt.teaching.explorer import Explorer, ExplorerState, Settings  # noqa: E402
 from selfprompt.metrics import dice, iou  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

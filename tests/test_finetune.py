@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt.finetune import DecoderFineTuner, dice_bce, lowres_target
+from selfprompt.evaluation.finetune import DecoderFineTuner, dice_bce, lowres_target
 
 
 def test_the_target_lies_in_sams_padded_low_resolution_frame():
@@ -23,8 +23,8 @@ def test_loss_is_small_for_a_confident_right_answer_and_large_for_a_wrong_one():
 
 @pytest.fixture(scope="module")
 def shots(tiny_backbone, synthetic_dir):
-    from selfprompt.datasets import open_dataset
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.datasets.reader import open_dataset
+    from selfprompt.models.encoder import ImageEncoder
 
     ds = open_dataset(synthetic_dir)
     encoder = ImageEncoder(tiny_backbone)

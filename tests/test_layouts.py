@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from selfprompt import catalog
-from selfprompt.datasets import (DatasetError, mask_grey, open_dataset, read_mask,
+from selfprompt.datasets import catalog
+from selfprompt.datasets.reader import (DatasetError, mask_grey, open_dataset, read_mask,
                                  summarise_check, validate)
-from selfprompt.layouts import parse_pair, unique_names
+from selfprompt.datasets.layouts import parse_pair, unique_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from published import (H, W, make_busi, make_cvc, make_ph2, rectangle,  # noqa: E402
@@ -224,9 +224,12 @@ def test_catalog_entries_are_complete():
         assert entry.licence and entry.citation and entry.homepage.startswith("https://")
         assert entry.download or "http" in entry.how_to_get
         assert entry.name in catalog.describe(entry)
-    from selfprompt.download import DATASETS
+    from selfprompt.assets import load_registry
 
-    assert {e.download for e in catalog.CATALOG.values() if e.download} == set(DATASETS)
+    registry = load_registry()
+    for entry in catalog.downloads().values():  # what a download extracts to, and from where
+        assert entry.download_layout.folder == entry.folder
+        assert all(registry[a].kind == "archive" for a in entry.download.archives)
 
 
 def test_regex_rule_names_an_image_without_mask(tmp_path):

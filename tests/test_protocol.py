@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from selfprompt.datasets import open_dataset
+from selfprompt.datasets.reader import open_dataset
 from selfprompt.embeddings import embed_dataset
 from selfprompt.presets import PRESETS
-from selfprompt.protocol import Experiment, draw_shots, fold_plan, make_folds, parse_k
-from selfprompt.results import read_results, summarise
+from selfprompt.evaluation.protocol import Experiment, draw_shots, fold_plan, make_folds, parse_k
+from selfprompt.evaluation.results import read_results, summarise
 
 
 def test_folds_are_deterministic_disjoint_and_cover_every_image():
@@ -195,7 +195,7 @@ def test_folds_run_side_by_side_keep_every_k_in_the_plan(experiment, tmp_path, m
     import threading
     import time
 
-    from selfprompt import protocol
+    from selfprompt.evaluation import protocol
 
     write = protocol.atomic_write_text
 

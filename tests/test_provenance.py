@@ -1,9 +1,9 @@
-"""Where a number was computed: what `selfprompt.provenance` records."""
+"""Where a number was computed: what `selfprompt.utils.provenance` records."""
 import json
 import subprocess
 import sys
 
-from selfprompt.provenance import ARITHMETIC_VARS, environment, kit_commit
+from selfprompt.utils.provenance import ARITHMETIC_VARS, environment, kit_commit
 
 
 def test_environment_names_code_libraries_cpu_and_arithmetic(monkeypatch):
@@ -23,6 +23,6 @@ def test_kit_commit_is_a_git_hash():
 
 
 def test_command_line_prints_json():
-    run = subprocess.run([sys.executable, "-m", "selfprompt.provenance"], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "selfprompt.utils.provenance"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0 and json.loads(run.stdout)["cpu"]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from selfprompt import reference
-from selfprompt.datasets import open_dataset
+from selfprompt.evaluation import reference
+from selfprompt.datasets.reader import open_dataset
 from selfprompt.embeddings import embed_dataset
-from selfprompt.protocol import Experiment
+from selfprompt.evaluation.protocol import Experiment
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / reference.DEFAULT_DIR
@@ -35,7 +35,7 @@ def small_reference(tmp_path_factory, synthetic_dir, tiny_backbone, tiny_checkpo
 
 def test_case_figures_show_the_best_and_worst_images(small_reference, synthetic_dir,
                                                      tiny_checkpoint, monkeypatch, tmp_path):
-    from selfprompt import backbone as bb
+    from selfprompt.models import backbone as bb
 
     out, _, tmp = small_reference
     real = bb.load_backbone
@@ -98,7 +98,7 @@ def test_verify_finds_a_changed_committed_value(small_reference, synthetic_dir, 
 
 
 def _verify_tiny(ref_dir, data_dir, checkpoint, tmp, monkeypatch, fold):
-    from selfprompt import backbone as bb
+    from selfprompt.models import backbone as bb
 
     real = bb.load_backbone
     monkeypatch.setattr(bb, "load_backbone",
@@ -110,7 +110,7 @@ def _verify_tiny(ref_dir, data_dir, checkpoint, tmp, monkeypatch, fold):
 
 
 def test_verify_refuses_another_data_set(small_reference, tmp_path):
-    from selfprompt.synthetic import make_synthetic
+    from selfprompt.datasets.synthetic import make_synthetic
 
     out, _, _ = small_reference
     other = make_synthetic(tmp_path / "other", n=6, seed=1)
@@ -122,7 +122,7 @@ def test_verify_refuses_another_data_set(small_reference, tmp_path):
 def test_committed_reference_recomputes_on_kvasir(kvasir_dir, tmp_path):
     """`make verify-reference`, CI-sized: the first test images of k = 10, fold 0, encoded
     afresh. Means over a few images may move on another CPU (paper preset: single images
-    up to ~0.08 Dice, see selfprompt/reference.py); the corrected preset barely moves."""
+    up to ~0.08 Dice, see selfprompt/evaluation/reference.py); the corrected preset barely moves."""
     if not (COMMITTED / "results.csv.gz").exists():
         pytest.fail(f"{COMMITTED} is missing: run `make reference` and commit it")
     result = reference.verify(COMMITTED, kvasir_dir, k="10", fold=0, n_images=6,

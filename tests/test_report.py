@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from selfprompt import report
-from selfprompt.results import COLUMNS
-from selfprompt.results import summarise
+from selfprompt.evaluation import report
+from selfprompt.evaluation.results import COLUMNS
+from selfprompt.evaluation.results import summarise
 
 METHOD_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "METHOD.md"
 
@@ -123,8 +123,8 @@ def test_fold_cases():
 
 
 def test_lesion_counts_of_some_images_are_those_of_all(synthetic_dir):
-    from selfprompt.datasets import open_dataset
-    from selfprompt.notebook import lesion_counts
+    from selfprompt.datasets.reader import open_dataset
+    from selfprompt.teaching.notebook import lesion_counts
 
     ds = open_dataset(synthetic_dir)
     every = lesion_counts(ds)

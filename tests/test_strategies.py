@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from selfprompt import strategies
-from selfprompt.datasets import open_dataset
+from selfprompt.datasets.reader import open_dataset
 from selfprompt.embeddings import embed_dataset
 from selfprompt.frame import LOWRES, grid_to_lowres
 from selfprompt.pipeline import segment
 from selfprompt.presets import PRESETS, VARIANTS
 from selfprompt.prompts import bounding_box, make_prompts
-from selfprompt.protocol import Experiment
+from selfprompt.evaluation.protocol import Experiment
 from selfprompt.strategies import (STRATEGIES, Inputs, _components, negative_points,
                                    run_strategies)
 

@@ -1,4 +1,4 @@
-"""The fused TinyViT encoder (``selfprompt.tinyvit``): the same function as LiteMedSAM's
+"""The fused TinyViT encoder (``selfprompt.models.tinyvit``): the same function as LiteMedSAM's
 own encoder to the last bits, a copy that leaves the shared model untouched, cached
 apart, and chosen only when asked for (the reference's encoder stays the default)."""
 import warnings
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt.backbone import load_backbone
+from selfprompt.models.backbone import load_backbone
 from selfprompt.embeddings import EmbeddingCache
-from selfprompt.encoder import ImageEncoder
-from selfprompt.tinyvit import fold_batch_norms, fused_copy, has_tinyvit
+from selfprompt.models.encoder import ImageEncoder
+from selfprompt.models.tinyvit import fold_batch_norms, fused_copy, has_tinyvit
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_vit_t_fused_equals_its_exact_encoder():
     pytest.importorskip("mobile_sam", reason="optional mobile_sam (`make install-extras`)")
     from pathlib import Path
 
-    from selfprompt.backbone import Backbone, build
+    from selfprompt.models.backbone import Backbone, build
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -121,7 +121,7 @@ def test_vit_t_fused_equals_its_exact_encoder():
 def test_fused_copy_without_onednn_equals_the_exact_encoder(lite, image, monkeypatch):
     """Where oneDNN's fused kernels do not run (a GPU, autocast, a build without them) the
     fused copy takes the plain functions; it must still be the same encoder."""
-    import selfprompt.onednn as onednn
+    import selfprompt.models.onednn as onednn
 
     exact = ImageEncoder(lite)(image)
     monkeypatch.setattr(onednn, "_HAVE_CONV", False)

@@ -14,7 +14,7 @@ HAVE_MOBILE_SAM = importlib.util.find_spec("mobile_sam") is not None
 def test_vit_t_missing_says_how_to_add_it(monkeypatch):
     import sys
 
-    from selfprompt.backbone import CheckpointError, build
+    from selfprompt.models.backbone import CheckpointError, build
 
     monkeypatch.setitem(sys.modules, "mobile_sam", None)  # import fails as if absent
     with pytest.raises(CheckpointError, match="pip install mobilesam-mirror timm"):
@@ -24,9 +24,9 @@ def test_vit_t_missing_says_how_to_add_it(monkeypatch):
 @pytest.mark.skipif(not HAVE_MOBILE_SAM, reason="optional mobile_sam not installed "
                     "(`make install-extras`)")
 def test_vit_t_encodes_and_decodes():
-    from selfprompt.backbone import Backbone, _held_type, build
+    from selfprompt.models.backbone import Backbone, _held_type, build
     from selfprompt.decode import PromptDecoder
-    from selfprompt.encoder import ImageEncoder
+    from selfprompt.models.encoder import ImageEncoder
 
     torch.manual_seed(0)
     sam = build("vit_t")
@@ -46,7 +46,7 @@ def test_vit_t_encodes_and_decodes():
 
 @pytest.mark.skipif(not HAVE_MOBILE_SAM, reason="optional mobile_sam not installed")
 def test_vit_t_checkpoint_in_vit_b_is_named(tmp_path):
-    from selfprompt.backbone import _held_type, build
+    from selfprompt.models.backbone import _held_type, build
 
     state = build("vit_t").state_dict()
     assert _held_type(state) == "vit_t (MobileSAM)"

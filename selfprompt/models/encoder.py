@@ -16,13 +16,13 @@ most, far below the float16 cache's own rounding; ``make bench`` measures it):
   goes into the query-key products themselves, so that no mask is needed at all
   (:func:`bias_in_products`);
 - on the CPU in float32, the linear layers run through oneDNN with bias and GELU
-  inside the matrix product (:func:`selfprompt.onednn.linear`).
+  inside the matrix product (:func:`selfprompt.models.onednn.linear`).
 
 On two CPU cores a vit_b image takes 6.5-7 s against 11-14.6 s, and the process
 peaks at 1.6 GiB instead of 3.7 GiB.
 
 TinyViT encoders (``medsam_lite``, ``vit_t``) stay exact by default; ``fused=True``
-(``--fused-encoder``) gives them :mod:`selfprompt.tinyvit`'s fused copy (batch norms
+(``--fused-encoder``) gives them :mod:`selfprompt.models.tinyvit`'s fused copy (batch norms
 folded, ``channels_last``, GELUs inside the layers, fused attention): LiteMedSAM's
 takes 0.52 s an image on two CPU cores against 0.75-0.85 s (1.5x). ``compile=True``
 gained nothing more there (0.54-0.59 s after 12 s of compiling).
@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbone import Backbone
-from .device import keep_freed_memory
+from ..utils.device import keep_freed_memory
 from .onednn import is_erf_gelu, linear
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,7 +51,7 @@ def use_all_cores() -> int:
 
     Returns the thread count set.
     """
-    from .device import usable_cores
+    from ..utils.device import usable_cores
 
     n = usable_cores()
     if torch.get_num_threads() != n:
@@ -188,7 +188,7 @@ class ImageEncoder:
     On the CPU the encoder uses every core the process may run on (:func:`use_all_cores`).
     ``fused`` (``False`` for bit-for-bit ``set_image``) is described in the module's
     docstring for SAM's ViTs; for TinyViT encoders (``medsam_lite``, ``vit_t``) it
-    means :mod:`selfprompt.tinyvit`'s fused copy. The default (None) fuses SAM's ViTs
+    means :mod:`selfprompt.models.tinyvit`'s fused copy. The default (None) fuses SAM's ViTs
     and leaves TinyViT exact: the committed ``medsam_lite`` reference and its cache
     were made with the exact encoder, and a default that changed them would make
     ``make verify-reference`` approximate on the machine that wrote them.

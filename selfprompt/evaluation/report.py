@@ -207,7 +207,7 @@ def write_report(root: str | Path = "reports/runs", out_dir: str | Path = "repor
                  k: str = "20") -> dict[str, Path]:
     """Write ``report.md`` and one CSV per table under ``out_dir``, figures under
     ``out_dir/figures``; returns the paths by name."""
-    from .io import atomic_write_text
+    from ..utils.io import atomic_write_text
 
     out_dir = Path(out_dir)
     tables = build(root, k)

@@ -3,7 +3,7 @@
 Why: a student (or a reviewer) should be able to read the tutorial with its real outputs
 (LiteMedSAM's masks on real Kvasir-SEG, the tables, the figures) before installing
 anything, and an instructor can hand it out before class. ``make book`` executes every
-tutorial notebook with its defaults (:func:`selfprompt.classroom.run_notebook`, the
+tutorial notebook with its defaults (:func:`selfprompt.teaching.classroom.run_notebook`, the
 same run ``make classroom-check`` times), or takes executed copies (``--executed DIR``,
 e.g. ``make classroom-check``'s ``reports/executed``), and writes ``reports/book/``:
 
@@ -42,7 +42,7 @@ NOTEBOOK_DIR = REPO / "notebooks"
 GUIDE = NOTEBOOK_DIR / "INSTRUCTORS.md"
 #: optional last chapter: the exercises' solutions (never the student copy: it raises)
 SOLUTIONS = "exercises/solutions"
-#: the line ``selfprompt.notebook.describe`` prints: what a notebook ran on
+#: the line ``selfprompt.teaching.notebook.describe`` prints: what a notebook ran on
 DESCRIBE = re.compile(r"^(?P<data>\S+): (?P<n>\d+) images \((?P<kind>real|SYNTHETIC stand-in)\)"
                       r" \| backbone (?P<backbone>\S+)", re.M)
 
@@ -217,7 +217,7 @@ def nav(pages: list[Page], i: int, where: str) -> str:
 
 def render_notebook(nb, page: Page, pages: list[Page], i: int) -> str:
     """The executed notebook as one self-contained HTML page (images inline; widgets
-    frozen into their last state, :mod:`selfprompt.widget_snapshot`)."""
+    frozen into their last state, :mod:`selfprompt.teaching.widget_snapshot`)."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
@@ -284,8 +284,8 @@ def data_said(pages: list[Page]) -> tuple[str, str]:
 
 def provenance(pages: list[Page], source: str, starts: list[str | None]) -> dict:
     """Where the book came from (``starts``: papermill's start time of each notebook)."""
-    from . import __version__
-    from .provenance import kit_commit
+    from .. import __version__
+    from ..utils.provenance import kit_commit
 
     kind, sentence = data_said(pages)
     starts = sorted(str(s)[:19] + "Z" for s in starts if s)
@@ -436,7 +436,7 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.book", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.book", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "reports" / "book")
     p.add_argument("--executed", type=Path, default=None, metavar="DIR",

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decode import PromptDecoder
-from .embeddings import to_float32
-from .frame import LOWRES, _to_frame
-from .prompts import bounding_box, widen
+from ..decode import PromptDecoder
+from ..embeddings import to_float32
+from ..frame import LOWRES, _to_frame
+from ..prompts import bounding_box, widen
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Why a module: a number in ``reports/reference/`` is only worth committing if it says
 where it came from and if a reader can recompute part of it. ``write`` turns a finished
 run folder (``make reproduce``) into a self-contained folder: the paper-shaped tables
-and figures (:mod:`selfprompt.report`), every per-image row (``results.csv.gz``), the
+and figures (:mod:`selfprompt.evaluation.report`), every per-image row (``results.csv.gz``), the
 fold indices and shots (``folds.json``) and ``provenance.json`` (kit commit, checkpoint
 sha256, seed, library versions, CPU, arithmetic, wall time of each stage). ``verify``
 recomputes a slice of it (one k, one fold, its first test images) from the committed
@@ -16,8 +16,8 @@ images of the ``paper`` preset can move by several Dice points: its stretched la
 ``verify`` therefore reports both the largest per-image difference and the difference
 of the means, and judges on the means.
 
-    python -m selfprompt.reference write RUN_DIR OUT_DIR
-    python -m selfprompt.reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
+    python -m selfprompt.evaluation.reference write RUN_DIR OUT_DIR
+    python -m selfprompt.evaluation.reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .io import atomic_write_text
+from ..utils.io import atomic_write_text
 from .results import fold_files, read_results_gz, stage_seconds, write_results_gz  # noqa: F401
 
 #: the committed reference of this kit: LiteMedSAM on Kvasir-SEG
@@ -44,7 +44,7 @@ def _fold_meta(run_dir: Path) -> list[dict]:
 
 def encode_seconds(cache_dir: Path | None) -> dict | None:
     """What ``encode_log.jsonl`` of the embedding cache says (summed over its lines)."""
-    from .embeddings import ENCODE_LOG
+    from ..embeddings import ENCODE_LOG
 
     if cache_dir is None or not (cache_dir / ENCODE_LOG).exists():
         return None
@@ -64,7 +64,7 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
     the pictures of the best and worst cases (left out without it).
     """
     from . import report
-    from .provenance import environment
+    from ..utils.provenance import environment
 
     import time
 
@@ -84,9 +84,9 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
     metas = _fold_meta(run_dir)
     plan = json.loads((run_dir / "folds.json").read_text())
     if cache_dir is None:  # the default cache's folder for this model (float16, as the sweep)
-        from .notebook import cache_root
+        from ..utils.paths import cache_folder
 
-        cache_dir = cache_root() / (f"{rows[0]['backbone']}-{metas[0]['model_hash'][:16]}"
+        cache_dir = cache_folder() / (f"{rows[0]['backbone']}-{metas[0]['model_hash'][:16]}"
                                     "-float16")
     commits = sorted({m.get("environment", {}).get("kit_commit", "unknown") for m in metas})
     cpus = sorted({m.get("environment", {}).get("cpu", "unknown") for m in metas})
@@ -102,7 +102,7 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         "seconds": {"encode": encode or encode_seconds(Path(cache_dir) if cache_dir else None),
                     **stage_seconds(metas), "report": report_seconds},
         "command": "make reference (make reproduce MODEL=medsam_lite DATASETS=kvasir, then "
-                   "python -m selfprompt.reference write)",
+                   "python -m selfprompt.evaluation.reference write)",
     }
     paths["provenance"] = out_dir / "provenance.json"
     atomic_write_text(paths["provenance"], json.dumps(provenance, indent=1) + "\n")
@@ -134,18 +134,18 @@ def _experiment(data_dir, backbone_name: str, dataset_name: str, seed: int, n_fo
                 cache=None, device=None, progress: bool = True):
     """An :class:`Experiment` over the data set on a cache that encodes nothing by
     itself (callers ``ensure`` only the images they read), and its encoder."""
-    from .backbone import load_backbone
-    from .datasets import open_dataset
-    from .embeddings import DatasetEmbeddings, EmbeddingCache
-    from .encoder import ImageEncoder
-    from .notebook import cache_root
+    from ..models.backbone import load_backbone
+    from ..datasets.reader import open_dataset
+    from ..embeddings import DatasetEmbeddings, EmbeddingCache
+    from ..models.encoder import ImageEncoder
+    from ..utils.paths import cache_folder
     from .protocol import Experiment
 
     dataset = open_dataset(Path(data_dir))
     backbone = load_backbone(backbone_name, device=device)
     encoder = ImageEncoder(backbone)
     embeddings = DatasetEmbeddings(
-        dataset, EmbeddingCache.for_backbone(cache_root(cache), backbone, encoder=encoder))
+        dataset, EmbeddingCache.for_backbone(cache_folder(cache), backbone, encoder=encoder))
     exp = Experiment(dataset, embeddings, backbone, Path("/nonexistent"),
                      dataset_name=dataset_name, seed=seed, n_folds=n_folds, progress=progress)
     return exp, encoder
@@ -162,8 +162,7 @@ def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: 
     """
     import matplotlib.pyplot as plt
 
-    from .metrics import dice
-    from .notebook import case
+    from ..metrics import dice
     from .plots import variant_figure
 
     exp, encoder = _experiment(data_dir, rows[0]["backbone"], rows[0]["dataset"],
@@ -181,7 +180,7 @@ def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: 
     exp.embeddings.ensure(encoder, progress=False, indices=needed)
     paths = []
     for preset, kind, r in picks:
-        image, truth, seg = case(exp, preset, k, fold, r["image"])
+        image, truth, seg = exp.case(preset, k, fold, r["image"])
         scores = {v: dice(m, truth) for v, m in seg.masks.items()}
         fig = variant_figure(image, truth, seg.masks, seg.prompts, scores)
         fig.suptitle(f"{kind}: {r['image']} ({preset}, k = {k}, fold {fold}; "
@@ -204,7 +203,7 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
     The data set must hold the images the reference names (``folds.json``); folds and
     shots are recomputed from the seed and must equal the committed ones.
     """
-    from .presets import get_preset
+    from ..presets import get_preset
     from .protocol import draw_shots, parse_k
 
     reference_dir, k = Path(reference_dir), parse_k(k)
@@ -275,7 +274,7 @@ def _cmd_verify(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfprompt.reference", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m selfprompt.evaluation.reference", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("write", help="reference folder from a finished run folder")

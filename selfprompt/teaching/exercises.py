@@ -139,7 +139,7 @@ def check_widened_box(widened_box) -> str:
 # ------------------------------------------------------------------ 4 aligned labels
 def check_aligned_labels(aligned_labels) -> str:
     """Labels of the 64 x 64 embedding grid from a mask, in SAM's padded 1024 frame."""
-    from .frame import labels_aligned, labels_stretched
+    from ..frame import labels_aligned, labels_stretched
 
     mask = np.zeros((576, 720), np.uint8)          # wide: content fills 51.2 of 64 rows
     mask[300:500, 100:300] = 1
@@ -218,7 +218,7 @@ def check_one_fold(one_fold) -> str:
     """``one_fold(train, test, k, seed, fit, segment, truth)`` -> ``(mean Dice, shots)``:
     k shots drawn (seeded) from the fold's train part only, one fit on them, every test
     image segmented and scored, the mean of the per-image Dice."""
-    from .metrics import dice
+    from ..metrics import dice
 
     pred, truth = _fold_world()
     train, test, k = np.arange(15), np.arange(15, 20), 3
@@ -323,9 +323,9 @@ class _SpyDecoder:
 
 def _toy_inputs(empty: bool = False, truth=None):
     """A 60 x 100 image (not square: swapped axes show) with one coarse lesion."""
-    from .presets import get_preset
-    from .prompts import Prompts
-    from .strategies import Inputs
+    from ..presets import get_preset
+    from ..prompts import Prompts
+    from ..strategies import Inputs
 
     cleaned = np.zeros((60, 100), np.uint8)
     if not empty:
@@ -387,10 +387,10 @@ class _Unknown:
 def kit_fold_parts(s, preset: str = "corrected"):
     """``(fit, segment, truth)`` for :func:`check_one_fold`'s signature, built from the
     kit (its classifier on cached embeddings, its coarse mask), for a notebook
-    :class:`~selfprompt.notebook.Setup` ``s``: a student's ``one_fold`` then runs on
+    :class:`~selfprompt.teaching.notebook.Setup` ``s``: a student's ``one_fold`` then runs on
     real images."""
-    from .pipeline import coarse_mask, fit_classifier
-    from .presets import get_preset
+    from ..pipeline import coarse_mask, fit_classifier
+    from ..presets import get_preset
 
     p = get_preset(preset)
     img_size = s.backbone.img_size
@@ -413,14 +413,14 @@ def kit_fold_parts(s, preset: str = "corrected"):
 def score_strategy(fn, s, name: str = "mine", k: int = 3, fold: int = 0,
                    preset: str = "corrected", against=("linear", "box")) -> dict[str, float]:
     """Mean Dice of your strategy ``fn`` and of ``against`` on one fold of the notebook's
-    data set (:class:`~selfprompt.notebook.Setup` ``s``), through the kit's own protocol:
+    data set (:class:`~selfprompt.teaching.notebook.Setup` ``s``), through the kit's own protocol:
     registered under ``name`` (:func:`selfprompt.strategies.register`), then scored by
-    :meth:`~selfprompt.protocol.Experiment.score` on the same shots and test images."""
+    :meth:`~selfprompt.evaluation.protocol.Experiment.score` on the same shots and test images."""
     import tempfile
 
-    from .presets import get_preset
-    from .protocol import Experiment
-    from .strategies import register
+    from ..presets import get_preset
+    from ..evaluation.protocol import Experiment
+    from ..strategies import register
 
     register(name, fn, replace=True)
     with tempfile.TemporaryDirectory() as tmp:  # score() writes nothing; run_fold would
@@ -474,7 +474,7 @@ def student_version(solutions: Path, out: Path) -> int:
 def main(argv=None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m selfprompt.exercises",
+    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.exercises",
                                 description="write the student notebook from the solutions")
     p.add_argument("solutions", type=Path)
     p.add_argument("out", type=Path)

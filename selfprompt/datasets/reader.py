@@ -4,8 +4,8 @@ folder of pairs, read as published.
 A data set is a sorted list of :class:`Sample` (name, image path, mask path(s)). Sorting
 makes every fold and every draw reproducible (the authors used unsorted ``os.listdir``,
 defect D3). Where images and masks are and which mask is whose is a
-:class:`~selfprompt.layouts.Layout` (folders or glob patterns, a pairing rule); the
-public sets' layouts are in :mod:`selfprompt.catalog` and are detected.
+:class:`~selfprompt.datasets.layouts.Layout` (folders or glob patterns, a pairing rule); the
+public sets' layouts are in :mod:`selfprompt.datasets.catalog` and are detected.
 
 Default rule for a generic folder: ``<root>/images/<stem>.<ext>`` pairs with
 ``<root>/masks/<stem><suffix>.<ext>`` where ``<suffix>`` is one of ``""``,
@@ -200,9 +200,9 @@ def open_dataset(root: str | Path, layout: str | Layout = "auto", *, images: str
     """Pair images with masks under ``root`` and return them sorted by name.
 
     ``layout``: ``"auto"`` (detected), ``"folder"`` (``images/`` + ``masks/``), a name of
-    :data:`selfprompt.catalog.CATALOG` (``kvasir``, ``isic2018``, ``cvc-clinicdb``,
+    :data:`selfprompt.datasets.catalog.CATALOG` (``kvasir``, ``isic2018``, ``cvc-clinicdb``,
     ``ph2``, ``busi``; its folder may be up to two levels below ``root``) or a
-    :class:`~selfprompt.layouts.Layout`. ``images``/``masks``/``pair`` declare a layout
+    :class:`~selfprompt.datasets.layouts.Layout`. ``images``/``masks``/``pair`` declare a layout
     instead (folders or glob patterns relative to ``root``; a suffix, a regular
     expression with ``(?P<key>...)`` or a callable); a registry ``layout`` given with
     them names the result and supplies what is not given.
@@ -369,7 +369,7 @@ def validate(dataset: Dataset, record_dir: Path | None = None, progress: bool = 
     if empty:
         log.warning("%d mask(s) are empty (no lesion): %s", len(empty), ", ".join(empty[:5]))
     if record is not None:
-        from .io import atomic_write_text
+        from ..utils.io import atomic_write_text
 
         atomic_write_text(record, json.dumps(facts))
     return facts

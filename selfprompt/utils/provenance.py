@@ -6,7 +6,7 @@ code and the arithmetic that produced it. Floating-point results depend on the C
 kernels (OpenBLAS picks them by CPU unless ``OPENBLAS_CORETYPE`` says otherwise; torch
 by ``ATEN_CPU_CAPABILITY``) and on the number of threads, so those are recorded too.
 
-``python -m selfprompt.provenance`` prints it (``.ci/run`` does, first).
+``python -m selfprompt.utils.provenance`` prints it (``.ci/run`` does, first).
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import KIT_ROOT as REPO
+
 #: environment variables that change floating-point results (or their speed)
 ARITHMETIC_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                    "MKL_NUM_THREADS", "ATEN_CPU_CAPABILITY", "OPENBLAS_L2_SIZE")
@@ -68,7 +69,7 @@ def environment() -> dict:
     import sklearn
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "kit_version": __version__, "kit_commit": kit_commit(),

@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .metrics import dice, iou
-from .presets import PRESETS, Preset, get_preset
+from ..metrics import dice, iou
+from ..presets import PRESETS, Preset, get_preset
 
 #: prompt mode -> the variant name of SAM's mask it selects
 MODES = {"point": "point", "box": "box", "both": "point_box", "none": "clicks"}
@@ -119,7 +119,7 @@ class ExplorerState:
     def dataset(self):
         key = (self.s.data_dir, self.s.limit)
         if key not in self._datasets:
-            from .datasets import open_dataset
+            from ..datasets.reader import open_dataset
 
             self._datasets[key] = open_dataset(self.path(self.s.data_dir)).subset(
                 self.s.limit or None)
@@ -132,8 +132,8 @@ class ExplorerState:
     def _backbone(self):
         key = (self.s.backbone, self.s.checkpoint)
         if key not in self._backbones:
-            from .backbone import load_backbone
-            from .decode import PromptDecoder
+            from ..models.backbone import load_backbone
+            from ..decode import PromptDecoder
 
             with warnings.catch_warnings():  # tiny's warning: the UI labels it instead
                 warnings.simplefilter("ignore", UserWarning)
@@ -145,7 +145,7 @@ class ExplorerState:
     def embeddings(self):
         key = (self.s.data_dir, self.s.limit, self.s.backbone, self.s.checkpoint)
         if key not in self._embeddings:
-            from .embeddings import embed_dataset
+            from ..embeddings import embed_dataset
 
             self._embeddings[key], _ = embed_dataset(self.dataset, self._backbone()[0],
                                                      self.path(self.s.cache_dir),
@@ -157,7 +157,7 @@ class ExplorerState:
 
     def classifier(self):
         """The fitted classifier; refitted only when its inputs changed."""
-        from .pipeline import fit_classifier
+        from ..pipeline import fit_classifier
 
         p = self.s.preset_obj()
         key = (self.s.data_dir, self.s.limit, self.s.backbone, self.s.checkpoint,
@@ -175,8 +175,8 @@ class ExplorerState:
         ``clf.predict_map``, so any threshold is answered without the classifier."""
         clf = self.classifier()
         if i not in self._grids:
-            from .classifier import cells
-            from .frame import GRID
+            from ..classifier import cells
+            from ..frame import GRID
 
             grid = clf.decision_function(cells(self.embeddings()[i]))
             self._grids[i] = grid.reshape(GRID, GRID)
@@ -263,8 +263,8 @@ class ExplorerState:
     # ---- the computation
     def compute(self) -> View:
         """Everything for the current image; only the cheap steps unless caches moved."""
-        from .frame import grid_to_image
-        from .prompts import make_prompts
+        from ..frame import grid_to_image
+        from ..prompts import make_prompts
 
         t0 = time.perf_counter()
         p, i = self.s.preset_obj(), self.names.index(self.s.image)
@@ -395,7 +395,7 @@ def available_datasets(root: str | Path = ".") -> dict[str, str]:
     The synthetic set is written on first use (deterministic, a second or two), so the
     explorer works in a fresh clone with nothing downloaded.
     """
-    from .synthetic import make_synthetic
+    from ..datasets.synthetic import make_synthetic
 
     root, found = Path(root), {}
     for label, rel in (("Kvasir-SEG (shared)", "../shared/data/kvasir-seg"),
@@ -411,7 +411,7 @@ def available_datasets(root: str | Path = ".") -> dict[str, str]:
 def available_backbones(root: str | Path = ".") -> list[str]:
     """``medsam_lite`` (real weights, installed with the kit), ``tiny`` (always: generated,
     no download) and every SAM whose checkpoint is present."""
-    from .backbone import CheckpointError, default_checkpoint
+    from ..models.backbone import CheckpointError, default_checkpoint
 
     out = []
     try:

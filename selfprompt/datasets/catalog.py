@@ -9,8 +9,9 @@ and whom to cite. Detection (:func:`detect`) looks at the given folder, then two
 levels down (``Kvasir-SEG/``, ``CVC-ClinicDB/PNG/``, ``PH2Dataset/PH2 Dataset
 images/``), so the folder a download extracts to can be given as it is.
 
-Downloads stay in :mod:`selfprompt.download` (``download`` names its entry there);
-this module only adds the sets it cannot fetch.
+A set the kit can download names its archives in the asset registry and what they
+must extract to (:class:`Download`); :mod:`selfprompt.assets` fetches and checks them.
+Each set's folder under ``data/`` is written here and nowhere else in the package.
 """
 from __future__ import annotations
 
@@ -18,7 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..assets import AssetError, DatasetLayout, install_dataset, load_registry
+from ..assets.registry import MANIFEST_DIR
 from .layouts import DEFAULT_SUFFIXES, DatasetError, Layout
+
+
+@dataclass(frozen=True)
+class Download:
+    """A set the kit downloads: its archives (``registry.txt`` names) and what they must
+    extract to, checked before the folder gets its final name."""
+
+    archives: tuple[str, ...]
+    dirs: tuple[tuple[str, str, int], ...]  #: (sub-folder, file suffix, expected count)
+    files: tuple[str, ...] = ()             #: single files that must be present
+    manifest: str | None = None             #: sha256sum-style list under assets/manifests
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,17 @@ class PublicDataset:
     licence: str
     citation: str
     homepage: str
-    download: str | None = None  # key in download.DATASETS; None: obtained by hand
+    download: Download | None = None  # None: obtained by hand
     how_to_get: str = ""         # where to get it when there is no download
+
+    @property
+    def download_layout(self) -> DatasetLayout | None:
+        """What a download of this set must extract to, under ``data/<folder>``."""
+        d = self.download
+        if d is None:
+            return None
+        return DatasetLayout(self.folder, d.dirs, d.files,
+                             MANIFEST_DIR / d.manifest if d.manifest else None)
 
     def instructions(self, target: Path | None = None) -> str:
         """What to do when the set is not on this machine."""
@@ -84,7 +107,10 @@ CATALOG: dict[str, PublicDataset] = {d.name: d for d in [
         "Hosted by the International Skin Imaging Collaboration (ISIC), arXiv:1902.03368, "
         "2019; Tschandl P., Rosendahl C., Kittler H., The HAM10000 dataset, Sci. Data 5, "
         "180161, 2018",
-        "https://challenge.isic-archive.com/data/#2018", download="isic2018"),
+        "https://challenge.isic-archive.com/data/#2018",
+        download=Download(("isic2018-input", "isic2018-gt"),
+                          (("ISIC2018_Task1-2_Training_Input", ".jpg", 2594),
+                           ("ISIC2018_Task1_Training_GroundTruth", ".png", 2594)))),
     PublicDataset(
         "kvasir", "Kvasir-SEG", "colonoscopy (polyps)", "1000 images with masks",
         Layout("images", "masks", "", "kvasir"), _kvasir,
@@ -92,7 +118,9 @@ CATALOG: dict[str, PublicDataset] = {d.name: d for d in [
         "free for research and education (terms on the homepage)",
         "Jha D. et al., Kvasir-SEG: A Segmented Polyp Dataset, MultiMedia Modeling (MMM) "
         "2020, LNCS 11962, pp. 451-462",
-        "https://datasets.simula.no/kvasir-seg/", download="kvasir"),
+        "https://datasets.simula.no/kvasir-seg/",
+        download=Download(("kvasir-seg",), (("images", ".jpg", 1000), ("masks", ".jpg", 1000)),
+                          ("kavsir_bboxes.json",), "kvasir-seg.sha256")),
     PublicDataset(
         "cvc-clinicdb", "CVC-ClinicDB", "colonoscopy (polyps)", "612 images with masks",
         Layout("Original", "Ground Truth", "", "cvc-clinicdb"),
@@ -184,14 +212,15 @@ def detect(root: Path, only: str | None = None) -> tuple[Path, Layout]:
 def fetch(name: str, data_dir: Path = Path("data"), mirror: str | None = None) -> Path:
     """Make data set ``name`` present under ``data_dir``: downloaded and checked where it
     has a download, else found where the instructions say to put it (AssetError if not)."""
-    from .download import AssetError, fetch_dataset
-
     try:
         entry = get(name)
     except DatasetError as err:
         raise AssetError(str(err)) from None
     if entry.download:
-        return fetch_dataset(entry.download, data_dir, mirror)
+        registry = load_registry()
+        return install_dataset(entry.download_layout,
+                               [registry[a] for a in entry.download.archives],
+                               Path(data_dir), mirror)
     target = Path(data_dir) / entry.folder
     if target.is_dir():
         try:
@@ -215,3 +244,14 @@ def describe(entry: PublicDataset) -> str:
         f"  {how}",
         f"  folder:   data/{entry.folder} (or any folder: --dataset {entry.name}, "
         f"DATA_DIR_{entry.name}=...)"])
+
+
+def downloads() -> dict[str, PublicDataset]:
+    """The sets the kit can download, by name."""
+    return {name: entry for name, entry in CATALOG.items() if entry.download}
+
+
+def download_layouts() -> dict[str, DatasetLayout]:
+    """Each data-set archive's registry name -> the layout it extracts to."""
+    return {archive: entry.download_layout for entry in downloads().values()
+            for archive in entry.download.archives}

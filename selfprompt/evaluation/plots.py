@@ -14,7 +14,7 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .frame import GRID, IMG_SIZE, input_size
+from ..frame import GRID, IMG_SIZE, input_size
 from .results import k_order
 
 TRUTH, PRED, POINT, BOX = "lime", "magenta", "yellow", "cyan"
@@ -115,7 +115,7 @@ def embedding_figure(image: np.ndarray, features: np.ndarray, img_size: int = IM
 
 def label_grids(mask: np.ndarray, img_size: int = IMG_SIZE):
     """D4 in one picture: the padded frame's mask, stretched labels, aligned labels."""
-    from .frame import labels_aligned, labels_stretched
+    from ..frame import labels_aligned, labels_stretched
 
     aligned, valid = labels_aligned(mask, img_size)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
