@@ -4,40 +4,50 @@ Wu, Zhang, Elbatel, "Self-Prompting Large Vision Models for Few-Shot Medical Ima
 Segmentation", MICCAI DART 2023. SAM stays frozen; a linear classifier on its
 embedding makes a coarse mask, from which a point and a box prompt SAM itself.
 
-Modules, in pipeline order: ``datasets`` (pairs, validation; ``layouts`` declares where
-images and masks are, ``catalog`` knows the public sets) -> ``backbone`` (SAM,
-checkpoints) -> ``encoder`` + ``embeddings`` (batched encoding, cache) ->
-``frame`` (padded-frame geometry) -> ``classifier`` -> ``prompts`` -> ``decode`` ->
-``metrics``; ``pipeline`` chains them for one image, ``protocol`` runs k-shot folds,
-``results`` tabulates, ``download`` fetches assets, ``cli`` is ``python -m selfprompt``.
-Beyond the paper's method: ``strategies`` (other prompts, and the no-prompt and
-ground-truth baselines, as variants), ``finetune`` (the mask decoder trained on the k
-shots), ``ablations`` (studies over them on the protocol's folds, ``make ablations``).
-For teaching: ``classroom`` checks a machine before class, ``bundle`` writes and installs
-the offline classroom bundle (``make bundle``, ``make install-offline``).
+The method is the top of the package, in the order it runs:
+
+- ``embeddings``: every image through SAM's encoder once, cached on disk;
+- ``frame``: where each 64 x 64 embedding cell lies on the image (the padded frame);
+- ``classifier``: the linear pixel classifier fitted on the k shots' cells;
+- ``prompts``: the point and the box taken from the classifier's coarse mask;
+- ``decode``: SAM's prompt encoder and mask decoder on a cached embedding;
+- ``pipeline``: one image through all of it; ``metrics``: Dice and IoU;
+- ``presets``: the authors' computation (``paper``) and the corrected one;
+- ``strategies``: other prompts and the baselines, as extra variants.
+
+Around it, in subpackages: ``models`` (the backbone registry, encoders, weights),
+``datasets`` (reading, layouts, the public sets), ``assets`` (checked downloads),
+``evaluation`` (the k-shot protocol, ablations, reports, the committed reference),
+``teaching`` (notebook helpers, explorer, exercises, classroom check, book, bundle) and
+``utils``. ``python -m selfprompt`` is the command line for all of it.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Public names, imported on first use so that `import selfprompt` (and the command
-# line's --help) does not pay for torch until something needs it.
+from .utils.lazy import lazy_exports
+
+# The method's steps by name (``import selfprompt as sp``), imported on first use so
+# that ``import selfprompt`` and the command line's --help do not pay for torch.
 _EXPORTS = {
-    "BACKBONES": "backbone", "Backbone": "backbone", "CheckpointError": "backbone",
-    "load_backbone": "backbone", "LinearPixelClassifier": "classifier",
-    "Dataset": "datasets", "DatasetError": "datasets", "open_dataset": "datasets",
-    "validate": "datasets", "dice": "metrics", "iou": "metrics", "PRESETS": "presets",
-    "Preset": "presets", "get_preset": "presets",
+    # a backbone and a data set
+    "BACKBONES": "models.registry", "Backbone": "models.backbone",
+    "load_backbone": "models.backbone", "CheckpointError": "assets.registry",
+    "AssetError": "assets.registry", "Dataset": "datasets.reader",
+    "DatasetError": "datasets.layouts", "open_dataset": "datasets.reader",
+    "validate": "datasets.reader", "make_synthetic": "datasets.synthetic",
+    # the method
+    "embed_dataset": "embeddings", "cache_folder": "utils.paths",
+    "LinearPixelClassifier": "classifier", "fit_classifier": "pipeline",
+    "coarse_mask": "pipeline", "make_prompts": "prompts", "PromptDecoder": "decode",
+    "segment": "pipeline", "dice": "metrics", "iou": "metrics",
+    "PRESETS": "presets", "Preset": "presets", "get_preset": "presets",
+    # the protocol
+    "Experiment": "evaluation.protocol", "make_folds": "evaluation.protocol",
+    "draw_shots": "evaluation.protocol",
 }
 __all__ = sorted(_EXPORTS) + ["print_config", "__version__"]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def print_config(backbone=None) -> None:

@@ -30,6 +30,7 @@ from .models.backbone import Backbone
 from .datasets.reader import Dataset, decode_image
 from .models.encoder import ImageEncoder
 from .utils.io import atomic_save_npy, atomic_write_text
+from .utils.paths import cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +287,14 @@ def log_encoding(cache: EmbeddingCache, stats: EmbeddingStats, seconds: float) -
         log.warning("could not log the encoding time in %s: %s", cache.dir, err)
 
 
-def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
+def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path | None = None,
                   dtype: str = "float16", workers: int | None = None, progress: bool = True,
                   encoder: ImageEncoder | None = None) -> tuple[DatasetEmbeddings, EmbeddingStats]:
     """Make sure every image of ``dataset`` has a cached embedding; return them.
 
-    ``encoder`` says how to encode (batch size, precision, attention); the default is
+    ``cache_root`` defaults to :func:`~selfprompt.utils.paths.cache_folder` (the kit's
+    ``data/embeddings``, or ``$SELFPROMPT_CACHE``). ``encoder`` says how to encode
+    (batch size, precision, attention); the default is
     batch 1, fp32, the fused path (``ImageEncoder``'s defaults; pass
     ``ImageEncoder(backbone, fused=False)`` for exactly what ``set_image``
     computes).
@@ -299,7 +302,7 @@ def embed_dataset(dataset: Dataset, backbone: Backbone, cache_root: str | Path,
     import time
 
     encoder = encoder or ImageEncoder(backbone)
-    cache = EmbeddingCache.for_backbone(cache_root, backbone, dtype, encoder)
+    cache = EmbeddingCache.for_backbone(cache_folder(cache_root), backbone, dtype, encoder)
     embeddings = DatasetEmbeddings(dataset, cache)
     start = time.perf_counter()
     stats = embeddings.ensure(encoder, workers=workers, progress=progress)
