@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import (k_order, load_runs, stage_seconds, summarise, write_csv,
-                      write_results_gz)
+from .results import (k_order, load_runs, markdown_table, percent, stage_seconds, summarise,
+                      write_csv, write_results_gz)
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,6 @@ def study_rows(run_root: str | Path, study: str) -> list[dict]:
     return load_runs(folder) if folder.is_dir() else []
 
 
-def _pct(x) -> float | None:
-    return None if x is None or x != x else round(100 * float(x), 2)
-
-
 def _overall(rows: list[dict]) -> dict[tuple, dict]:
     """(preset, k, variant) -> the summary line pooled over folds (and draws)."""
     return {(s["preset"], s["k"], s["variant"]): s for s in summarise(rows)
@@ -147,7 +143,7 @@ def comparison_table(run_root: str | Path, k: str = "20", preset: str = "correct
                 cache[study] = _overall(study_rows(run_root, study))
             s = cache[study].get((preset, k, variant))
             if s is not None:
-                row["ours"], row["ours_std"] = _pct(s["dice_mean"]), _pct(s["dice_std"])
+                row["ours"], row["ours_std"] = percent(s["dice_mean"]), percent(s["dice_std"])
                 row["diff"] = None if paper is None else round(row["ours"] - paper, 2)
             else:
                 row["note"] = f"not computed yet: make ablations STUDIES={study}"
@@ -170,19 +166,19 @@ def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | No
     out = []
     for (preset, k, variant), s in sorted(overall.items(),
                                           key=lambda kv: (kv[0][0], k_order(kv[0][1]))):
-        d = _pct(s["dice_mean"])
+        d = percent(s["dice_mean"])
         p = get_preset(preset)
         row = {"preset": preset, "classifier": p.classifier, "threshold": p.threshold, "k": k,
                "variant": variant,
                "what": STRATEGIES[variant][0] if variant in STRATEGIES else variant,
-               "dice": d, "dice_std": _pct(s["dice_std"]), "iou": _pct(s["iou_mean"]),
+               "dice": d, "dice_std": percent(s["dice_std"]), "iou": percent(s["iou_mean"]),
                "images": f"{s['n_counted']}/{s['n_images']}"}
         if column:
             key = ((preset, k, versus[1]) if versus else (versus_preset, k, variant))
             ref = ref_overall.get(key)
             itself = key == (preset, k, variant) and (versus is None or versus[0] == study)
             row[column] = (None if ref is None or itself
-                           else round(d - _pct(ref["dice_mean"]), 2))
+                           else round(d - percent(ref["dice_mean"]), 2))
         out.append(row)
     return out
 
@@ -205,22 +201,19 @@ def shots_curve(rows: list[dict]) -> list[dict]:
                       for dr in draws]
         every = [x for v in by_unit.values() for x in v]
         unit_means = [np.mean(v) for v in by_unit.values()]
-        out.append({"preset": preset, "k": k, "variant": variant, "dice": _pct(np.mean(every)),
-                    "std_over_folds": _pct(np.mean(fold_std)),
-                    "std_over_draws": _pct(np.std(draw_means)) if len(draws) > 1 else None,
-                    "min_unit": _pct(min(unit_means)), "max_unit": _pct(max(unit_means)),
+        out.append({"preset": preset, "k": k, "variant": variant, "dice": percent(np.mean(every)),
+                    "std_over_folds": percent(np.mean(fold_std)),
+                    "std_over_draws": percent(np.std(draw_means)) if len(draws) > 1 else None,
+                    "min_unit": percent(min(unit_means)), "max_unit": percent(max(unit_means)),
                     "draws": len(draws), "folds": len({f for _, f in by_unit}),
                     "images": len(every)})
     return out
 
 
 def to_markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "_not computed_\n"
-    cols = list(rows[0])
-    fmt = (lambda v: "—" if v is None or v == "" else str(v))
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-                     + ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]) + "\n"
+    """A study's rows as a Markdown table, values as computed, missing ones as a dash."""
+    return markdown_table(rows, empty="_not computed_\n",
+                          cell=lambda v: "—" if v is None or v == "" else str(v))
 
 
 def shots_figure(curve: list[dict]):

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .results import (SUMMARY_COLUMNS, k_order, load_runs, summarise,  # noqa: F401
-                      write_csv)
+from .results import (SUMMARY_COLUMNS, k_order, load_runs, markdown_table,  # noqa: F401
+                      percent, summarise, write_csv)
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,6 @@ def _overall(summary: list[dict]) -> dict[tuple, dict]:
             for s in summary if str(s["fold"]) == "all"}
 
 
-def _pct(value) -> float | None:
-    return None if value is None or value != value else round(100 * float(value), 2)
-
-
 def _diff(ours: float | None, paper: float | None) -> float | None:
     return None if ours is None or paper is None else round(ours - paper, 2)
 
@@ -78,9 +74,9 @@ def method_table(summary: list[dict], k: str = "20", preset: str = "paper") -> l
             if not mine:
                 out.append(row)
             for backbone, s in mine:
-                ours = _pct(s["dice_mean"])
+                ours = percent(s["dice_mean"])
                 out.append({**row, "backbone": backbone, "ours": ours,
-                            "ours_std": _pct(s["dice_std"]), "diff": _diff(ours, row["paper"])})
+                            "ours_std": percent(s["dice_std"]), "diff": _diff(ours, row["paper"])})
     return out
 
 
@@ -91,9 +87,9 @@ def shots_table(summary: list[dict]) -> list[dict]:
                          key=lambda kv: (kv[0][:3], k_order(kv[0][3]), kv[0][4])):
         dataset, backbone, preset, k, variant = key
         paper = PAPER_SHOTS.get(dataset, {}).get(k, {}).get(variant)
-        ours = _pct(s["dice_mean"])
+        ours = percent(s["dice_mean"])
         out.append({"dataset": dataset, "backbone": backbone, "preset": preset, "k": k,
-                    "variant": variant, "ours": ours, "ours_std": _pct(s["dice_std"]),
+                    "variant": variant, "ours": ours, "ours_std": percent(s["dice_std"]),
                     "folds": n_folds(summary, key), "images": f"{s['n_counted']}/{s['n_images']}",
                     "paper": paper, "diff": _diff(ours, paper)})
     return out
@@ -108,7 +104,7 @@ def preset_table(summary: list[dict]) -> list[dict]:
         other = overall.get((dataset, backbone, "corrected", k, variant))
         if preset != "paper" or other is None:
             continue
-        p, c = _pct(s["dice_mean"]), _pct(other["dice_mean"])
+        p, c = percent(s["dice_mean"]), percent(other["dice_mean"])
         out.append({"dataset": dataset, "backbone": backbone, "k": k, "variant": variant,
                     "paper_preset": p, "corrected_preset": c, "diff": _diff(c, p),
                     "left_out_by_paper": s["n_images"] - s["n_counted"]})
@@ -122,13 +118,9 @@ def _cell(value) -> str:
 
 
 def to_markdown(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A list of dicts as a Markdown table; missing numbers as a dash."""
-    if not rows:
-        return "_no finished runs for this table_\n"
-    columns = columns or list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    """A list of dicts as a Markdown table; numbers to 2 decimals, missing ones as a dash."""
+    return markdown_table(rows, columns, empty="_no finished runs for this table_\n",
+                          cell=_cell)
 
 
 def fold_cases(rows: list[dict], variant: str = "point_box", n: int = 3,

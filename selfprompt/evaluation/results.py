@@ -135,6 +135,23 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]) -> Path:
     return Path(path)
 
 
+def percent(value) -> float | None:
+    """A fraction as a percentage rounded to 2 decimals; None and NaN stay None."""
+    return None if value is None or value != value else round(100 * float(value), 2)
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, *,
+                   empty: str = "_no rows_\n", cell=str) -> str:
+    """A list of dicts as a Markdown table (``columns``: the first row's keys by default);
+    ``cell`` formats each value, ``empty`` stands in for a table without rows."""
+    if not rows:
+        return empty
+    columns = columns or list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(summary: list[dict], fold: str = "all") -> str:
     """The overall lines as a Markdown table (Dice in %, mean +- std: the std of the
     fold means when there are several folds, of the images when there is one)."""
