@@ -137,7 +137,10 @@ def test_the_kits_wheel_installs_from_the_bundle_with_the_index_off(small, tmp_p
     bundle.install_packages(small[0], python, kit=None, upgrade_pip=False)
     where = Path(_where(python, tmp_path))
     assert (tmp_path / "venv") in where.parents, where  # from the bundle, not this clone
-    assert where.name == "__init__.py" and (where.parent / "bundle.py").is_file()
+    assert where.name == "__init__.py"
+    for module in ("teaching/bundle.py", "models/registry.py", "assets/registry.txt",
+                   "assets/manifests/kvasir-seg.sha256"):  # every subpackage and its data
+        assert (where.parent / module).is_file(), module
 
 
 def test_the_bundled_cache_serves_the_bundled_images_without_encoding(small, tmp_path,
