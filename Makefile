@@ -139,7 +139,7 @@ folds: $(KALL_TARGETS) $(filter-out $(KALL_TARGETS),$(FOLD_TARGETS))
 # preflight: a missing folder of a set obtained by hand (or of your own) stops here, saying
 # where to get it; fetch: only the registry's downloads, in their default folders
 preflight-%: $(VENV)/.installed
-	@$(PY) -m selfprompt.teaching.notebook preflight --model $(MODEL) --dataset $* \
+	@$(PY) -m selfprompt preflight --model $(MODEL) --dataset $* \
 		--data-dir '$(call data_dir,$*)'
 
 fetch-%: preflight-%
@@ -197,11 +197,11 @@ reference: $(VENV)/.installed ## the committed reference: full medsam_lite sweep
 	$(MAKE) --no-print-directory reproduce MODEL=$(REF_MODEL) DATASETS=kvasir \
 		SELFPROMPT_DATA_DIR=$(abspath $(REF_DATA)) K="10 20 40 all" FOLDS="0 1 2 3 4" \
 		PRESETS="paper corrected"
-	$(PY) -m selfprompt.evaluation.reference write $(RUNS)/kvasir/$(REF_MODEL) $(REF_DIR) \
+	$(PY) -m selfprompt reference write $(RUNS)/kvasir/$(REF_MODEL) $(REF_DIR) \
 		--data $(abspath $(REF_DATA))
 
 verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; largest per-image difference
-	$(PY) -m selfprompt.evaluation.reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
+	$(PY) -m selfprompt reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
 		--fold $(REF_FOLD) $(if $(REF_IMAGES),--images $(REF_IMAGES))
 
 # --- baselines and ablations (selfprompt.evaluation.ablations): same folds, shots and cache -----------
@@ -212,22 +212,22 @@ ABLATION_STUDIES ?= baselines finetune strategies classifiers shots
 ABLATION_TEST    ?= 40
 ABLATION_RUNS     = reports/ablations/runs/$(DATASET)/$(ABLATION_MODEL)
 ablations: $(VENV)/.installed ## baselines and ablations -> reports/ablations/<data>/<model>/ablations.md
-	$(PY) -m selfprompt.evaluation.ablations run $(call data_dir,$(DATASET)) $(call layout_args,$(DATASET)) \
+	$(PY) -m selfprompt ablations run $(call data_dir,$(DATASET)) $(call layout_args,$(DATASET)) \
 		--backbone $(ABLATION_MODEL) --dataset-name $(DATASET) --studies $(ABLATION_STUDIES) \
 		--folds $(FOLDS) --seed $(SEED) $(if $(ABLATION_TEST),--test-per-fold $(ABLATION_TEST)) \
 		--out $(ABLATION_RUNS)
-	$(PY) -m selfprompt.evaluation.ablations write $(ABLATION_RUNS) reports/ablations/$(DATASET)/$(ABLATION_MODEL)
+	$(PY) -m selfprompt ablations write $(ABLATION_RUNS) reports/ablations/$(DATASET)/$(ABLATION_MODEL)
 
 reference-ablations: $(VENV)/.installed ## the committed ablations beside the reference (Kvasir-SEG, medsam_lite)
 	$(MAKE) --no-print-directory ablations DATASET=kvasir ABLATION_MODEL=$(REF_MODEL) \
 		FOLDS="0 1 2 3 4" DATA_DIR_kvasir=$(abspath $(REF_DATA))
-	$(PY) -m selfprompt.evaluation.ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
+	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
 
 exercises: $(VENV)/.installed ## the student notebook from the solutions (cells tagged `solution`)
-	$(PY) -m selfprompt.teaching.exercises notebooks/exercises/solutions.ipynb notebooks/exercises/exercises.ipynb
+	$(PY) -m selfprompt exercises notebooks/exercises/solutions.ipynb notebooks/exercises/exercises.ipynb
 
 classroom-check: $(VENV)/.installed ## before a class: environment, model, data, cache, every notebook run and timed
-	$(PY) -m selfprompt.teaching.classroom --report reports/classroom-check.md --keep reports/executed
+	$(PY) -m selfprompt classroom --report reports/classroom-check.md --keep reports/executed
 
 # --- the book: the executed notebooks and the guide as a static HTML site -----------------
 # reports/book/index.html opens from disk (no server, no network). Every notebook is run
@@ -239,7 +239,7 @@ classroom-check: $(VENV)/.installed ## before a class: environment, model, data,
 BOOK_OUT      ?= reports/book
 BOOK_EXECUTED ?=
 book: $(VENV)/.installed ## the tutorial to read without running: executed notebooks + guide as HTML
-	$(PY) -m selfprompt.teaching.book --out $(BOOK_OUT) $(if $(BOOK_EXECUTED),--executed $(BOOK_EXECUTED))
+	$(PY) -m selfprompt book --out $(BOOK_OUT) $(if $(BOOK_EXECUTED),--executed $(BOOK_EXECUTED))
 
 # --- the offline classroom bundle (selfprompt.teaching.bundle): one folder for a USB stick --------
 # `make bundle` (network, the instructor's data) writes BUNDLE: the lock's wheels for the lab
@@ -254,16 +254,16 @@ BUNDLE_PLATFORM ?=
 BUNDLE_PYTHON   ?=
 CHECK_NOTEBOOKS ?=
 bundle: $(VENV)/.installed ## offline classroom bundle (wheels, data subset, embeddings) -> BUNDLE
-	$(PY) -m selfprompt.teaching.bundle build --out '$(BUNDLE)' $(if $(BUNDLE_DATA),--data '$(BUNDLE_DATA)') \
+	$(PY) -m selfprompt bundle build --out '$(BUNDLE)' $(if $(BUNDLE_DATA),--data '$(BUNDLE_DATA)') \
 		$(if $(BUNDLE_PLATFORM),--platform $(BUNDLE_PLATFORM)) \
 		$(if $(BUNDLE_PYTHON),--python-version $(BUNDLE_PYTHON))
 
 install-offline: ## no network: .venv, data and embeddings from BUNDLE=..., then the classroom check
 	@test -f '$(BUNDLE)/manifest.json' || { echo "no $(BUNDLE)/manifest.json: give the bundle's \
 		folder, make install-offline BUNDLE=/media/usb/classroom-bundle" >&2; exit 2; }
-	$(PYTHON) -m selfprompt.teaching.bundle install '$(BUNDLE)' --venv $(VENV) --kit . --no-check
+	$(PYTHON) -m selfprompt bundle install '$(BUNDLE)' --venv $(VENV) --kit . --no-check
 	touch $(VENV)/.installed
-	$(PY) -m selfprompt.teaching.classroom --report reports/classroom-check.md \
+	$(PY) -m selfprompt classroom --report reports/classroom-check.md \
 		$(if $(CHECK_NOTEBOOKS),--notebooks $(filter-out none,$(CHECK_NOTEBOOKS)))
 
 SMOKE_DATA := $(or $(wildcard ../shared/data/kvasir-seg),data/synthetic)

@@ -147,7 +147,9 @@ def test_an_errored_cell_stops_the_build_naming_notebook_and_cell(tmp_path, caps
     assert (out / "index.html").read_text() == "the last good book"   # not half replaced
 
     # the command line: exit status 1, the same message; a missing notebook is named too
-    assert book.main(["--out", str(out), "--executed", str(runs)]) == 1
+    from selfprompt.cli import main
+
+    assert main(["book", "--out", str(out), "--executed", str(runs)]) == 1
     err = capsys.readouterr().err
     assert "02_embedding.ipynb: cell In [3]" in err
     assert f"03_classifier.ipynb: no executed copy at {runs / '03_classifier.ipynb'}" in err

@@ -78,7 +78,7 @@ def test_manifest_lists_every_file_with_its_size_and_sha256(small):
 
 def test_verify_names_each_damaged_file_and_runs_on_the_standard_library_alone(small, tmp_path):
     def verify(folder):  # -S: no site-packages (no NumPy, tqdm, torch), as before an install
-        return subprocess.run([sys.executable, "-S", "-m", "selfprompt.teaching.bundle", "verify",
+        return subprocess.run([sys.executable, "-S", "-m", "selfprompt", "bundle", "verify",
                                str(folder)], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
 

@@ -48,6 +48,8 @@ def test_a_failing_step_is_reported_and_the_exit_status_says_so(monkeypatch, cap
     assert not check.ok and check.detail == "RuntimeError: no checkpoint here"
     monkeypatch.setattr(classroom, "run", lambda *a, **k: [
         classroom.Check("environment", True, "fine", 0.1), check])
-    assert classroom.main(["--report", str(tmp_path / "r.md")]) == 1
+    from selfprompt.cli import main
+
+    assert main(["classroom", "--report", str(tmp_path / "r.md")]) == 1
     assert "NOT ready: model failed" in capsys.readouterr().out
     assert "| model | FAILED |" in (tmp_path / "r.md").read_text()

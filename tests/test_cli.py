@@ -15,11 +15,67 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_help_explains_each_subcommand():
+GROUPS = {"the method": ["check", "embed", "run", "summarise"],
+          "data and weights": ["datasets", "assets", "fetch", "synthetic", "preflight"],
+          "evaluation": ["ablations", "reference"],
+          "teaching": ["exercises", "classroom", "book", "bundle"],
+          "the kit": ["provenance"]}
+
+
+def test_help_lists_every_command_in_its_group():
+    from selfprompt.cli import build_parser
+
     out = run_cli("--help").stdout
-    for cmd in ["check", "embed", "run", "summarise", "assets", "fetch"]:
-        assert cmd in out
+    heads = [out.index(f"  {title}:\n") for title in GROUPS]
+    assert heads == sorted(heads)  # the groups in this order
+    for (title, commands), start, end in zip(GROUPS.items(), heads, heads[1:] + [len(out)]):
+        listed = [line.split()[0] for line in out[start:end].splitlines()[1:]
+                  if line.startswith("    ")]
+        assert listed == commands, title
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) - {"summarize"} == {c for cs in GROUPS.values() for c in cs}
     assert "--k" in run_cli("run", "--help").stdout
+
+
+def test_no_module_but_the_command_line_has_a_main():
+    package = Path(__file__).resolve().parents[1] / "selfprompt"
+    for path in package.rglob("*.py"):
+        rel = path.relative_to(package).as_posix()
+        if rel.startswith("cli/") or rel == "__main__.py":
+            continue
+        text = path.read_text()
+        assert "def main(" not in text and "__name__ == \"__main__\"" not in text, rel
+
+
+def test_the_parser_and_the_bundle_commands_need_the_standard_library_only(tmp_path):
+    # -S: no site-packages (no NumPy), as on a lab machine before `make install-offline`
+    probe = ("import sys; from selfprompt.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('numpy', 'torch', 'cv2', 'sklearn', 'tqdm')))")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-S", "-c", probe], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+    proc = subprocess.run([sys.executable, "-S", "-m", "selfprompt", "bundle", "verify",
+                           str(tmp_path)], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr and "manifest.json" in proc.stderr
+
+
+def test_the_studies_named_for_help_are_the_studies():
+    from selfprompt.cli.evaluation import REFERENCE_DIR, STUDIES
+    from selfprompt.evaluation.ablations import STUDIES as studies
+    from selfprompt.evaluation.reference import DEFAULT_DIR
+
+    assert STUDIES == tuple(studies) and REFERENCE_DIR == DEFAULT_DIR
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    assert main(["-q", "check", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(Exception):
+        main(["-q", "--debug", "check", str(tmp_path)])
 
 
 def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, capsys):

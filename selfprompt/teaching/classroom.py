@@ -9,7 +9,6 @@ status is non-zero when any step failed.
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile
@@ -157,28 +156,3 @@ def to_markdown(checks: list[Check]) -> str:
               for c in checks]
     total = sum(c.seconds for c in checks if c.step.startswith("notebook"))
     return "\n".join(lines) + f"\n\nAll notebooks: {total / 60:.1f} min.\n"
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.classroom", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--notebooks", nargs="*", default=list(NOTEBOOKS),
-                   help="which notebooks to run (names without .ipynb; none: skip them)")
-    p.add_argument("--dataset", default="kvasir")
-    p.add_argument("--backbone", default="medsam_lite")
-    p.add_argument("--report", type=Path, default=None, help="also write the table here")
-    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
-                   help="keep the executed notebooks here (`make book BOOK_EXECUTED=DIR` "
-                        "renders them)")
-    args = p.parse_args(argv)
-    checks = run(args.notebooks, args.dataset, args.backbone, keep=args.keep)
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(to_markdown(checks))
-    failed = [c.step for c in checks if not c.ok]
-    print("\nready for class" if not failed else f"\nNOT ready: {', '.join(failed)} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -469,19 +469,3 @@ def student_version(solutions: Path, out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
     return n
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m selfprompt.teaching.exercises",
-                                description="write the student notebook from the solutions")
-    p.add_argument("solutions", type=Path)
-    p.add_argument("out", type=Path)
-    args = p.parse_args(argv)
-    print(f"{args.out}: {student_version(args.solutions, args.out)} solutions stubbed")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

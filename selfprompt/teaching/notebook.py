@@ -10,16 +10,14 @@ machine, with or without ``../shared``); ``$SELFPROMPT_DATA_DIR``; the kit's
 ``data/<data set>``; ``../shared/data/<data set>`` beside the clone; otherwise a small
 synthetic set in the Kvasir layout, generated once into ``.cache/``.
 
-``python -m selfprompt.teaching.notebook preflight`` is what ``make reproduce`` runs first: it
+``python -m selfprompt preflight`` is what ``make reproduce`` runs first: it
 stops at once, naming the missing file, its official URL and the offline route, when
 an asset is missing and its server cannot be reached (instead of retrying downloads).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import socket
-import sys
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -328,25 +326,3 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
                         f"with IMAGES_{dataset}=... MASKS_{dataset}=... PAIR_{dataset}=... "
                         "when its layout is not detected)")
     return problems
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m selfprompt.teaching.notebook preflight --model M --dataset D [--data-dir X]``."""
-    parser = argparse.ArgumentParser(prog="python -m selfprompt.teaching.notebook")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("preflight", help="stop at once when an asset cannot be had")
-    p.add_argument("--model", default="vit_b")
-    p.add_argument("--dataset", default="kvasir")
-    p.add_argument("--data-dir", type=Path, default=None)
-    p.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints")
-    p.add_argument("--mirror", default=None)
-    args = parser.parse_args(argv)
-    problems = missing_assets(args.model, args.dataset, args.data_dir, args.checkpoints,
-                              args.mirror)
-    for message in problems:
-        print(f"error: {message}", file=sys.stderr)
-    return 2 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

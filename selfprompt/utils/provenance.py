@@ -6,11 +6,10 @@ code and the arithmetic that produced it. Floating-point results depend on the C
 kernels (OpenBLAS picks them by CPU unless ``OPENBLAS_CORETYPE`` says otherwise; torch
 by ``ATEN_CPU_CAPABILITY``) and on the number of threads, so those are recorded too.
 
-``python -m selfprompt.utils.provenance`` prints it (``.ci/run`` does, first).
+``python -m selfprompt provenance`` prints it (``.ci/run`` does, first).
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -82,12 +81,3 @@ def environment() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "env": {k: os.environ[k] for k in ARITHMETIC_VARS if k in os.environ},
     }
-
-
-def main() -> int:
-    print(json.dumps(environment(), indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,17 +1,15 @@
-"""``python -m selfprompt``: check a data set, embed it, run k-shot folds, summarise.
+"""The method's commands: check a data set, embed it, run k-shot folds, summarise.
 
-Each subcommand is a thin wrapper over the package, so that what the command line
-does, a notebook can do in the same words.
+Each is a thin wrapper over the package, so that what the command line does, a notebook
+can do in the same words. The data and backbone options are shared with ``ablations run``.
 """
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import sys
 from pathlib import Path
 
-from .presets import PRESETS, VARIANTS
+from ..presets import PRESETS, VARIANTS
 
 
 def default_data() -> Path:
@@ -91,21 +89,21 @@ def _data_folder(args) -> Path:
     if args.data is not None:
         return args.data
     if args.dataset and not os.environ.get("SELFPROMPT_DATA_DIR"):
-        from .datasets.catalog import get
+        from ..datasets.catalog import get
 
         return Path("data") / get(args.dataset).folder
     return default_data()
 
 
 def _open(args):
-    from .datasets.reader import open_dataset, parse_pair
+    from ..datasets.reader import open_dataset, parse_pair
 
     return open_dataset(_data_folder(args), _layout(args), images=args.images,
                         masks=args.masks, pair=parse_pair(args.pair) if args.pair else None)
 
 
 def _dataset(args, facts: list | None = None):
-    from .datasets.reader import validate
+    from ..datasets.reader import validate
 
     dataset = _open(args).subset(args.limit)
     found = validate(dataset, record_dir=(args.cache or default_cache()) / "checks",
@@ -116,9 +114,9 @@ def _dataset(args, facts: list | None = None):
 
 
 def _embeddings(args, dataset):
-    from .models.backbone import load_backbone
-    from .embeddings import embed_dataset
-    from .models.encoder import ImageEncoder
+    from ..models.backbone import load_backbone
+    from ..embeddings import embed_dataset
+    from ..models.encoder import ImageEncoder
 
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
@@ -133,7 +131,7 @@ def _embeddings(args, dataset):
 
 
 def cmd_check(args) -> int:
-    from .datasets.reader import summarise_check
+    from ..datasets.reader import summarise_check
 
     facts: list[dict] = []
     dataset = _dataset(args, facts)
@@ -143,32 +141,14 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_datasets(args) -> int:
-    from .datasets.catalog import CATALOG, describe
-
-    if args.name:
-        print(describe(CATALOG[args.name]))
-        return 0
-    rows = [("name", "data set", "licence", "how to get it")]
-    for e in CATALOG.values():
-        rows.append((e.name, e.title.split(" (")[0], e.licence.split(";")[0].split(" (")[0],
-                     "download" if e.download else f"by hand: {e.homepage}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
-    print("\n`python -m selfprompt datasets NAME`: layout, mask convention, citation. Any "
-          "other set: --images/--masks/--pair.")
-    return 0
-
-
 def cmd_embed(args) -> int:
     _embeddings(args, _dataset(args))
     return 0
 
 
 def cmd_run(args) -> int:
-    from .evaluation.protocol import Experiment, parse_k
-    from .evaluation.results import collect
+    from ..evaluation.protocol import Experiment, parse_k
+    from ..evaluation.results import collect
 
     dataset = _dataset(args)
     backbone, embeddings = _embeddings(args, dataset)
@@ -193,38 +173,23 @@ def cmd_run(args) -> int:
 
 
 def cmd_summarise(args) -> int:
-    from .evaluation.results import collect
+    from ..evaluation.results import collect
 
     _, _, md = collect(args.run_dir)
     print(md.read_text())
     return 0
 
 
-def cmd_synthetic(args) -> int:
-    from .datasets.synthetic import make_synthetic
-
-    print(make_synthetic(args.out, args.n, args.seed))
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m selfprompt", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("check", help="validate a data set (every file read once)")
+def add_commands(command) -> None:
+    p = command("check", "validate a data set (every file read once)", cmd_check)
     _add_data(p)
     p.add_argument("--cache", type=Path, default=None, help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("embed", help="encode every image once into the embedding cache")
+    p = command("embed", "encode every image once into the embedding cache", cmd_embed)
     _add_data(p)
     _add_backbone(p)
-    p.set_defaults(func=cmd_embed)
 
-    p = sub.add_parser("run", help="k-shot cross-validation: fold results, folds.json, summary")
+    p = command("run", "k-shot cross-validation: fold results, folds.json, summary", cmd_run)
     _add_data(p)
     _add_backbone(p)
     p.add_argument("--k", nargs="+", default=["10", "20", "40", "all"],
@@ -244,99 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode with SAM's own calls, one prompt at a time, bit for bit "
                    "(default: an image's prompts in one call, equal up to float rounding "
                    "and ~1.8x faster; each fold's JSON records which)")
-    p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("datasets", help="the known public data sets: layout, licence, "
-                                        "citation, where to get them")
-    p.add_argument("name", nargs="?", choices=DATASET_NAMES, help="one set in full")
-    p.set_defaults(func=cmd_datasets)
-
-    p = sub.add_parser("summarise", aliases=["summarize"],
-                       help="combine a run folder's fold files into tables")
+    p = command("summarise", "combine a run folder's fold files into tables", cmd_summarise,
+                aliases=["summarize"])
     p.add_argument("run_dir", type=Path)
-    p.set_defaults(func=cmd_summarise)
-
-    p = sub.add_parser("synthetic", help="write a small synthetic data set (Kvasir layout)")
-    p.add_argument("out", type=Path)
-    p.add_argument("--n", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_synthetic)
-
-    _add_asset_commands(sub)
-    return parser
-
-
-def _cmd_assets(args) -> int:
-    from .assets import assets_status
-    from .datasets.catalog import download_layouts
-
-    rows = assets_status(download_layouts(), args.checkpoints, args.data, args.mirror,
-                         verify=args.verify)
-    columns = ["name", "kind", "state", "path", "source"]
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns[:-1]}
-    widths["source"] = 0
-    for row in [dict(zip(columns, columns))] + rows:
-        print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
-    return 1 if any(r["state"].startswith("corrupt") for r in rows) else 0
-
-
-def _reporting(command):
-    """Wrap a command: a returned path is printed (exit 0); AssetError -> stderr, exit 2."""
-    def run(args) -> int:
-        from .assets import AssetError
-
-        try:
-            result = command(args)
-        except AssetError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if isinstance(result, Path):
-            print(result)
-            return 0
-        return result
-    return run
-
-
-def _add_asset_commands(subparsers) -> None:
-    """``assets`` and ``fetch {checkpoint,data}``."""
-    from .datasets.catalog import CATALOG, fetch as fetch_data
-    from .models.registry import with_weights
-    from .models.weights import fetch_checkpoint
-
-    mirror_help = "local folder or base URL replacing the official source ($SELFPROMPT_MIRROR)"
-    assets = subparsers.add_parser("assets", help="list checkpoints and data sets and their state")
-    assets.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
-    assets.add_argument("--data", type=Path, default=Path("data"))
-    assets.add_argument("--mirror", default=None, help=mirror_help)
-    assets.add_argument("--verify", action="store_true", help="compute every checksum (slow)")
-    assets.set_defaults(func=_reporting(_cmd_assets))
-
-    fetch_parser = subparsers.add_parser("fetch", help="download and check one asset")
-    what = fetch_parser.add_subparsers(dest="what", required=True)
-    checkpoint = what.add_parser("checkpoint", help="a SAM checkpoint")
-    checkpoint.add_argument("--model", choices=list(with_weights()), default="vit_b")
-    checkpoint.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
-    checkpoint.add_argument("--mirror", default=None, help=mirror_help)
-    checkpoint.set_defaults(func=_reporting(
-        lambda a: fetch_checkpoint(a.model, a.checkpoints, a.mirror)))
-    data = what.add_parser("data", help="a data set, extracted and checked")
-    data.add_argument("--dataset", choices=list(CATALOG), default="kvasir")
-    data.add_argument("--data", type=Path, default=Path("data"))
-    data.add_argument("--mirror", default=None, help=mirror_help)
-    data.set_defaults(func=_reporting(lambda a: fetch_data(a.dataset, a.data, a.mirror)))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # before heavy imports: --help stays instant
-    from .assets import AssetError
-    from .datasets.reader import DatasetError
-    from .embeddings import CacheError
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except (AssetError, DatasetError, CacheError, FileNotFoundError,
-            ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2

@@ -1,0 +1,81 @@
+"""``python -m selfprompt COMMAND``: every job of the kit, from checking a data set to
+installing the offline classroom bundle.
+
+Each command is a thin wrapper over the package, so that what the command line does, a
+notebook can do in the same words. Building the parser imports no NumPy or torch (``--help``
+stays instant) and neither do ``bundle verify`` and ``bundle install``, which run on a bare
+Python before anything is installed: each handler imports what it needs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import data, evaluation, kit, method, teaching
+
+#: the commands by purpose, in the order ``--help`` lists them
+GROUPS = (("the method", method), ("data and weights", data), ("evaluation", evaluation),
+          ("teaching", teaching), ("the kit", kit))
+
+#: the kit's errors: (module, class, exit status). An error can only have been raised by a
+#: module that was imported, so main() looks each up in sys.modules instead of importing it
+#: (which would cost a bare Python's ``bundle verify`` its NumPy-free start). The book's and
+#: the bundle's own errors exit 1, as their failed checks do.
+KIT_ERRORS = (("selfprompt.assets.registry", "AssetError", 2),
+              ("selfprompt.datasets.layouts", "DatasetError", 2),
+              ("selfprompt.embeddings", "CacheError", 2),
+              ("selfprompt.teaching.book", "BookError", 1),
+              ("selfprompt.teaching.bundle", "BundleError", 1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m selfprompt",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="a failing command shows its traceback, not one line")
+    # argparse lists subcommands in one flat list; the grouped list is the description,
+    # and COMMAND stands for all of them in the usage line
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="`python -m selfprompt COMMAND --help`: its options")
+    listing = []
+    for title, module in GROUPS:
+        rows: list[tuple[str, str]] = []
+
+        def command(name: str, help: str, func, **kwargs) -> argparse.ArgumentParser:
+            rows.append((name, help))
+            p = sub.add_parser(name, description=help, **kwargs)
+            p.set_defaults(func=func)
+            return p
+
+        module.add_commands(command)
+        listing.append((title, rows))
+    width = max(len(name) for _, rows in listing for name, _ in rows)
+    lines = [__doc__.split("\n\n")[0], "", "commands:"]
+    for title, rows in listing:
+        lines.append(f"  {title}:")
+        lines += [f"    {name.ljust(width)}  {help}" for name, help in rows]
+    parser.description = "\n".join(lines)
+    return parser
+
+
+def _kit_errors() -> dict[type, int]:
+    return {getattr(sys.modules[module], name): status
+            for module, name, status in KIT_ERRORS if module in sys.modules}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before heavy imports: --help stays instant
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except Exception as err:
+        status = next((s for cls, s in _kit_errors().items() if isinstance(err, cls)),
+                      2 if isinstance(err, (FileNotFoundError, ValueError)) else None)
+        if status is None or args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return status
