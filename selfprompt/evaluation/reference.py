@@ -87,7 +87,7 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         from ..utils.paths import cache_folder
 
         cache_dir = cache_folder() / (f"{rows[0]['backbone']}-{metas[0]['model_hash'][:16]}"
-                                    "-float16")
+                                      "-float16")
     commits = sorted({m.get("environment", {}).get("kit_commit", "unknown") for m in metas})
     cpus = sorted({m.get("environment", {}).get("cpu", "unknown") for m in metas})
     provenance = {

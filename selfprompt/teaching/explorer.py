@@ -8,7 +8,7 @@ Two layers, so that tests drive the logic without a browser:
   ever); the classifier is refitted only when what it learns from changes (data,
   backbone, training images, label mapping); each image's 64 x 64 decision grid is
   kept, so a threshold, clean-up, widening or prompt change costs only OpenCV steps
-  and a few SAM decodes (~0.1 s each on a CPU).
+  and a few SAM decodes (each a fraction of a second on a CPU).
 * :class:`Explorer` is a thin ipywidgets layer: controls call ``state.update`` and
   redraw. Clicks on an image panel (``ipyevents``) add positive/negative points.
 
