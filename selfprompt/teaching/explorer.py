@@ -25,12 +25,16 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..metrics import dice, iou
 from ..presets import PRESETS, Preset, get_preset
+
+if TYPE_CHECKING:  # imported where the view is computed
+    from ..prompts import Prompts
 
 #: prompt mode -> the variant name of SAM's mask it selects
 MODES = {"point": "point", "box": "box", "both": "point_box", "none": "clicks"}
@@ -79,7 +83,7 @@ class View:
     truth: np.ndarray
     prob: np.ndarray
     coarse: np.ndarray
-    prompts: object
+    prompts: Prompts
     masks: dict[str, np.ndarray]
     selected: str
     in_training: bool
