@@ -16,8 +16,8 @@ images of the ``paper`` preset can move by several Dice points: its stretched la
 ``verify`` therefore reports both the largest per-image difference and the difference
 of the means, and judges on the means.
 
-    python -m selfprompt.evaluation.reference write RUN_DIR OUT_DIR
-    python -m selfprompt.evaluation.reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
+    python -m selfprompt reference write RUN_DIR OUT_DIR
+    python -m selfprompt reference verify OUT_DIR --data DATA_DIR [--k 10 --fold 0]
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The offline classroom bundle: one folder that installs the kit and runs the notebooks
 on a machine with no network at all.
 
-``make bundle`` (``python -m selfprompt.teaching.bundle build``) writes, on a machine with the
+``make bundle`` (``python -m selfprompt bundle build``) writes, on a machine with the
 package index and the instructor's data::
 
     <bundle>/

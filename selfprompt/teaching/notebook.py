@@ -10,9 +10,9 @@ machine, with or without ``../shared``); ``$SELFPROMPT_DATA_DIR``; the kit's
 ``data/<data set>``; ``../shared/data/<data set>`` beside the clone; otherwise a small
 synthetic set in the Kvasir layout, generated once into ``.cache/``.
 
-``python -m selfprompt.teaching.notebook preflight`` is what ``make reproduce`` runs first: it
-stops at once, naming the missing file, its official URL and the offline route, when
-an asset is missing and its server cannot be reached (instead of retrying downloads).
+``python -m selfprompt preflight`` is what ``make reproduce`` runs first: it stops at
+once, naming the missing file, its official URL and the offline route, when an asset is
+missing and its server cannot be reached (instead of retrying downloads).
 """
 from __future__ import annotations
 

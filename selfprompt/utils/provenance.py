@@ -6,7 +6,7 @@ code and the arithmetic that produced it. Floating-point results depend on the C
 kernels (OpenBLAS picks them by CPU unless ``OPENBLAS_CORETYPE`` says otherwise; torch
 by ``ATEN_CPU_CAPABILITY``) and on the number of threads, so those are recorded too.
 
-``python -m selfprompt.utils.provenance`` prints it (``.ci/run`` does, first).
+``python -m selfprompt provenance`` prints it.
 """
 from __future__ import annotations
 
