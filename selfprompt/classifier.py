@@ -45,9 +45,10 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
     random_state : int or None, default=None
         Passed to ``LogisticRegression`` (lbfgs does not use it; kept for other solvers).
     blas_threads : int or None, default=1
-        BLAS threads while fitting and predicting. Next to torch's own thread pool,
-        a multi-threaded OpenBLAS made the fit 6x slower on a 2-core machine (measured:
-        3.5 s against 0.6 s for k=3); ``None`` leaves BLAS alone (large k, many cores).
+        BLAS threads while fitting and predicting. Next to torch's own thread pool, a
+        multi-threaded OpenBLAS oversubscribes a machine with few cores and makes a
+        small-k fit several times slower; ``None`` leaves BLAS alone (large k, many
+        cores).
     """
 
     def __init__(self, C: float = 1.0, max_iter: int = 1000, threshold: float = 0.5,
@@ -136,7 +137,7 @@ class LinearPixelClassifier(ClassifierMixin, BaseEstimator):
             grad = np.append(gw / n + l2 * w, gb / n)
             return loss / n + 0.5 * l2 * float(w @ w), grad
 
-        # one worker: the blocks run here (a pool of one costs ~0.25 ms a block in handoffs)
+        # one worker: the blocks run here (a pool of one would only add a handoff per block)
         pool = ThreadPoolExecutor(workers) if workers > 1 else None
         with self._limits(), pool or nullcontext():
             res = minimize(loss_grad, np.zeros(d + 1), method="L-BFGS-B", jac=True,

@@ -28,7 +28,7 @@ class PromptDecoder:
         self.predictor.transform = backbone.transform  # LiteMedSAM maps prompts its own way
         #: decode an image's prompt variants in one call, the prompt-independent work done
         #: once (:mod:`selfprompt.models.batchdecode`: equal to SAM's calls up to rounding,
-        #: 1.7-1.9x faster on a CPU); False: SAM's own calls, one per prompt, bit for bit
+        #: and faster on a CPU); False: SAM's own calls, one per prompt, bit for bit
         self.batched = batched
 
     def set_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:

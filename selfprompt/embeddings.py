@@ -68,7 +68,7 @@ class EmbeddingCache:
         meta_path = self.dir / "meta.json"
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
-            found.setdefault("numerics", "exact")  # folders written before the field existed
+            found.setdefault("numerics", "exact")  # a folder whose meta has no "numerics"
             diff = {k: (found.get(k), v) for k, v in meta.items() if found.get(k) != v}
             if diff:
                 raise CacheError(f"{self.dir} holds embeddings of another model or format "
@@ -105,8 +105,8 @@ class EmbeddingCache:
 
         For passes that use every value of many entries, again and again (a streamed
         fit reads all k shots on each solver step): mapping a 2 MB entry and faulting
-        its pages in costs about twice a plain read (measured: 0.57 against 0.31 ms an
-        entry, converted to float32), and the map is dropped right after anyway."""
+        its pages in costs about twice a plain read, and the map is dropped right after
+        anyway."""
         try:
             arr = np.load(self.path(key))
         except ValueError as err:          # a truncated entry: numpy cannot fill the array
@@ -188,8 +188,8 @@ class DatasetEmbeddings:
         On a GPU the loaders' batches arrive in pinned memory and are copied without
         blocking, and each batch's cache writes run in a writer thread while the next
         batch is encoded: decoding JPEGs and writing files would otherwise leave the
-        GPU idle (issue #13, on an H200: the tiny backbone encoded 42 images/s end to
-        end, bound by image loading in the main process). A failed write stops the run
+        GPU idle, a small backbone's run bound by image loading in the main process.
+        A failed write stops the run
         with its error; what was written before it stays (writes are atomic).
         """
         from concurrent.futures import ThreadPoolExecutor
@@ -240,9 +240,9 @@ def default_workers(device: torch.device) -> int:
 def to_float32(features: np.ndarray) -> np.ndarray:
     """A cached embedding (float16 or float32, often a memory map) as a float32 array.
 
-    The conversion is exact; torch's vectorised kernel does it ~25x faster than
-    NumPy's ``astype`` (measured: 0.09 ms against 2.1 ms for one embedding), which
-    matters where every shot is read again on every pass of a streamed fit.
+    The conversion is exact; torch's vectorised kernel does it an order of magnitude
+    faster than NumPy's ``astype``, which matters where every shot is read again on
+    every pass of a streamed fit.
     """
     if features.dtype == np.float32:
         return np.array(features)

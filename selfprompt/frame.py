@@ -8,9 +8,9 @@ columns of cells hold only padding. LiteMedSAM does the same at 256 x 256 (4 x 4
 pixels a cell): every function here takes the frame's side as ``img_size``
 (``Backbone.img_size``), SAM's 1024 by default.
 
-The authors' code instead stretches the whole mask to 64 x 64 (defect D4 in
-METHOD.md), so its labels do not lie under the features they are paired with. This
-module provides both mappings so that the two presets differ only in that choice.
+The authors' code instead stretches the whole mask to 64 x 64 (the authors' defect
+D4, docs/method.md), so its labels do not lie under the features they are paired with.
+This module provides both mappings so that the two presets differ only in that choice.
 """
 from __future__ import annotations
 

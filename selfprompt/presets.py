@@ -2,7 +2,7 @@
 
 Every difference between them is a named field, so a results table can say exactly
 what was computed, and a notebook can show the effect of each defect on its own.
-Defects (METHOD.md): D2 empty predictions dropped from means; D4 labels stretched
+The authors' defects (docs/method.md): D2 empty predictions dropped from means; D4 labels stretched
 instead of aligned with the embedding grid; D5 point taken before clean-up; D7 the
 fallback box for an empty mask has x and y swapped. D3 (unseeded NumPy, unsorted
 files) is fixed in both: ``paper`` replays the authors' draws, but seeded.
@@ -47,9 +47,9 @@ class Preset:
         return replace(self, **changes)
 
     def as_dict(self) -> dict:
-        """The fields, as stored in each fold's JSON (its identity). Fields added after
-        the first release appear only when they differ from their default, so folds
-        computed before they existed still count as finished."""
+        """The fields, as stored in each fold's JSON (its identity). The fields of
+        ``_LATER_FIELDS`` appear only when they differ from their default, so a fold
+        stored without them still counts as finished."""
         d = asdict(self)
         for name, default in _LATER_FIELDS.items():
             if d[name] == default:

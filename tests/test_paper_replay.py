@@ -1,13 +1,13 @@
 """The `paper` preset gives the authors' per-image Dice.
 
-This test re-enacts the authors' 5-fold evaluation loop step by step, as METHOD.md
-("Replaying the authors' computation exactly") describes it: the global ``random`` and
-``np.random`` generators, ``SamPredictor.set_image`` for every image (twice per test
-image), labels squeezed with ``cv2.resize``, ``LogisticRegression(max_iter=1000)``,
-the distance-transform point before clean-up, the box after it, widened by
-``np.random.randint`` draws, and images whose cleaned mask is empty left out. With D1
-fixed (the loop runs) and D3 fixed (sorted files, seeded NumPy), it must give exactly
-the numbers of the kit's ``paper`` preset, image by image.
+This test re-enacts the authors' 5-fold evaluation loop step by step, as docs/method.md
+describes it: the global ``random`` and ``np.random`` generators,
+``SamPredictor.set_image`` for every image (twice per test image), labels squeezed with
+``cv2.resize``, ``LogisticRegression(max_iter=1000)``, the distance-transform point
+before clean-up, the box after it, widened by ``np.random.randint`` draws, and images
+whose cleaned mask is empty left out. With D1 fixed (the loop runs) and D3 fixed (sorted
+files, seeded NumPy), it must give exactly the numbers of the kit's ``paper`` preset,
+image by image.
 
 The promise is exactness against the authors' computation **on the same machine**: both
 sides run here, under the same arithmetic, so the comparison stays exact on every CPU

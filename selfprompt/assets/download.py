@@ -30,12 +30,14 @@ from pathlib import Path
 
 from .hashing import (CHUNK, _hash_file, _read_stamp, _stamp_path, _write_stamp,
                       checkpoint_problem, file_sha256)
-from .registry import Asset, AssetError, CheckpointError, DatasetLayout, load_registry, packaged_path
+from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, load_registry,
+                       packaged_path)
 
 BACKOFF_SECONDS = 1.0  # wait before the first retry; doubles each time (tests shrink it)
 VERIFIED_STAMP = ".verified"
 
 # --- downloads -----------------------------------------------------------------------
+
 
 class _ShortRead(ConnectionError):
     """The server closed the connection before the announced end of the body."""
@@ -59,7 +61,7 @@ def _local_folder(mirror: str | None) -> Path | None:
 
 def _say(progress: bool, message: str) -> None:
     # tqdm is imported where it is used: the hashing and registry helpers above need only
-    # the standard library (``selfprompt.teaching.bundle verify`` runs before any package is installed)
+    # the standard library (the bundle's ``verify`` runs before any package is installed)
     from tqdm import tqdm
 
     if progress:
@@ -287,8 +289,8 @@ def _extract(archives: list[Path], staging: Path, layout: DatasetLayout) -> Path
 
 
 def install_dataset(layout: DatasetLayout, assets: list[Asset], data_dir: Path,
-                     mirror: str | None = None, progress: bool = True, timeout: float = 30.0,
-                     retries: int = 3) -> Path:
+                    mirror: str | None = None, progress: bool = True, timeout: float = 30.0,
+                    retries: int = 3) -> Path:
     """:func:`fetch_dataset` for any ``layout`` (tests use small ones)."""
     target = Path(data_dir) / layout.folder
     key = _layout_key(layout)
@@ -394,8 +396,9 @@ def assets_status(layouts: dict[str, DatasetLayout], checkpoints_dir: Path = Pat
     """One row per registry asset: name, kind, path, state, source.
 
     ``layouts`` maps each data-set archive to the layout it extracts to (the catalog's
-    :func:`~selfprompt.datasets.catalog.download_layouts`). Without ``verify`` it only looks (sizes, zip records, stamps); with it every
-    checksum is computed, which takes a while for the large checkpoints.
+    :func:`~selfprompt.datasets.catalog.download_layouts`). Without ``verify`` it only
+    looks (sizes, zip records, stamps); with it every checksum is computed, which takes a
+    while for the large checkpoints.
     """
     source = _resolve_mirror(mirror)
     rows = []

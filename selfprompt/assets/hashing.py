@@ -16,6 +16,7 @@ from .registry import Asset
 
 CHUNK = 1 << 20
 
+
 def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -70,7 +71,7 @@ def file_sha256(path: Path, use_stamp: bool = True) -> str:
 
 
 def checkpoint_problem(path: Path, asset: Asset | None, full: bool,
-                        use_stamp: bool = True) -> str | None:
+                       use_stamp: bool = True) -> str | None:
     """Short reason why ``path`` is not a good copy of ``asset`` (None: no problem found)."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
@@ -92,5 +93,3 @@ def checkpoint_problem(path: Path, asset: Asset | None, full: bool,
         if got != asset.sha256:
             return f"sha256 {got}, expected {asset.sha256} (official {asset.filename})"
     return None
-
-

@@ -13,8 +13,8 @@ Studies (:data:`STUDIES`):
 
 - ``baselines``: SAM with no prompt, SAM with prompts from the true mask (upper bound),
   beside the paper's self-prompts on the same images (the paper's comparison table).
-- ``finetune``: SAM's mask decoder fine-tuned on the k shots (:mod:`selfprompt.evaluation.finetune`),
-  decoded with no prompt and with the self-prompts.
+- ``finetune``: SAM's mask decoder fine-tuned on the k shots
+  (:mod:`selfprompt.evaluation.finetune`), decoded with no prompt and with the self-prompts.
 - ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
 - ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
 - ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.

@@ -5,8 +5,8 @@ are found, de-duplicated, averaged and set against the paper must be one tested
 function, not notebook cells. ``write_report`` writes Markdown + CSV tables and the
 Dice-against-k figures under ``reports/``; notebook 06 and ``make report`` call it.
 
-The paper's numbers below are copied from METHOD.md, which took them from a summary
-of the paper: check them against the paper's own tables before quoting them as final.
+The paper's numbers below come from a summary of the paper (docs/method.md lists
+them): check them against the paper's own tables before quoting them as final.
 A difference is only meaningful for the paper's backbone (``vit_b``).
 """
 from __future__ import annotations

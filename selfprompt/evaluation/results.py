@@ -40,7 +40,7 @@ def parse_results(lines) -> list[dict]:
         r["dice"], r["iou"] = float(r["dice"]), float(r["iou"])
         r["empty_prediction"] = _truth(r["empty_prediction"])
         r["counted"] = _truth(r["counted"])
-        r["draw"] = int(r.get("draw") or 0)  # tables written before draws existed: 0
+        r["draw"] = int(r.get("draw") or 0)  # a table with no draw column: draw 0
         rows.append(r)
     return rows
 

@@ -105,7 +105,7 @@ def load_backbone(model_type: str = "vit_b", checkpoint: str | Path | None = Non
             make_tiny_checkpoint(path, seed)
     sam = build(model_type)
     state = _load_state_dict(path, model_type)
-    # never stamp a file inside an installed package: hash it (0.1 s for LiteMedSAM)
+    # never stamp a file inside an installed package: hash it (the bundled file is small)
     model_hash = file_sha256(path, use_stamp=not spec.bundled)
     _check_known_hash(path, model_type, model_hash)
     try:

@@ -4,8 +4,8 @@ that does not depend on the prompt done once.
 Why: a sweep decodes three prompts per test image (point, box, point + box), and after
 the embeddings are cached decoding is ~90 % of its time. SAM's own code runs one
 prompt per call and recomputes everything for each. This module runs the same weights
-through the same arithmetic, reorganised (``make bench`` section 5 measures it against
-SAM's calls; 2-2.3x on a 2-core CPU for LiteMedSAM):
+through the same arithmetic, reorganised, and is about twice as fast on a CPU
+(``make bench`` section 5 measures it against SAM's calls; benchmarks/README.md):
 
 * **one call for all prompts.** SAM cannot batch them because they have different
   numbers of tokens (a point alone is padded with SAM's "not a point" token to 2, a box

@@ -18,14 +18,13 @@ most, far below the float16 cache's own rounding; ``make bench`` measures it):
 - on the CPU in float32, the linear layers run through oneDNN with bias and GELU
   inside the matrix product (:func:`selfprompt.models.onednn.linear`).
 
-On two CPU cores a vit_b image takes 6.5-7 s against 11-14.6 s, and the process
-peaks at 1.6 GiB instead of 3.7 GiB.
+On a CPU a vit_b image takes about half the time of SAM's own code, and the process
+needs less than half its peak memory (``make bench`` measures both; benchmarks/README.md).
 
 TinyViT encoders (``medsam_lite``, ``vit_t``) stay exact by default; ``fused=True``
 (``--fused-encoder``) gives them :mod:`selfprompt.models.tinyvit`'s fused copy (batch norms
-folded, ``channels_last``, GELUs inside the layers, fused attention): LiteMedSAM's
-takes 0.52 s an image on two CPU cores against 0.75-0.85 s (1.5x). ``compile=True``
-gained nothing more there (0.54-0.59 s after 12 s of compiling).
+folded, ``channels_last``, GELUs inside the layers, fused attention), which is faster
+on a CPU. ``compile=True`` gains nothing more there and costs its compile time.
 
 ``fused=False`` runs SAM's own code: at batch size 1 in fp32 the result is
 then bit-for-bit the embedding ``set_image`` computes (a test holds this), for an
@@ -62,9 +61,8 @@ def use_all_cores() -> int:
 # Largest attention-mask slice built at once, in elements (16 M: 64 MiB in float32; for
 # a vit_b global block, 5 query rows of the 64 x 64 grid). Building the whole mask of a
 # global block (heads x 4096 x 4096 floats, 800 MB for vit_b) and reading it back costs
-# more memory traffic than the attention's arithmetic. Measured on 2 CPU cores, one
-# vit_b image: whole mask 9.1 s; slices of 1, 2, 4, 8, 16, 32 M elements 7.5, 7.7, 7.7,
-# 7.0, 6.7, 6.8 s.
+# more memory traffic than the attention's arithmetic. Slices from 1 M to 32 M elements
+# all beat the whole mask on a CPU, the larger ones slightly; 16 M is among the fastest.
 MASK_CHUNK = 1 << 24
 
 
@@ -124,11 +122,10 @@ def bias_as_mask(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch
 
 #: devices on which SAM's relative-position bias goes into the attention's products
 #: (:func:`bias_in_products`) rather than a mask. Not the CPU: there PyTorch's fused
-#: kernel then pays for three times the query-key products (measured on 2 cores, a
-#: vit_b global block's attention: 1.3-1.5 s against 0.47-0.58 s with mask slices). On
-#: a GPU it lets the flash kernel run with no mask, where the mask route writes and
-#: reads back the bias of every (query, key) pair (6 GB a global block at batch 16 in
-#: bf16); that speed-up is not measured yet (issue #13: `benchmarks/gpu.sh` times both).
+#: kernel then pays for three times the query-key products, which is slower than the
+#: mask slices. On a GPU it lets the flash kernel run with no mask, where the mask route
+#: writes and reads back the bias of every (query, key) pair (6 GB a global block at
+#: batch 16 in bf16); ``benchmarks/gpu.sh`` times both routes.
 BIAS_IN_PRODUCTS = ("cuda",)
 
 
@@ -209,7 +206,7 @@ class ImageEncoder:
         self.passes = 0
         if backbone.device.type == "cpu":
             use_all_cores()
-            keep_freed_memory()  # measured: 1.07-1.2x for LiteMedSAM's encoder on 2 cores
+            keep_freed_memory()  # freed tensors stay mapped: no page faults per image
         from .tinyvit import fused_copy, has_tinyvit
 
         self._encoder = backbone.sam.image_encoder

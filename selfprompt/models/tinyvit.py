@@ -5,9 +5,8 @@ Why: LiteMedSAM is the backbone students run on laptops, and its encoder spends 
 of its time outside matrix products. Its first stage works at 256 x 256 with up to 256
 channels: every batch norm, GELU and depthwise convolution there streams a 64 MiB
 tensor through memory, and convolutions in PyTorch's default (NCHW) layout are
-reordered for oneDNN and back around each call. Measured on 2 AMD EPYC cores, the
-exact encoder takes 0.75-0.85 s an image, about 52-55 % of the fp32 matrix-multiply
-peak (1.6 s and 20 % before the kit kept ``malloc`` from unmapping freed tensors).
+reordered for oneDNN and back around each call, so the exact encoder reaches only
+about half of the CPU's fp32 matrix-multiply peak.
 
 The fused copy computes the same function in fewer passes over memory:
 
@@ -20,8 +19,9 @@ The fused copy computes the same function in fewer passes over memory:
   position bias as its additive mask, built once as a 4-D tensor so that PyTorch's
   fused CPU kernel runs (with a 3-D mask it falls back to separate kernels).
 
-Measured on the same cores: 0.52 s an image, 75 % of the matmul peak. It differs from
-the original in the last bits only (max abs 3e-6 on embeddings of magnitude 0.7, far
+The fused copy is faster than the exact encoder and closer to the matmul peak
+(``make bench`` measures both; benchmarks/README.md). It differs from the original in
+the last bits only (max abs 3e-6 on embeddings of magnitude 0.7, far
 below the float16 cache's own rounding of 2.4e-4 there; ``make bench`` and the tests
 measure it). The original modules are left untouched: the copy is the encoder's own,
 the decoder keeps sharing the backbone's ``Sam``.
@@ -81,8 +81,8 @@ def _attention_forward(self, x: torch.Tensor) -> torch.Tensor:
     """TinyViT's windowed attention in one fused kernel; the bias as additive mask.
 
     The mask is 4-D (``fused_bias``, built once): with a 3-D one PyTorch's CPU
-    ``scaled_dot_product_attention`` falls back to its unfused path (measured: 26 ms
-    against 7 ms for a 64 x 64 map's 25 windows).
+    ``scaled_dot_product_attention`` falls back to its unfused path, several times
+    slower on a 64 x 64 map's 25 windows.
     """
     b, n, _ = x.shape
     q, k, v = linear(self.qkv, self.norm(x)).view(b, n, self.num_heads, -1).split(

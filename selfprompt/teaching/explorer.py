@@ -8,7 +8,7 @@ Two layers, so that tests drive the logic without a browser:
   ever); the classifier is refitted only when what it learns from changes (data,
   backbone, training images, label mapping); each image's 64 x 64 decision grid is
   kept, so a threshold, clean-up, widening or prompt change costs only OpenCV steps
-  and a few SAM decodes (~0.1 s each on a CPU).
+  and a few SAM decodes (each a fraction of a second on a CPU).
 * :class:`Explorer` is a thin ipywidgets layer: controls call ``state.update`` and
   redraw. Clicks on an image panel (``ipyevents``) add positive/negative points.
 
@@ -25,12 +25,16 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ..metrics import dice, iou
 from ..presets import PRESETS, Preset, get_preset
+
+if TYPE_CHECKING:  # imported where the view is computed
+    from ..prompts import Prompts
 
 #: prompt mode -> the variant name of SAM's mask it selects
 MODES = {"point": "point", "box": "box", "both": "point_box", "none": "clicks"}
@@ -79,7 +83,7 @@ class View:
     truth: np.ndarray
     prob: np.ndarray
     coarse: np.ndarray
-    prompts: object
+    prompts: Prompts
     masks: dict[str, np.ndarray]
     selected: str
     in_training: bool

@@ -10,9 +10,9 @@ machine, with or without ``../shared``); ``$SELFPROMPT_DATA_DIR``; the kit's
 ``data/<data set>``; ``../shared/data/<data set>`` beside the clone; otherwise a small
 synthetic set in the Kvasir layout, generated once into ``.cache/``.
 
-``python -m selfprompt preflight`` is what ``make reproduce`` runs first: it
-stops at once, naming the missing file, its official URL and the offline route, when
-an asset is missing and its server cannot be reached (instead of retrying downloads).
+``python -m selfprompt preflight`` is what ``make reproduce`` runs first: it stops at
+once, naming the missing file, its official URL and the offline route, when an asset is
+missing and its server cannot be reached (instead of retrying downloads).
 """
 from __future__ import annotations
 
@@ -22,9 +22,15 @@ import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..utils.paths import KIT_ROOT as REPO
 from ..utils.paths import cache_folder
+
+if TYPE_CHECKING:  # annotations only: the notebook helpers import these lazily
+    from ..datasets.reader import Dataset
+    from ..embeddings import DatasetEmbeddings, EmbeddingStats
+    from ..models.backbone import Backbone
 
 #: Set (to anything but "" or "0") by the nbval run: synthetic data, fresh output folders.
 NBVAL_ENV = "SELFPROMPT_NBVAL"
@@ -95,11 +101,13 @@ def resolve_out_dir(out_dir: str | Path | None, dataset: str, backbone: str,
 class Setup:
     """What a notebook works with, built by :func:`setup`."""
 
-    dataset: object      # datasets.Dataset
-    backbone: object     # backbone.Backbone
-    embeddings: object   # embeddings.DatasetEmbeddings
-    stats: object        # embeddings.EmbeddingStats of the embedding pass
-    name: str            # data-set name in tables
+    dataset: Dataset
+    backbone: Backbone
+    embeddings: DatasetEmbeddings
+    #: what the embedding pass did: images encoded, and reused from the cache
+    stats: EmbeddingStats
+    #: the data set's name in tables
+    name: str
     synthetic: bool
 
 

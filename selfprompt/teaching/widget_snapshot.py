@@ -68,7 +68,8 @@ def render(model_id: str, models: dict, depth: int = 0) -> str:
 
 def freeze(nb) -> int:
     """Replace every widget view in ``nb``'s outputs by its snapshot (HTML); drop the saved
-    state, which nothing reads any more. Returns how many views were frozen."""
+    widget state, which nothing reads once the views are snapshots. Returns how many views
+    were frozen."""
     saved = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     frozen = 0
     for cell in nb.cells:

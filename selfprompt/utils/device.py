@@ -54,11 +54,10 @@ def keep_freed_memory(mmap_threshold: int = 256 << 20, trim_threshold: int = 512
     Why: by default glibc maps every large block afresh (above 128 KiB, a threshold
     that rises only to the largest block freed so far, at most 32 MiB) and unmaps it on
     ``free``, so each new tensor of a few MiB is faulted in, and zero-filled, page by
-    page. A CPU forward pass allocates dozens of such tensors, and the faults cost up to
-    a third of its time. Measured with LiteMedSAM on 2 cores: decoding an image's three
-    prompts 178 -> 137 ms (one thread), its fused encoder 0.85 -> 0.66 s an image
-    (batch 1; batch 4 allocates blocks above 64 MiB, hence the threshold). Above
-    ``mmap_threshold`` blocks are still mapped and unmapped; at most
+    page. A CPU forward pass allocates dozens of such tensors, and the faults can cost a
+    third of its time, for LiteMedSAM's prompt decoding and its fused encoder alike.
+    The threshold is high because a batch of 4 images allocates blocks above 64 MiB.
+    Above ``mmap_threshold`` blocks are still mapped and unmapped; at most
     ``trim_threshold`` bytes of freed memory stay with the process, at the top of its
     heap."""
     global _kept
