@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from selfprompt.evaluation import ablations
-from selfprompt.evaluation.ablations import STUDIES, Study, comparison_table, run_study, shots_curve, write
+from selfprompt.evaluation.ablations import (STUDIES, Study, comparison_table, run_study,
+                                             shots_curve, write)
 from selfprompt.strategies import STRATEGIES
 from selfprompt.presets import VARIANTS, get_preset
 from selfprompt.evaluation.results import COLUMNS

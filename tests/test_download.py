@@ -1,7 +1,7 @@
-"""Tests of selfprompt.assets.download against a real HTTP server on 127.0.0.1 (no other traffic)."""
+"""Tests of selfprompt.assets.download against a real HTTP server on 127.0.0.1 (no other
+traffic)."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
@@ -401,7 +401,8 @@ def test_assets_status_and_cli(tmp_path):
     assert rows["sam_vit_b"]["state"] == "present, not verified"
     assert rows["sam_vit_l"]["state"] == "missing" and rows["kvasir-seg"]["state"] == "missing"
     assert rows["sam_vit_l"]["source"].startswith("https://dl.fbaipublicfiles.com/")
-    assert dl.assets_status(catalog.download_layouts(), ckpt, data, mirror=str(tmp_path))[0]["source"].startswith(str(tmp_path))
+    mirrored = dl.assets_status(catalog.download_layouts(), ckpt, data, mirror=str(tmp_path))
+    assert mirrored[0]["source"].startswith(str(tmp_path))
     code, out, _ = run_cli("assets", "--checkpoints", str(ckpt), "--data", str(data))
     assert code == 1 and "corrupt: truncated" in out and out.splitlines()[0].startswith("name")
     code, _, err = run_cli("fetch", "checkpoint", "--model", "vit_l", "--checkpoints", str(ckpt),

@@ -10,7 +10,7 @@ import pytest
 
 from selfprompt.datasets import catalog
 from selfprompt.datasets.reader import (DatasetError, mask_grey, open_dataset, read_mask,
-                                 summarise_check, validate)
+                                        summarise_check, validate)
 from selfprompt.datasets.layouts import parse_pair, unique_names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

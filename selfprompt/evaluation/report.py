@@ -20,7 +20,7 @@ from .results import (SUMMARY_COLUMNS, k_order, load_runs, markdown_table,  # no
 log = logging.getLogger(__name__)
 
 PAPER_SOURCE = ("Paper's numbers (Dice %, SAM ViT-B) from a summary of Wu, Zhang, Elbatel, "
-                "MICCAI DART 2023 (METHOD.md): check them against the paper's tables before "
+                "MICCAI DART 2023 (docs/method.md): check them against the paper's tables before "
                 "quoting them as final. Differences mean something only for backbone vit_b.")
 #: method -> data set -> Dice % at k = 20 (the paper's main table)
 PAPER_METHODS: dict[str, dict[str, float]] = {
