@@ -81,3 +81,22 @@ def test_no_file_outside_the_repository_is_cited(page):
     text = page.read_text()
     for outside in ("shared/docs", "METHOD.md", "../shared"):
         assert outside not in text, f"{page.name} cites {outside}"
+
+
+def test_no_tracked_file_cites_a_document_outside_the_repository():
+    """The method's facts live in docs/method.md; a user's clone has no ../shared/docs."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    citing = []
+    for name in files.stdout.splitlines():
+        path = REPO / name
+        if path == Path(__file__).resolve() or path.suffix in (".gz", ".png", ".npy"):
+            continue
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        if "shared/docs" in text or "METHOD.md" in text:
+            citing.append(name)
+    assert not citing, f"cite a document outside the repository: {citing}"
