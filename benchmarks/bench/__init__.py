@@ -21,7 +21,7 @@ GPU's run cut short or broken in one place still leaves the rest.
 The modules, in the order :func:`~.run.main` runs them:
 
 - :mod:`.run`: ``main``, the order of the sections, and the child processes' entry;
-- :mod:`.options`: the command line (``--help``), and what a child process is given;
+- :mod:`.options`: the command line (``--help``) and its grid options' parsers;
 - :mod:`.table`: the rows, written out one by one, and a failing measurement's row;
 - :mod:`.common`: the models, data and child processes that the sections share;
 - :mod:`.measure`: clocks around the encoder and ``torch.mm`` (images/s, MACs, peak);
