@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The bench's GPU rows in one run, for a machine with a GPU and perhaps no network
-# (issue #13's targets 1-3 and the GPU rows of 4 and 5):
+# (the speed, rate and GPU-memory targets, and the GPU rows of sections 4 and 5):
 #
 #     WHEELS=.whl DATA=.gpudata/kvasir-seg OUT=/tmp/out bash benchmarks/gpu.sh [bench options]
 #

@@ -17,9 +17,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
-from benchmarks.bench import (COLUMNS, Table, analytic_passes,  # noqa: E402
-                              backbone_or_row, main, masked_attention_route, measuring,
-                              parse_args, run_child)
+from benchmarks.bench.common import backbone_or_row, run_child  # noqa: E402
+from benchmarks.bench.options import parse_args  # noqa: E402
+from benchmarks.bench.run import main  # noqa: E402
+from benchmarks.bench.speed import masked_attention_route  # noqa: E402
+from benchmarks.bench.sweep import analytic_passes  # noqa: E402
+from benchmarks.bench.table import COLUMNS, Table, measuring  # noqa: E402
 
 
 def test_analytic_counts():
@@ -39,12 +42,12 @@ def test_a_backbone_that_cannot_be_built_gets_a_row_saying_why():
 def test_a_backbone_that_fails_otherwise_is_a_failure_not_n_a(monkeypatch):
     """Only the kit's "cannot be built here" is "n/a"; running out of memory on the way to
     a GPU is the measurement's failure, and says so."""
-    import benchmarks.bench as bench
+    import benchmarks.bench.common as common
 
     def out_of_memory(model, device="cpu"):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(bench, "random_backbone", out_of_memory)
+    monkeypatch.setattr(common, "random_backbone", out_of_memory)
     rows = []
     with measuring(rows, "3", "vit_h encoder (cuda): built, MACs counted"):
         backbone_or_row("vit_h", "cuda", rows, "vit_h encoder (cuda)")
@@ -224,10 +227,11 @@ def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
     at batch 32; the fp32 rows and batch 1 have no target."""
     import types
 
-    import benchmarks.bench as bench
+    import benchmarks.bench.speed as bench_speed
+    from benchmarks.bench.measure import Speed
 
     speed = {}
-    monkeypatch.setattr(bench, "encoder_speed", lambda backbone, b, p, *a, **k: bench.Speed(
+    monkeypatch.setattr(bench_speed, "encoder_speed", lambda backbone, b, p, *a, **k: Speed(
         speed[b, p], torch.zeros(256, 64, 64), 7.5 * 2**30 if b == 32 else 9 * 2**30, 1.0))
     vit_b = types.SimpleNamespace(model_type="vit_b", device=torch.device("cuda"))
     args = parse_args(["--no-gpu"])
@@ -235,8 +239,8 @@ def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
     speed.update({(32, "bf16"): 310.0, (16, "bf16"): 290.0, (1, "bf16"): 60.0,
                   (32, "fp32"): 27.0})
     for b, p in speed:
-        bench.variant_rows(args, rows, vit_b, f"vit_b cuda batch {b} {p}", (b, p, None),
-                           macs=370e9, peak=780e12 if p == "bf16" else 50e12)
+        bench_speed.variant_rows(args, rows, vit_b, f"vit_b cuda batch {b} {p}", (b, p, None),
+                                 macs=370e9, peak=780e12 if p == "bf16" else 50e12)
     by_name = {r[1]: r for r in rows}
     assert by_name["vit_b cuda batch 32 bf16: achieved rate"][4].endswith(
         "target 300 images/s: met")
@@ -257,11 +261,11 @@ def test_gpu_rows_state_the_targets_verdicts(monkeypatch):
 @pytest.mark.skipif(not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++")),
                     reason="torch.compile's CPU code needs a C++ compiler")
 def test_compiled_rows_compare_with_the_uncompiled_encoder():
-    import benchmarks.bench as bench
+    from benchmarks.bench.compiled import compiled_rows
 
     rows = []
-    bench.compiled_rows(parse_args(["--compile", "tiny:1", "--no-gpu", "--warmup", "0",
-                                    "--reps", "1"]), rows)
+    compiled_rows(parse_args(["--compile", "tiny:1", "--no-gpu", "--warmup", "0",
+                              "--reps", "1"]), rows)
     assert len(rows) == 1, rows
     section, name, value, unit, detail = rows[0]
     assert (section, name, unit) == ("2", "tiny cpu batch 1 fp32 compiled: encoder speed",
@@ -284,12 +288,12 @@ def test_a_failed_child_is_named_by_its_last_line(tmp_path):
 
 
 def test_the_bench_goes_on_after_a_failed_section_and_exits_1(tmp_path, monkeypatch, capsys):
-    import benchmarks.bench as bench
+    import benchmarks.bench.run as run
 
     def broken(args, rows):
         raise ValueError("no such data set")
 
-    monkeypatch.setattr(bench, "sweep_section", broken)
+    monkeypatch.setattr(run, "sweep_section", broken)
     out = tmp_path / "bench.md"
     assert main(["--skip-speed", "--memory-encode", "0", "--memory-images", "0",
                  "--stages-test", "0", "--sweep-runs", str(tmp_path / "none"),
@@ -304,7 +308,7 @@ def test_the_bench_goes_on_after_a_failed_section_and_exits_1(tmp_path, monkeypa
 def test_a_measured_sweep_is_what_its_folds_recorded(tmp_path):
     import json
 
-    from benchmarks.bench import measured_sweep
+    from benchmarks.bench.sweep_timing import measured_sweep
 
     assert measured_sweep(tmp_path) is None
     (tmp_path / "notebooks").mkdir()
