@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 
+from ..utils.console import say
 from .hashing import (CHUNK, _hash_file, _read_stamp, _stamp_path, _write_stamp,
                       checkpoint_problem, file_sha256)
 from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, load_registry,
@@ -57,15 +58,6 @@ def _local_folder(mirror: str | None) -> Path | None:
     if mirror.startswith("file://"):
         return Path(urllib.request.url2pathname(urllib.parse.urlparse(mirror).path))
     return Path(mirror).expanduser()
-
-
-def _say(progress: bool, message: str) -> None:
-    # tqdm is imported where it is used: the hashing and registry helpers above need only
-    # the standard library (the bundle's ``verify`` runs before any package is installed)
-    from tqdm import tqdm
-
-    if progress:
-        tqdm.write(message, file=sys.stderr)
 
 
 def _verify_file(path: Path, asset: Asset, use_stamp: bool) -> tuple[str | None, str | None]:
@@ -153,7 +145,8 @@ def _download(url: str, part: Path, asset: Asset, final: Path, progress: bool, t
             reason = getattr(err, "reason", err)
             timed_out = isinstance(err, TimeoutError) or isinstance(reason, TimeoutError)
             last = f"no data for {timeout:g} s (timed out)" if timed_out else str(reason)
-        _say(progress, f"{asset.filename}: attempt {attempt + 1} of {retries + 1} failed: {last}")
+        say(f"{asset.filename}: attempt {attempt + 1} of {retries + 1} failed: {last}",
+            quiet=not progress, stream=sys.stderr)
     kept = f" The partial file {part} is kept; the next run resumes it." if part.exists() else ""
     raise AssetError(f"could not download {url} after {retries + 1} attempts: {last}.{kept} "
                      f"Check the network and run again. {offline}")
@@ -175,7 +168,8 @@ def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: boo
         problem, _ = _verify_file(final, asset, use_stamp=True)
         if problem is None:
             return final
-        _say(progress, f"{final} fails its check ({problem}); downloading it again")
+        say(f"{final} fails its check ({problem}); downloading it again",
+            quiet=not progress, stream=sys.stderr)
     dest_dir.mkdir(parents=True, exist_ok=True)
     part = final.with_name(final.name + ".part")
     source = _resolve_mirror(mirror)

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ..utils.console import say
 from .classroom import NOTEBOOKS, run_notebook
 from .notebook import REPO
 from . import widget_snapshot
@@ -333,11 +334,6 @@ def index_html(pages: list[Page], prov: dict) -> str:
 
 
 # ----------------------------------------------------------------------- build
-def _say(progress: bool, text: str) -> None:
-    if progress:
-        print(f"[book] {text}", flush=True)
-
-
 def collect(names: list[str], stage: Path, executed: Path | None = None, timeout: int = 900,
             progress: bool = True) -> tuple[list[Page], list, list[str]]:
     """Each notebook executed (or its copy taken from ``executed``) into ``stage/ipynb``:
@@ -352,16 +348,17 @@ def collect(names: list[str], stage: Path, executed: Path | None = None, timeout
             given = Path(executed) / f"{Path(name).name}.ipynb"
             if not given.is_file():
                 if name == SOLUTIONS:  # optional, and `make classroom-check` does not run it
-                    _say(progress, f"{name}: not in {executed}, left out")
+                    say(f"[book] {name}: not in {executed}, left out", quiet=not progress)
                 else:
                     errors.append(f"{name}.ipynb: no executed copy at {given}")
                 continue
             shutil.copyfile(given, target)
         else:
-            _say(progress, f"executing {name}.ipynb ...")
+            say(f"[book] executing {name}.ipynb ...", quiet=not progress)
             start = time.perf_counter()
             ok, detail = execute(name, target, timeout)
-            _say(progress, f"  {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
+            say(f"[book]   {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s",
+                quiet=not progress)
             if not ok and not target.is_file():
                 errors.append(f"{name}.ipynb: {detail}")
                 continue
@@ -409,7 +406,7 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
         pages.append(Page("guide", "guide.html", title, "guide"))
         guide_html = markdown_to_html(text)
     for i, page in enumerate(pages):
-        _say(progress, f"rendering {page.file}")
+        say(f"[book] rendering {page.file}", quiet=not progress)
         if page.kind == "notebook":
             body = render_notebook(nbs[i], page, pages, i)
         else:
@@ -429,5 +426,6 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
     shutil.rmtree(out, ignore_errors=True)
     stage.rename(out)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    _say(progress, f"{len(pages)} pages, {size / 1e6:.1f} MB: open {out / 'index.html'}")
+    say(f"[book] {len(pages)} pages, {size / 1e6:.1f} MB: open {out / 'index.html'}",
+        quiet=not progress)
     return manifest

@@ -47,6 +47,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..assets.hashing import file_sha256
+from ..utils.console import say
 from ..utils.io import atomic_open, atomic_write_text
 from .notebook import REPO
 
@@ -65,10 +66,6 @@ PARTIAL = ".partial"
 
 class BundleError(RuntimeError):
     """The bundle cannot be built, is damaged, or cannot be installed here; says what to do."""
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 def canonical(name: str) -> str:
@@ -259,7 +256,7 @@ def _download_wheels(b: _Builder, pins: list[tuple[str, str]], options: list[str
         if not found:
             todo.append(f"{name}=={version}")
     if todo:
-        _say(f"downloading {len(todo)} wheel(s) with pip ({len(pins) - len(todo)} already here)")
+        say(f"downloading {len(todo)} wheel(s) with pip ({len(pins) - len(todo)} already here)")
         staging = b.out / f"{PARTIAL}-wheels"
         shutil.rmtree(staging, ignore_errors=True)
         proc = _pip(["download", "--no-deps", "--only-binary=:all:", "--progress-bar", "off",
@@ -381,7 +378,7 @@ def _embeddings(b: _Builder, data, backbone: str, cache: Path | None) -> dict:
     root = cache_folder(cache)
     embeddings, stats = embed_dataset(data, model, root, progress=False)
     if stats.encoded:
-        _say(f"encoded {stats.encoded} missing embedding(s) into {embeddings.cache.dir}")
+        say(f"encoded {stats.encoded} missing embedding(s) into {embeddings.cache.dir}")
     folder = embeddings.cache.dir
     rel = f"embeddings/{folder.name}"
     b.copy(folder / "meta.json", f"{rel}/meta.json")
@@ -429,8 +426,8 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
     commit = _git(kit, "rev-parse", "HEAD")
     dirty = bool(_git(kit, "status", "--porcelain"))
     if dirty:
-        _say("note: uncommitted changes are not in the bundle (it holds commit "
-             f"{commit[:12]})")
+        say("note: uncommitted changes are not in the bundle (it holds commit "
+            f"{commit[:12]})")
     python = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     pins = read_pins(requirements)
     boot = [(name, v) for name in bootstrap if (v := _have(name))]
@@ -438,7 +435,7 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
         raise BundleError(f"the building environment lacks one of {', '.join(bootstrap)}")
     options = _platform_options(platform_tag, python_version)
 
-    _say(f"[1/4] wheels: {len(pins)} locked pins and {len(boot)} for the install itself")
+    say(f"[1/4] wheels: {len(pins)} locked pins and {len(boot)} for the install itself")
     _download_wheels(b, pins + boot, options)
     rel_src, rel_wheel = _source_and_kit_wheel(b, kit, commit)
     b.text(REQUIREMENTS, _requirements_text(b, pins + boot))  # torch needs setuptools
@@ -452,7 +449,7 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
                 "kit_wheel": rel_wheel, "source": rel_src, "complete": False}
     _write_manifest(out, {**manifest, "files": b.files})  # a later rerun resumes from here
 
-    _say(f"[2/4] data: the first {limit} image pairs of {data_source} (what the notebooks read)")
+    say(f"[2/4] data: the first {limit} image pairs of {data_source} (what the notebooks read)")
     data, folder = _data_subset(b, Path(data_source), dataset, limit)
     manifest["data"] = {
         "dataset": dataset, "folder": f"data/{folder}", "source": str(data_source),
@@ -462,21 +459,21 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
                 f"notebooks read the first {notebooks_read} with their default parameters"}
     _write_manifest(out, {**manifest, "files": b.files})
 
-    _say(f"[3/4] embeddings: {backbone}, from the cache")
+    say(f"[3/4] embeddings: {backbone}, from the cache")
     manifest["embeddings"] = _embeddings(b, data, backbone, cache)
 
-    _say("[4/4] README and manifest")
+    say("[4/4] README and manifest")
     b.text(README, readme_text({**manifest, "files": b.files}))
     wanted = set(b.files)
     for rel in _walk(out):  # wheels of an older lock, a previous commit's archive
         if rel not in wanted and rel.split("/")[0] in (WHEELS, "data", "embeddings", "source"):
             (out / rel).unlink()
-            _say(f"removed {rel} (not part of this bundle)")
+            say(f"removed {rel} (not part of this bundle)")
     manifest.update(complete=True, build_seconds=round(time.perf_counter() - start, 1))
     _write_manifest(out, {**manifest, "files": b.files})
     final = read_manifest(out)
-    _say(f"bundle {out}: {len(b.files)} files, {final['total_bytes'] / 1e6:.1f} MB "
-         f"({b.written} written, {b.reused} already there and checked)")
+    say(f"bundle {out}: {len(b.files)} files, {final['total_bytes'] / 1e6:.1f} MB "
+        f"({b.written} written, {b.reused} already there and checked)")
     return final
 
 
@@ -631,35 +628,35 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
 
     bundle = Path(bundle)
     start = time.perf_counter()
-    _say(f"checking {bundle} against its manifest ...")
+    say(f"checking {bundle} against its manifest ...")
     problems, extra = verify(bundle)
     if problems:
         raise BundleError("the bundle is damaged, nothing was installed:\n  "
                           + "\n  ".join(problems) + "\ncopy it again from the original")
     for rel in extra:
-        _say(f"note: {rel} is not in the manifest (ignored)")
+        say(f"note: {rel} is not in the manifest (ignored)")
     manifest = read_manifest(bundle)
     kit = Path(kit).resolve() if kit and (Path(kit) / "pyproject.toml").is_file() else None
     if venv is not None:
         python = venv_python(venv)
         if not python.exists():
             check_compatible(manifest)
-            _say(f"creating {venv} ...")
+            say(f"creating {venv} ...")
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     else:
         python = Path(sys.executable)
     version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % "
                               "sys.version_info[:2])"], capture_output=True, text=True)
     check_compatible(manifest, version.stdout.strip())
-    _say(f"installing from {bundle}/{WHEELS} with the package index switched off ...")
+    say(f"installing from {bundle}/{WHEELS} with the package index switched off ...")
     install_packages(bundle, python, kit)
     base = kit or Path.cwd()
     data_dir = Path(data_dir) if data_dir else base / "data" / Path(manifest["data"]["folder"]).name
     cache = Path(cache) if cache else (cache_folder() if kit == REPO else base / "data/embeddings")
     placed = place_files(bundle, data_dir, cache)
-    _say(f"data -> {data_dir}, embeddings -> {cache}: {placed['copied']} copied, "
-         f"{placed['already_there']} already there, {placed['own_embeddings_kept']} of your "
-         f"own embeddings kept ({time.perf_counter() - start:.0f} s so far)")
+    say(f"data -> {data_dir}, embeddings -> {cache}: {placed['copied']} copied, "
+        f"{placed['already_there']} already there, {placed['own_embeddings_kept']} of your "
+        f"own embeddings kept ({time.perf_counter() - start:.0f} s so far)")
     if not check:
         return 0
     env = dict(os.environ, SELFPROMPT_DATA_DIR=str(Path(data_dir).resolve()),
@@ -670,5 +667,5 @@ def install(bundle: Path, venv: Path | None = None, kit: Path | None = REPO,
         cmd += ["--notebooks", *notebooks]
     if kit is not None:
         cmd += ["--report", str(kit / "reports" / "classroom-check.md")]
-    _say("running the classroom check: " + " ".join(cmd[1:]))
+    say("running the classroom check: " + " ".join(cmd[1:]))
     return subprocess.run(cmd, env=env, cwd=str(kit or Path.cwd())).returncode
