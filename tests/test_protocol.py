@@ -155,7 +155,7 @@ def test_a_repeated_draw_and_a_partial_fold_are_stored_apart_and_said_so(experim
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["draw"] == 1 and meta["test_per_fold"] == 1 and meta["n_test"] == 1
     assert part.shots("2", 0) == draw_shots(part.folds, 2, 42, 1)[0] != exp.shots("2", 0)
-    assert "draw" not in exp._identity(PRESETS["corrected"], "2", 0)   # old folds still match
+    assert "draw" not in exp.identity(PRESETS["corrected"], "2", 0)   # old folds still match
 
 
 def test_unknown_variants_are_refused_before_any_work(experiment, tmp_path):
