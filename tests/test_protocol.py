@@ -212,3 +212,18 @@ def test_folds_run_side_by_side_keep_every_k_in_the_plan(experiment, tmp_path, m
     for t in threads:
         t.join()
     assert list(json.loads((tmp_path / "folds.json").read_text())["shots"]) == ["2", "3"]
+
+
+def test_the_run_folder_counts_a_fold_only_with_its_json_and_the_same_identity(tmp_path):
+    """The store alone, without computing anything: CSV first, JSON last, identity kept."""
+    from selfprompt.evaluation.protocol import RunFolder
+
+    store = RunFolder(tmp_path, draw=2)
+    path = store.fold_path("corrected", "2", 1)
+    assert path == tmp_path / "corrected" / "k2" / "draw2" / "fold1.csv"
+    assert store.finished(path, {"seed": 42}) is None
+    store.write_fold(path, [], {"seed": 42, "box_draws": 0})
+    assert store.finished(path, {"seed": 42})["box_draws"] == 0
+    assert store.finished(path, {"seed": 7}) is None
+    path.with_suffix(".json").unlink()                          # interrupted before the marker
+    assert store.finished(path, {"seed": 42}) is None
