@@ -139,6 +139,15 @@ def probability_map(clf: LinearPixelClassifier, features: np.ndarray, size: tupl
                          smooth=True, img_size=img_size)
 
 
+def widening_draws(clf: LinearPixelClassifier, features: np.ndarray, size: tuple[int, int],
+                   preset: Preset, img_size: int = IMG_SIZE) -> int:
+    """How many numbers one image's box widening takes from the random stream: read from
+    the coarse mask alone, so the ``paper`` preset's shared stream can be advanced past
+    earlier images without decoding them with SAM."""
+    coarse = coarse_mask(clf, features, size, preset, img_size)
+    return make_prompts(coarse, preset, np.random.RandomState(0)).draws
+
+
 @dataclass
 class Segmentation:
     """Everything computed for one test image, kept for display and for the table."""

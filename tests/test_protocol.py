@@ -155,7 +155,7 @@ def test_a_repeated_draw_and_a_partial_fold_are_stored_apart_and_said_so(experim
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["draw"] == 1 and meta["test_per_fold"] == 1 and meta["n_test"] == 1
     assert part.shots("2", 0) == draw_shots(part.folds, 2, 42, 1)[0] != exp.shots("2", 0)
-    assert "draw" not in exp._identity(PRESETS["corrected"], "2", 0)   # old folds still match
+    assert "draw" not in exp.identity(PRESETS["corrected"], "2", 0)   # old folds still match
 
 
 def test_unknown_variants_are_refused_before_any_work(experiment, tmp_path):
@@ -212,3 +212,18 @@ def test_folds_run_side_by_side_keep_every_k_in_the_plan(experiment, tmp_path, m
     for t in threads:
         t.join()
     assert list(json.loads((tmp_path / "folds.json").read_text())["shots"]) == ["2", "3"]
+
+
+def test_the_run_folder_counts_a_fold_only_with_its_json_and_the_same_identity(tmp_path):
+    """The store alone, without computing anything: CSV first, JSON last, identity kept."""
+    from selfprompt.evaluation.protocol import RunFolder
+
+    store = RunFolder(tmp_path, draw=2)
+    path = store.fold_path("corrected", "2", 1)
+    assert path == tmp_path / "corrected" / "k2" / "draw2" / "fold1.csv"
+    assert store.finished(path, {"seed": 42}) is None
+    store.write_fold(path, [], {"seed": 42, "box_draws": 0})
+    assert store.finished(path, {"seed": 42})["box_draws"] == 0
+    assert store.finished(path, {"seed": 7}) is None
+    path.with_suffix(".json").unlink()                          # interrupted before the marker
+    assert store.finished(path, {"seed": 42}) is None

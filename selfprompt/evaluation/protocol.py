@@ -19,18 +19,26 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import KFold
 
 from ..decode import PromptDecoder
-from ..utils.io import atomic_open, atomic_write_text, locked
-from ..pipeline import coarse_mask, fit_classifier, segment
+from ..pipeline import Segmentation, fit_classifier, segment, widening_draws
 from ..presets import VARIANTS, Preset, get_preset
-from ..prompts import make_prompts
+from ..utils.io import atomic_open, atomic_write_text, locked
 from .results import COLUMNS, k_order
+
+if TYPE_CHECKING:  # annotations only: importing them here would pull torch in at import
+    from ..classifier import LinearPixelClassifier
+    from ..datasets.reader import Dataset
+    from ..embeddings import DatasetEmbeddings
+    from ..models.backbone import Backbone
+    from .finetune import DecoderFineTuner
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,8 @@ def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarra
 DRAW_STRIDE = 1_000_003
 
 
-def draw_shots(folds, k: str | int, seed: int = 42, draw: int = 0) -> list[list[int]]:
+def draw_shots(folds: list[tuple[np.ndarray, np.ndarray]], k: str | int, seed: int = 42,
+               draw: int = 0) -> list[list[int]]:
     """The k training images of each fold (data-set indices, in the order drawn).
 
     ``draw`` > 0 repeats the draw with another seed (``seed + draw * DRAW_STRIDE``) on
@@ -74,7 +83,8 @@ def draw_shots(folds, k: str | int, seed: int = 42, draw: int = 0) -> list[list[
     return shots
 
 
-def fold_plan(names: list[str], k_values, n_folds: int = 5, seed: int = 42) -> dict:
+def fold_plan(names: list[str], k_values: Iterable[str | int], n_folds: int = 5,
+              seed: int = 42) -> dict:
     """Every fold and every draw, as JSON-able data (written beside the results)."""
     folds = make_folds(len(names), n_folds, seed)
     return {
@@ -85,13 +95,91 @@ def fold_plan(names: list[str], k_values, n_folds: int = 5, seed: int = 42) -> d
     }
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """Where a run's folds live on disk, and which of them are finished.
+
+    Kept apart from the computation: a fold counts as finished only when its CSV and
+    its JSON both exist and the JSON's identity (what the result depends on) matches the
+    identity asked for; the CSV is written first and the JSON last, each atomically, so
+    an interrupted fold has no JSON and is computed again.
+    """
+
+    root: Path
+    #: which repeated draw of the shots; draws after the first are kept in a subfolder
+    draw: int = 0
+
+    def fold_path(self, preset: str, k: str, fold: int) -> Path:
+        draw = f"draw{self.draw}/" if self.draw else ""
+        return self.root / preset / f"k{k}" / f"{draw}fold{fold}.csv"
+
+    def finished(self, path: Path, identity: dict) -> dict | None:
+        """The stored fold's metadata if it is complete and its identity matches."""
+        meta_path = path.with_suffix(".json")
+        if not (path.exists() and meta_path.exists()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        changed = [key for key, v in identity.items() if meta.get(key) != v]
+        if changed:
+            log.warning("%s was computed with another %s: computing it again",
+                        path, ", ".join(changed))
+            return None
+        return meta
+
+    def write_fold(self, path: Path, rows: list[dict], meta: dict) -> Path:
+        with atomic_open(path, "w") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        # the JSON is written last: together with the CSV it marks the fold as finished
+        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+        return path
+
+    def write_plan(self, names: list[str], seed: int, n_folds: int,
+                   k_values: Iterable[str | int]) -> Path:
+        """Write ``folds.json``, keeping the draws of k values written by earlier runs
+        into the same folder (folds and draws depend only on names, seed and k). Folds
+        run side by side (``make reproduce JOBS=n``) each write it: under a lock."""
+        path = self.root / "folds.json"
+        ks = {parse_k(k) for k in k_values}
+        with locked(path):
+            if path.exists():
+                old = json.loads(path.read_text())
+                if old.get("names") == names and old.get("seed") == seed:
+                    ks |= set(old.get("shots", {}))
+            plan = fold_plan(names, sorted(ks, key=k_order), n_folds, seed)
+            atomic_write_text(path, json.dumps(plan, indent=1))
+        return path
+
+
+class _Stopwatch:
+    """Seconds by stage, rounded to the millisecond as the fold's JSON keeps them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._t, 3)
+        self._t = now
+
+
 @dataclass
 class Experiment:
-    """Runs (preset, k, fold) cells of a sweep over one data set and backbone."""
+    """Runs (preset, k, fold) cells of a sweep over one data set and backbone.
 
-    dataset: object          # datasets.Dataset
-    embeddings: object       # embeddings.DatasetEmbeddings
-    backbone: object         # backbone.Backbone
+    :meth:`score` is the method on one fold, in its order (shots, classifier, then per
+    test image coarse mask, prompts, SAM's decoder and scores); around it the protocol
+    keeps the folds and draws, the ``paper`` preset's random stream, and the run folder
+    (:class:`RunFolder`) that makes a sweep resumable. Presets and k are resolved once,
+    at the public entries (:meth:`run_fold`, :meth:`case`); below them they are a
+    :class:`~selfprompt.presets.Preset` and a k as :func:`parse_k` writes it.
+    """
+
+    dataset: Dataset
+    embeddings: DatasetEmbeddings
+    backbone: Backbone
     out_dir: Path
     dataset_name: str = "kvasir"
     seed: int = 42
@@ -101,8 +189,8 @@ class Experiment:
     #: which repeated draw of the k shots (0: the paper's draw; see :func:`draw_shots`)
     draw: int = 0
     #: settings of the mask-decoder fine-tuning the ``ft_*`` variants decode with
-    #: (:class:`~selfprompt.evaluation.finetune.DecoderFineTuner`; its defaults when None)
-    finetune: object = None
+    #: (its defaults when None and a variant needs it)
+    finetune: DecoderFineTuner | None = None
     #: score only the first ``test_per_fold`` test images of each fold (in test order),
     #: or all: the ablations' budget on a CPU; the folds and shots stay the protocol's
     test_per_fold: int | None = None
@@ -128,40 +216,83 @@ class Experiment:
             raise ValueError(f"decoding must be 'batched' or 'sam', not {self.decoding!r}")
         self.decoder = PromptDecoder(self.backbone, batched=self.decoding == "batched")
         self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
-        self._classifiers: dict[tuple, object] = {}  # tiny (257 numbers each): keep them
-        self._finetuned: dict[tuple, object] = {}
+        # tiny (257 numbers each) and fitted once: the stream replay and notebooks reuse them
+        self._classifiers: dict[tuple, LinearPixelClassifier] = {}
+        self._finetuned: dict[tuple, tuple[PromptDecoder, DecoderFineTuner]] = {}
 
-    # ---------------------------------------------------------------- paths and plan
-    def fold_path(self, preset: str, k: str, fold: int) -> Path:
-        draw = f"draw{self.draw}/" if self.draw else ""
-        return self.out_dir / preset / f"k{k}" / f"{draw}fold{fold}.csv"
+    @property
+    def _needs_finetuned(self) -> bool:
+        from ..strategies import needs_finetuned
 
-    def shots(self, k: str, fold: int) -> list[int]:
-        """The fold's k training images (data-set indices, as drawn)."""
-        return draw_shots(self.folds, k, self.seed, self.draw)[fold]
+        return needs_finetuned(self.variants)
 
-    def write_plan(self, k_values) -> Path:
-        """Write ``folds.json``, keeping the draws of k values written by earlier runs
-        into the same folder (folds and draws depend only on names, seed and k). Folds
-        run side by side (``make reproduce JOBS=n``) each write it: under a lock."""
-        path = self.out_dir / "folds.json"
-        ks = {parse_k(k) for k in k_values}
-        with locked(path):
-            if path.exists():
-                old = json.loads(path.read_text())
-                if old.get("names") == self.dataset.names and old.get("seed") == self.seed:
-                    ks |= set(old.get("shots", {}))
-            plan = fold_plan(self.dataset.names, sorted(ks, key=k_order), self.n_folds,
-                             self.seed)
-            atomic_write_text(path, json.dumps(plan, indent=1))
-        return path
+    # ---------------------------------------------------------------- entries
+    def run_fold(self, preset: str | Preset, k: str | int, fold: int,
+                 force: bool = False) -> Path:
+        """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
+        preset, k = get_preset(preset), parse_k(k)
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} does not exist: folds are 0..{self.n_folds - 1}")
+        path = self.fold_path(preset.name, k, fold)
+        if not force and self.finished(preset, k, fold) is not None:
+            log.info("skip %s: already done", path)
+            return path
+        rows, draws, clf, seconds = self.score(preset, k, fold)
+        return self.store.write_fold(path, rows, self._fold_meta(
+            preset, k, fold, rows, draws, clf, seconds))
 
-    def mask(self, i: int, threshold: int) -> np.ndarray:
-        """Read when needed, never kept: decoding a mask costs ~2 ms, keeping all of a
-        large data set's masks at full resolution would cost gigabytes."""
-        return self.dataset.mask(i, threshold)
+    def case(self, preset: str | Preset, k: str | int, fold: int,
+             name: str) -> tuple[np.ndarray, np.ndarray, Segmentation]:
+        """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
 
-    def classifier(self, preset: Preset, k: str, fold: int):
+        The box widening is redrawn from the image's own seed, so under the ``paper``
+        preset (one stream per k) the box can differ by a few pixels from the fold's run.
+        """
+        preset, k = get_preset(preset), parse_k(k)
+        i = self.dataset.names.index(name)
+        truth = self.mask(i, preset.mask_threshold)
+        seg = segment(self.classifier(preset, k, fold), self.decoder,
+                      np.asarray(self.embeddings[i], np.float32), truth.shape, preset,
+                      np.random.default_rng([self.seed, fold, i]), self.variants)
+        return self.dataset.image(i), truth, seg
+
+    # ---------------------------------------------------------------- one fold
+    def score(self, preset: Preset, k: str, fold: int, n_images: int | None = None
+              ) -> tuple[list[dict], int, LinearPixelClassifier, dict[str, float]]:
+        """Segment and score the fold's test images (the first ``n_images`` of them in
+        test order, or all): ``(rows, box draws, classifier, seconds by stage)``.
+
+        The first images of a fold get exactly the draws they get in the whole fold (the
+        ``paper`` preset's stream is consumed in test order), so a slice of a committed
+        fold can be recomputed and compared image by image (``selfprompt.evaluation.reference``).
+        Seconds: ``fit`` (0 when an earlier call fitted it), ``replay`` (re-deriving the
+        ``paper`` preset's stream past earlier folds) and ``segment``.
+        """
+        from tqdm.auto import tqdm
+
+        # the fine-tuned decoder first: its own time is in the fold's JSON (seconds.finetune)
+        finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
+        clock = _Stopwatch()
+        clf = self.classifier(preset, k, fold)        # fitted on the fold's k shots
+        clock.lap("fit")
+        widening = self._widening(preset, k, fold)    # each test image's box randomness
+        clock.lap("replay")
+        rows, draws = [], 0
+        test = self.folds[fold][1][:n_images or self.test_per_fold]
+        for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
+                      disable=not self.progress, leave=False):
+            i = int(i)
+            truth = self.mask(i, preset.mask_threshold)
+            # coarse mask -> prompts -> SAM's decoder, for every variant
+            seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
+                          truth.shape, preset, widening(i), self.variants, truth=truth,
+                          seed=(self.seed, fold, i), finetuned=finetuned)
+            draws += seg.prompts.draws
+            rows += self._rows(preset, k, fold, i, seg, truth)
+        clock.lap("segment")
+        return rows, draws, clf, clock.seconds
+
+    def classifier(self, preset: Preset, k: str, fold: int) -> LinearPixelClassifier:
         """Fitted on the fold's k shots (embeddings read from the cache one at a time),
         once per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
         key = (preset, parse_k(k), fold)
@@ -173,7 +304,8 @@ class Experiment:
                 img_size=self.backbone.img_size)
         return self._classifiers[key]
 
-    def finetuned(self, preset: Preset, k: str, fold: int):
+    def finetuned(self, preset: Preset, k: str, fold: int
+                  ) -> tuple[PromptDecoder, DecoderFineTuner]:
         """The fold's fine-tuned decoder (trained once per (k, fold, mask threshold) on
         the same k shots as the classifier), and its fitted tuner."""
         key = (parse_k(k), fold, preset.mask_threshold)
@@ -187,39 +319,40 @@ class Experiment:
             self._finetuned[key] = (tuner.decoder(self.backbone), tuner)
         return self._finetuned[key]
 
-    # ---------------------------------------------------------------- random streams
-    def _identity(self, preset: Preset, k: str, fold: int) -> dict:
-        """What a fold's result depends on; a stored fold counts only if all match."""
-        from ..strategies import needs_finetuned
+    def _rows(self, preset: Preset, k: str, fold: int, i: int, seg: Segmentation,
+              truth: np.ndarray) -> list[dict]:
+        """One table row per variant of test image ``i`` (columns: ``results.COLUMNS``)."""
+        return [{"dataset": self.dataset_name, "image": self.dataset.samples[i].name,
+                 "fold": fold, "k": k, "seed": self.seed, "preset": preset.name,
+                 "backbone": self.backbone.model_type, "variant": variant,
+                 "dice": round(d, 6), "iou": round(j, 6),
+                 "empty_prediction": seg.prompts.empty,
+                 "counted": not (preset.drop_empty and seg.prompts.empty),
+                 "draw": self.draw}
+                for variant, (d, j) in seg.scores(truth).items()]
 
-        test = [self.dataset.samples[int(i)].name for i in self.folds[fold][1]]
-        out = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
-               "model_hash": self.backbone.model_hash, "variants": list(self.variants),
-               "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
-        if self.draw:  # only when not the default: folds written before stay finished
-            out["draw"] = self.draw
-        if self.test_per_fold is not None:
-            out["test_per_fold"] = self.test_per_fold
-        if needs_finetuned(self.variants):
-            out["finetune"] = self.finetune.get_params()
-        return out
+    # ---------------------------------------------------------------- folds and draws
+    def shots(self, k: str, fold: int) -> list[int]:
+        """The fold's k training images (data-set indices, as drawn)."""
+        return draw_shots(self.folds, k, self.seed, self.draw)[fold]
 
-    def finished(self, preset: Preset, k: str, fold: int) -> dict | None:
-        """The stored fold's metadata when it is complete and was computed from the same
-        preset, k, seed, checkpoint, variants and test images; else None (redo it)."""
-        path = self.fold_path(preset.name, k, fold)
-        meta_path = path.with_suffix(".json")
-        if not (path.exists() and meta_path.exists()):
-            return None
-        meta = json.loads(meta_path.read_text())
-        changed = [key for key, v in self._identity(preset, k, fold).items() if meta.get(key) != v]
-        if changed:
-            log.warning("%s was computed with another %s: computing it again",
-                        path, ", ".join(changed))
-            return None
-        return meta
+    def mask(self, i: int, threshold: int) -> np.ndarray:
+        """Read when needed, never kept: decoding a mask costs ~2 ms, keeping all of a
+        large data set's masks at full resolution would cost gigabytes."""
+        return self.dataset.mask(i, threshold)
 
-    # ---------------------------------------------------------------- random streams
+    def _widening(self, preset: Preset, k: str, fold: int) -> Callable[[int], object]:
+        """The random numbers that widen test image ``i``'s box: ``corrected``, a generator
+        of its own seeded by (seed, fold, image); ``paper``, the authors' one NumPy stream
+        per k, shared by the fold's images in test order and advanced past earlier folds."""
+        if preset.rng != "sequential":
+            return lambda i: np.random.default_rng([self.seed, fold, i])
+        stream = np.random.RandomState(self.seed)
+        for earlier in range(fold):
+            for _ in range(self._box_draws(preset, k, earlier)):
+                stream.randint(0, preset.max_widen)
+        return lambda i: stream
+
     def _box_draws(self, preset: Preset, k: str, fold: int) -> int:
         """Numbers fold ``fold`` took from the sequential stream (stored, or recounted
         from the coarse masks alone: no SAM decoding needed)."""
@@ -227,111 +360,55 @@ class Experiment:
         if meta is not None:
             return meta["box_draws"]
         clf = self.classifier(preset, k, fold)
-        n = 0
-        for i in map(int, self.folds[fold][1]):
-            m = self.mask(i, preset.mask_threshold)
-            coarse = coarse_mask(clf, self.embeddings[i], m.shape, preset, self.backbone.img_size)
-            n += make_prompts(coarse, preset, np.random.RandomState(0)).draws
-        return n
+        return sum(widening_draws(clf, self.embeddings[i], self.mask(i, preset.mask_threshold)
+                                  .shape, preset, self.backbone.img_size)
+                   for i in map(int, self.folds[fold][1]))
 
-    def _stream(self, preset: Preset, k: str, fold: int) -> np.random.RandomState:
-        """The authors' NumPy stream for one k, advanced past the folds before ``fold``."""
-        rng = np.random.RandomState(self.seed)
-        for earlier in range(fold):
-            for _ in range(self._box_draws(preset, k, earlier)):
-                rng.randint(0, preset.max_widen)
-        return rng
+    # ---------------------------------------------------------------- the run folder
+    @property
+    def store(self) -> RunFolder:
+        return RunFolder(self.out_dir, self.draw)
 
-    # ---------------------------------------------------------------- one fold
-    def case(self, preset: str | Preset, k: str | int, fold: int, name: str):
-        """Recompute one test image of a fold for display: ``(image, truth, segmentation)``.
+    def fold_path(self, preset: str, k: str, fold: int) -> Path:
+        return self.store.fold_path(preset, k, fold)
 
-        The box widening is redrawn from the image's own seed, so under the ``paper``
-        preset (one stream per k) the box can differ by a few pixels from the fold's run.
-        """
-        preset = get_preset(preset)
-        i = self.dataset.names.index(name)
-        truth = self.dataset.mask(i, preset.mask_threshold)
-        clf = self.classifier(preset, str(k), fold)  # fitted once per (preset, k, fold)
-        rng = np.random.default_rng([self.seed, fold, i])
-        seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32), truth.shape,
-                      preset, rng, self.variants)
-        return self.dataset.image(i), truth, seg
+    def write_plan(self, k_values: Iterable[str | int]) -> Path:
+        """``folds.json`` of this run folder (see :meth:`RunFolder.write_plan`)."""
+        return self.store.write_plan(self.dataset.names, self.seed, self.n_folds, k_values)
 
-    def score(self, preset: Preset, k: str, fold: int,
-              n_images: int | None = None) -> tuple[list[dict], int, object, dict]:
-        """Segment and score the fold's test images (the first ``n_images`` of them in
-        test order, or all): ``(rows, box draws, classifier, seconds by stage)``.
+    def finished(self, preset: Preset, k: str, fold: int) -> dict | None:
+        """The stored fold's metadata when it is complete and was computed from the same
+        preset, k, seed, checkpoint, variants and test images; else None (redo it)."""
+        return self.store.finished(self.fold_path(preset.name, k, fold),
+                                   self.identity(preset, k, fold))
 
-        The first images of a fold get exactly the draws they get in the whole fold (the
-        ``paper`` preset's stream is consumed in test order), so a slice of a committed
-        fold can be recomputed and compared image by image (``selfprompt.evaluation.reference``).
-        Seconds: ``fit`` (0 when an earlier call fitted it), ``replay`` (re-deriving the
-        ``paper`` preset's stream past earlier folds) and ``segment``.
-        """
-        from tqdm.auto import tqdm
+    def identity(self, preset: Preset, k: str, fold: int) -> dict:
+        """What a fold's result depends on; a stored fold counts only if all match."""
+        test = [self.dataset.samples[int(i)].name for i in self.folds[fold][1]]
+        out = {"preset": preset.as_dict(), "k": k, "fold": fold, "seed": self.seed,
+               "model_hash": self.backbone.model_hash, "variants": list(self.variants),
+               "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
+        if self.draw:  # only when not the default: folds of draw 0 keep their identity
+            out["draw"] = self.draw
+        if self.test_per_fold is not None:
+            out["test_per_fold"] = self.test_per_fold
+        if self._needs_finetuned:
+            out["finetune"] = self.finetune.get_params()
+        return out
 
-        from ..strategies import needs_finetuned
-
-        finetuned = (self.finetuned(preset, k, fold)[0] if needs_finetuned(self.variants)
-                     else None)  # timed on its own (the fold's JSON: seconds.finetune)
-        t0 = time.perf_counter()
-        clf = self.classifier(preset, k, fold)
-        t1 = time.perf_counter()
-        stream = self._stream(preset, k, fold) if preset.rng == "sequential" else None
-        t2 = time.perf_counter()
-        rows, draws = [], 0
-        test = self.folds[fold][1][:n_images or self.test_per_fold]
-        for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
-                      disable=not self.progress, leave=False):
-            i = int(i)
-            truth = self.mask(i, preset.mask_threshold)
-            rng = stream if stream is not None else np.random.default_rng([self.seed, fold, i])
-            seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
-                          truth.shape, preset, rng, self.variants, truth=truth,
-                          seed=(self.seed, fold, i), finetuned=finetuned)
-            draws += seg.prompts.draws
-            for variant, (d, j) in seg.scores(truth).items():
-                rows.append({
-                    "dataset": self.dataset_name, "image": self.dataset.samples[i].name,
-                    "fold": fold, "k": k, "seed": self.seed, "preset": preset.name,
-                    "backbone": self.backbone.model_type, "variant": variant,
-                    "dice": round(d, 6), "iou": round(j, 6),
-                    "empty_prediction": seg.prompts.empty,
-                    "counted": not (preset.drop_empty and seg.prompts.empty),
-                    "draw": self.draw})
-        seconds = {"fit": round(t1 - t0, 3), "replay": round(t2 - t1, 3),
-                   "segment": round(time.perf_counter() - t2, 3)}
-        return rows, draws, clf, seconds
-
-    def run_fold(self, preset: str | Preset, k: str | int, fold: int,
-                 force: bool = False) -> Path:
-        """Evaluate one (preset, k, fold); returns its CSV. Skips a finished one."""
-        preset, k = get_preset(preset), parse_k(k)
-        if not 0 <= fold < self.n_folds:
-            raise ValueError(f"fold {fold} does not exist: folds are 0..{self.n_folds - 1}")
-        path = self.fold_path(preset.name, k, fold)
-        if not force and self.finished(preset, k, fold) is not None:
-            log.info("skip %s: already done", path)
-            return path
+    def _fold_meta(self, preset: Preset, k: str, fold: int, rows: list[dict], draws: int,
+                   clf: LinearPixelClassifier, seconds: dict[str, float]) -> dict:
+        """The fold's JSON: its identity, then what the run found and how long it took."""
         from ..utils.provenance import environment
-        from ..strategies import needs_finetuned
 
-        rows, draws, clf, seconds = self.score(preset, k, fold)
-        test = self.folds[fold][1][:self.test_per_fold]
-        with atomic_open(path, "w") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        meta = {**self._identity(preset, k, fold), "backbone": self.backbone.model_type,
-                "n_test": len(test), "box_draws": draws, "classifier_fit": clf.fit_route_,
-                "lbfgs_iterations": int(clf.n_iter_[0]), "decoding": self.decoding,
+        meta = {**self.identity(preset, k, fold), "backbone": self.backbone.model_type,
+                "n_test": len(self.folds[fold][1][:self.test_per_fold]), "box_draws": draws,
+                "classifier_fit": clf.fit_route_, "lbfgs_iterations": int(clf.n_iter_[0]),
+                "decoding": self.decoding,
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1),
                 "seconds": seconds, "environment": environment()}
-        if needs_finetuned(self.variants):
+        if self._needs_finetuned:
             tuner = self.finetuned(preset, k, fold)[1]
             meta["finetune_losses"] = tuner.losses_
             meta["seconds"]["finetune"] = tuner.seconds_
-        # the JSON is written last: together with the CSV it marks the fold as finished
-        atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
-        return path
+        return meta
