@@ -195,7 +195,7 @@ class Experiment:
     #: or all: the ablations' budget on a CPU; the folds and shots stay the protocol's
     test_per_fold: int | None = None
     #: how SAM's decoder runs: "batched", an image's prompts in one call
-    #: (:mod:`selfprompt.models.batchdecode`, equal up to float rounding, ~1.8x faster), or
+    #: (:mod:`selfprompt.models.batchdecode`: equal up to float rounding, and faster), or
     #: "sam", SAM's own calls one prompt at a time, bit for bit. Recorded in each
     #: fold's JSON; not part of its identity (folds written either way stay finished)
     decoding: str = "batched"
