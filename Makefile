@@ -183,17 +183,19 @@ report: $(VENV)/.installed ## tables (Markdown, CSV) and figures under reports/ 
 		-p runs_dir $(abspath $(RUNS)) -p out_dir $(abspath reports)
 	mv $(RUNS)/.06_report.tmp.ipynb $(RUNS)/06_report.ipynb
 
-# --- the committed reference: LiteMedSAM (real weights, bundled) on all of Kvasir-SEG -------
-# `make reference` reruns the whole sweep (5 folds x k x both presets x all variants) and
-# rewrites reports/reference/kvasir/medsam_lite/; `make verify-reference` recomputes one
-# slice of it from the committed folds and prints the largest per-image difference.
-REF_MODEL   := medsam_lite
+# --- the committed references: real weights on all of Kvasir-SEG -----------------------------
+# REF_MODEL=medsam_lite (LiteMedSAM, bundled, box-trained) or vit_t (MobileSAM, trained with
+# points and boxes). `make reference` reruns the whole sweep (5 folds x k x both presets x
+# the paper's variants) and rewrites reports/reference/kvasir/$(REF_MODEL)/; `make
+# verify-reference` recomputes one slice of it from the committed folds and prints the
+# largest per-image difference.
+REF_MODEL   ?= medsam_lite
 REF_DIR     := reports/reference/kvasir/$(REF_MODEL)
 REF_DATA    := $(or $(SELFPROMPT_DATA_DIR),$(wildcard data/kvasir-seg),$(wildcard ../shared/data/kvasir-seg),data/kvasir-seg)
 REF_K       ?= 10
 REF_FOLD    ?= 0
 REF_IMAGES  ?=
-reference: $(VENV)/.installed ## the committed reference: full medsam_lite sweep on Kvasir-SEG, then its report
+reference: $(VENV)/.installed ## a committed reference: full sweep on Kvasir-SEG (REF_MODEL=medsam_lite|vit_t), then its report
 	$(MAKE) --no-print-directory reproduce MODEL=$(REF_MODEL) DATASETS=kvasir \
 		SELFPROMPT_DATA_DIR=$(abspath $(REF_DATA)) K="10 20 40 all" FOLDS="0 1 2 3 4" \
 		PRESETS="paper corrected"
@@ -204,7 +206,7 @@ verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; 
 	$(PY) -m selfprompt reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
 		--fold $(REF_FOLD) $(if $(REF_IMAGES),--images $(REF_IMAGES))
 
-# --- baselines and ablations (selfprompt.evaluation.ablations): same folds, shots and cache -----------
+# --- baselines and ablations (selfprompt.evaluation.ablations): same folds, shots, cache ---
 # Each study is resumable fold by fold. On a CPU every study decodes several prompts an
 # image: ABLATION_TEST scores the first N test images of each fold (empty: all of them).
 ABLATION_MODEL   ?= medsam_lite
@@ -218,7 +220,7 @@ ablations: $(VENV)/.installed ## baselines and ablations -> reports/ablations/<d
 		--out $(ABLATION_RUNS)
 	$(PY) -m selfprompt ablations write $(ABLATION_RUNS) reports/ablations/$(DATASET)/$(ABLATION_MODEL)
 
-reference-ablations: $(VENV)/.installed ## the committed ablations beside the reference (Kvasir-SEG, medsam_lite)
+reference-ablations: $(VENV)/.installed ## the committed ablations beside a reference (REF_MODEL, ABLATION_STUDIES)
 	$(MAKE) --no-print-directory ablations DATASET=kvasir ABLATION_MODEL=$(REF_MODEL) \
 		FOLDS="0 1 2 3 4" DATA_DIR_kvasir=$(abspath $(REF_DATA))
 	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations

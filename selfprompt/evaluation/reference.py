@@ -99,8 +99,9 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         "written_by": environment(),
         "seconds": {"encode": encode or encode_seconds(Path(cache_dir) if cache_dir else None),
                     **stage_seconds(metas), "report": report_seconds},
-        "command": "make reference (make reproduce MODEL=medsam_lite DATASETS=kvasir, then "
-                   "python -m selfprompt reference write)",
+        "command": f"make reference REF_MODEL={rows[0]['backbone']} (make reproduce "
+                   f"MODEL={rows[0]['backbone']} DATASETS=kvasir, then python -m selfprompt "
+                   "reference write)",
     }
     paths["provenance"] = out_dir / "provenance.json"
     atomic_write_text(paths["provenance"], json.dumps(provenance, indent=1) + "\n")
