@@ -29,7 +29,7 @@ from . import __version__
 from .models.backbone import Backbone
 from .datasets.reader import Dataset, decode_image
 from .models.encoder import ImageEncoder
-from .utils.io import atomic_save_npy, atomic_write_text
+from .utils.io import atomic_save_npy, atomic_write_text, check_writable
 from .utils.paths import cache_folder
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,17 @@ DTYPES = ("float16", "float32")
 
 
 class CacheError(RuntimeError):
-    """The cache folder belongs to another model or format."""
+    """The cache folder cannot be used: another model's or format's, not writable, or
+    its disk is full; the message names the folder and what to do."""
+
+
+class EncodingError(RuntimeError):
+    """Encoding stopped for want of a resource (GPU memory); what was written is kept."""
+
+
+#: bytes one cached embedding takes on disk beyond its values (the .npy header)
+NPY_HEADER = 128
+WRITABLE_CACHE = "point --cache (or $SELFPROMPT_CACHE) at a writable folder"
 
 
 def image_key(data: bytes) -> str:
@@ -66,6 +76,8 @@ class EmbeddingCache:
         meta = {"model_type": model_type, "model_hash": model_hash, "dtype": dtype,
                 "numerics": numerics or "exact", "shape": list(SHAPE), "format": 1}
         meta_path = self.dir / "meta.json"
+        if not meta_path.exists():
+            check_writable(self.dir, "the embedding cache", WRITABLE_CACHE)
         if meta_path.exists():
             found = json.loads(meta_path.read_text())
             found.setdefault("numerics", "exact")  # a folder whose meta has no "numerics"
@@ -119,10 +131,45 @@ class EmbeddingCache:
             raise CacheError(f"{self.path(key)}: shape {arr.shape}, expected {SHAPE}")
         return arr
 
+    @property
+    def entry_bytes(self) -> int:
+        """What one embedding takes on disk."""
+        return int(np.prod(SHAPE)) * np.dtype(self.dtype).itemsize + NPY_HEADER
+
+    def check_room(self, n: int) -> None:
+        """Before encoding ``n`` images: the folder is writable and its disk holds them.
+
+        Both are cheaper to say before minutes of encoding than after; a write that
+        fails later all the same is reported by :meth:`save`."""
+        import shutil
+
+        check_writable(self.dir, "the embedding cache", WRITABLE_CACHE)
+        need, free = n * self.entry_bytes, shutil.disk_usage(self.dir).free
+        if need > free:
+            raise CacheError(f"the embedding cache {self.dir} needs {_mib(need)} for {n} "
+                             f"images, but its disk has {_mib(free)} free: free some space or "
+                             "point --cache at a larger volume")
+
     def save(self, key: str, features: np.ndarray | torch.Tensor) -> None:
         if isinstance(features, torch.Tensor):
             features = features.numpy()
-        atomic_save_npy(self.path(key), np.ascontiguousarray(features, dtype=self.dtype))
+        try:
+            atomic_save_npy(self.path(key), np.ascontiguousarray(features, dtype=self.dtype))
+        except OSError as err:  # a full disk: ENOSPC, or NumPy's "N requested and M written"
+            import shutil
+
+            free = shutil.disk_usage(self.dir).free if self.dir.exists() else 0
+            why = ("the disk is full" if free < self.entry_bytes
+                   else f"{err.strerror or err}")
+            raise CacheError(f"cannot write to the embedding cache {self.dir}: {why} "
+                             f"({_mib(free)} free, {_mib(self.entry_bytes)} needed per "
+                             "image). Free some space or point --cache at a larger volume; "
+                             "the embeddings already written are kept and the same command "
+                             "resumes") from None
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 @dataclass(frozen=True)
@@ -201,6 +248,7 @@ class DatasetEmbeddings:
         stats = EmbeddingStats(len(wanted), len(todo), len(wanted) - len(todo))
         if not todo:
             return stats
+        self.cache.check_room(len(todo))
         device = encoder.backbone.device
         workers = default_workers(device) if workers is None else workers
         loader = torch.utils.data.DataLoader(
@@ -208,22 +256,43 @@ class DatasetEmbeddings:
             num_workers=workers, collate_fn=_collate, persistent_workers=False,
             prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda")
         pending: list = []
+        written = [0]
 
         def write(indices, features) -> None:
             for i, f in zip(indices, features):
                 self.cache.save(self.keys[i], f)
+                written[0] += 1
 
-        with tqdm(total=len(todo), desc=f"encoding ({self.cache.model_type})", unit="img",
-                  disable=not progress) as bar, ThreadPoolExecutor(1) as writer:
-            for indices, prepared in loader:
-                features = encoder.encode(prepared)
-                while pending and (len(pending) > 2 or pending[0].done()):
-                    pending.pop(0).result()    # a failed write raises here, in order
-                pending.append(writer.submit(write, indices, features))
-                bar.update(len(indices))
-            for job in pending:
-                job.result()
+        try:
+            with tqdm(total=len(todo), desc=f"encoding ({self.cache.model_type})", unit="img",
+                      disable=not progress) as bar, ThreadPoolExecutor(1) as writer:
+                for indices, prepared in loader:
+                    features = self._encode(encoder, prepared)
+                    while pending and (len(pending) > 2 or pending[0].done()):
+                        pending.pop(0).result()    # a failed write raises here, in order
+                    pending.append(writer.submit(write, indices, features))
+                    bar.update(len(indices))
+                for job in pending:
+                    job.result()
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                f"{written[0]} of the {len(todo)} missing embeddings were written to "
+                f"{self.cache.dir} (beside the {stats.reused} already there); the same "
+                "command encodes only the rest") from None
         return stats
+
+    @staticmethod
+    def _encode(encoder: ImageEncoder, prepared: list[torch.Tensor]) -> torch.Tensor:
+        try:
+            return encoder.encode(prepared)
+        except torch.cuda.OutOfMemoryError:
+            smaller = max(1, encoder.batch_size // 2)
+            hint = (f"rerun with --batch-size {smaller}" if encoder.batch_size > 1 else
+                    "free the GPU (other processes), or use --precision bf16, or --device cpu")
+            raise EncodingError(
+                f"the GPU ran out of memory encoding a batch of {encoder.batch_size} "
+                f"image(s) with {encoder.backbone.model_type}: {hint}. The embeddings "
+                "already written are kept and the same command resumes") from None
 
 
 def default_workers(device: torch.device) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import data, evaluation, kit, method, teaching
@@ -25,6 +26,8 @@ GROUPS = (("the method", method), ("data and weights", data), ("evaluation", eva
 KIT_ERRORS = (("selfprompt.assets.registry", "AssetError", 2),
               ("selfprompt.datasets.layouts", "DatasetError", 2),
               ("selfprompt.embeddings", "CacheError", 2),
+              ("selfprompt.embeddings", "EncodingError", 2),
+              ("selfprompt.utils.io", "FolderError", 2),
               ("selfprompt.teaching.book", "BookError", 1),
               ("selfprompt.teaching.bundle", "BundleError", 1))
 
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
-                        help="a failing command shows its traceback, not one line")
+                        help="show a failing command's traceback (or SELFPROMPT_DEBUG=1)")
     # argparse lists subcommands in one flat list; the grouped list is the description,
     # and COMMAND stands for all of them in the usage line
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -66,16 +69,36 @@ def _kit_errors() -> dict[type, int]:
             for module, name, status in KIT_ERRORS if module in sys.modules}
 
 
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it
+INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A fault is one line on standard error and an exit status: 2 for
+    the kit's errors and bad input, 1 for anything unforeseen, 130 for Ctrl-C; the
+    traceback only with ``--debug`` or ``SELFPROMPT_DEBUG=1``."""
     args = build_parser().parse_args(argv)  # before heavy imports: --help stays instant
+    debug = args.debug or os.environ.get("SELFPROMPT_DEBUG", "") not in ("", "0")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        said = f" {err}." if str(err) else ""
+        print(f"\ninterrupted.{said} Everything finished before the interruption is kept "
+              "(written files are complete or absent); run the same command again to resume.",
+              file=sys.stderr)
+        return INTERRUPTED
     except Exception as err:
+        if debug:
+            raise
         status = next((s for cls, s in _kit_errors().items() if isinstance(err, cls)),
                       2 if isinstance(err, (FileNotFoundError, ValueError)) else None)
-        if status is None or args.debug:
-            raise
+        if status is None:  # unforeseen: its type says more than its message alone
+            print(f"error: {type(err).__name__}: {err} (rerun with --debug for the "
+                  "traceback)", file=sys.stderr)
+            return 1
         print(f"error: {err}", file=sys.stderr)
         return status

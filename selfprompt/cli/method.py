@@ -105,9 +105,12 @@ def _open(args):
 def _dataset(args, facts: list | None = None):
     from ..datasets.reader import validate
 
+    from ..embeddings import WRITABLE_CACHE
+    from ..utils.io import check_writable
+
+    cache = check_writable(args.cache or default_cache(), "the embedding cache", WRITABLE_CACHE)
     dataset = _open(args).subset(args.limit)
-    found = validate(dataset, record_dir=(args.cache or default_cache()) / "checks",
-                     progress=not args.quiet)
+    found = validate(dataset, record_dir=cache / "checks", progress=not args.quiet)
     if facts is not None:
         facts += found
     return dataset
@@ -150,6 +153,10 @@ def cmd_run(args) -> int:
     from ..evaluation.protocol import Experiment, parse_k
     from ..evaluation.results import collect
 
+    from ..utils.io import check_writable
+
+    if args.out is not None:  # before minutes of encoding, not after
+        check_writable(args.out, "the run folder", "give --out a writable folder")
     dataset = _dataset(args)
     backbone, embeddings = _embeddings(args, dataset)
     name = args.dataset_name or (dataset.layout if dataset.layout != "folder"

@@ -17,6 +17,25 @@ from typing import IO, TYPE_CHECKING, Iterator
 if TYPE_CHECKING:  # NumPy only where an array is saved: the rest needs the standard library
     import numpy as np
 
+
+class FolderError(RuntimeError):
+    """A folder the kit must write to cannot be written; the message says which and why."""
+
+
+def check_writable(folder: Path, what: str, instead: str) -> Path:
+    """Create ``folder`` if needed and make sure a file can be written in it, before any
+    long computation depends on it; ``what`` names it, ``instead`` says what to do."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as err:
+        raise FolderError(f"cannot write to {what} {folder} ({err.strerror or err}): "
+                          f"{instead}") from None
+    return folder
+
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: the process's umask, as an ordinary open() would apply
 
