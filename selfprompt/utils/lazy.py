@@ -6,6 +6,7 @@ until something needs it, while ``selfprompt.models.load_backbone`` still works.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Callable
 
 
@@ -19,6 +20,6 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable, Calla
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(exports)
+        return sorted(set(exports) | set(vars(sys.modules[package])))
 
     return __getattr__, __dir__
