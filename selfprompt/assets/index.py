@@ -10,6 +10,7 @@ Nothing is installed, built or run: the archive is only read.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,8 +62,6 @@ class _Links(HTMLParser):
 
 def _canonical(project: str) -> str:
     """A project's name as the simple API spells its page (PEP 503)."""
-    import re
-
     return re.sub(r"[-_.]+", "-", project).lower()
 
 
