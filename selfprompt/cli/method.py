@@ -9,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ..datasets.catalog import CATALOG
+
 from ..presets import PRESETS, VARIANTS
 
 
@@ -20,7 +22,8 @@ def default_cache() -> Path:
     return Path(os.environ.get("SELFPROMPT_CACHE", "data/embeddings"))
 
 
-DATASET_NAMES = ["isic2018", "kvasir", "cvc-clinicdb", "ph2", "busi"]  # selfprompt.datasets.catalog
+#: the catalog's sets (plain data, no NumPy: the parser stays instant)
+DATASET_NAMES = list(CATALOG)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
