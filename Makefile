@@ -23,9 +23,10 @@ export SELFPROMPT_MIRROR := $(or $(MIRROR),$(SELFPROMPT_MIRROR))
 # Each has its folder, DATA_DIR_<name>, as published (no renaming): set it on the command
 # line to use a copy elsewhere, e.g. make reproduce DATASETS="kvasir ph2" \
 #   DATA_DIR_ph2="/data/PH2Dataset". An own set: DATASETS=mine DATA_DIR_mine=/path, plus a
-# declared layout where it is not detected: IMAGES_mine='img/*.png' MASKS_mine=gt \
-# PAIR_mine=_mask (IMAGES/MASKS/PAIR without a suffix apply to every data set; folders or
-# glob patterns under DATA_DIR_<name>; a regex PAIR needs (?P<key>...); write $$ for $).
+# declared layout where it is not detected: IMAGES_mine='img/*.png' MASKS_mine=gt (each
+# mask pairs with the image whose name begins its own; PAIR_mine=_mask or a regex with
+# (?P<key>...) where names pair otherwise; write $$ for $). IMAGES/MASKS/PAIR without a
+# suffix apply to every data set; folders or glob patterns under DATA_DIR_<name>.
 DATA_DIR_kvasir       := data/kvasir-seg
 DATA_DIR_isic2018     := data/isic2018
 DATA_DIR_cvc-clinicdb := data/cvc-clinicdb

@@ -143,6 +143,18 @@ def test_check_a_published_layout_and_a_declared_one(tmp_path, capsys):
                  "--masks", "*/*_lesion/*.bmp", "--pair", r"(?P<key>IMD\d+)_lesion",
                  "--cache", str(tmp_path / "c")]) == 0
     assert "3 image/mask pairs, layout folder: OK" in capsys.readouterr().out
+    # the same without a rule: masks pair with the image whose stem begins theirs
+    assert main(["-q", "check", str(cases), "--images", "*/*_Dermoscopic_Image/*.bmp",
+                 "--masks", "*/*_lesion/*_lesion.bmp", "--cache", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "3 image/mask pairs, layout folder: OK" in out
+    assert "masks are named image + '_lesion' (3)" in out
+    (cases / "IMD003" / "IMD003_lesion" / "IMD003_lesion.bmp").unlink()
+    assert main(["-q", "check", str(cases), "--images", "*/*_Dermoscopic_Image/*.bmp",
+                 "--masks", "*/*_lesion/*_lesion.bmp", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "IMD003.bmp: no mask (no file of '*/*_lesion/*_lesion.bmp' is named 'IMD003'" in err
+    assert "Traceback" not in err
     assert main(["-q", "check", str(cases), "--images", "*/*.png", "--masks",
                  "*/*_lesion/*.bmp", "--cache", str(tmp_path / "c")]) == 2
     assert "'*/*.png' matches no image file" in capsys.readouterr().err

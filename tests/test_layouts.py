@@ -1,6 +1,7 @@
 """Data sets as published: CVC-ClinicDB, PH2, BUSI copies (tests/published.py), declared
 layouts (suffix, regular expression, callable), mask conventions with known answers,
 and Kvasir-SEG masks locked to the authors' reading."""
+import re
 import sys
 from pathlib import Path
 
@@ -239,3 +240,102 @@ def test_regex_rule_names_an_image_without_mask(tmp_path):
         open_dataset(top, "ph2")
     assert "IMD003.bmp: no mask (looked for a file of '*/*_lesion/*.bmp' whose key" in str(
         err.value)
+
+
+# --------------------------------------------------------------------------- pairing with no rule
+def _pairs(ds):
+    return [(s.image_path.name, tuple(m.name for m in s.mask_paths)) for s in ds.samples]
+
+
+def _image(path):
+    return save_grey(path, np.full((H, W), 90, np.uint8))
+
+
+def test_no_rule_pairs_ph2_like_case_folders(tmp_path):
+    top = make_ph2(tmp_path) / "PH2 Dataset images"
+    ds = open_dataset(top, images="*/*_Dermoscopic_Image/*.bmp", masks="*/*_lesion/*.bmp")
+    assert _pairs(ds) == [(f"IMD00{i}.bmp", (f"IMD00{i}_lesion.bmp",)) for i in (2, 3, 4)]
+    assert ds.names == ["IMD002", "IMD003", "IMD004"]
+    # a suffix now pairs across the case's folders too, as the regular expression did
+    assert open_dataset(top, images="*/*_Dermoscopic_Image/*.bmp", masks="*/*_lesion/*.bmp",
+                        pair="_lesion").samples == ds.samples
+    assert open_dataset(top, "ph2").samples == ds.samples
+
+
+def test_no_rule_pairs_a_parallel_labels_folder_and_a_flat_gt_folder(tmp_path):
+    for name in ("scan7", "scan12", "scan1"):
+        _image(tmp_path / "a" / "scans" / f"{name}.png")
+        save_grey(tmp_path / "a" / "labels" / f"{name}_label.png", rectangle(0))
+        _image(tmp_path / "b" / f"{name}.png")
+        save_grey(tmp_path / "b" / f"{name}_gt.png", rectangle(0))
+    labels = open_dataset(tmp_path / "a", images="scans", masks="labels")
+    assert _pairs(labels) == [(f"scan{i}.png", (f"scan{i}_label.png",)) for i in (1, 12, 7)]
+    flat = open_dataset(tmp_path / "b", images="*.png", masks="*_gt.png")
+    assert _pairs(flat) == [(f"scan{i}.png", (f"scan{i}_gt.png",)) for i in (1, 12, 7)]
+    from selfprompt.datasets.layouts import describe_suffixes
+    assert describe_suffixes((s.image_path, s.mask_paths) for s in flat.samples) == (
+        "masks are named image + '_gt' (3)")
+
+
+def test_no_rule_same_stems_in_two_splits_take_the_nearest_folder(tmp_path):
+    for split in ("train", "test"):
+        _image(tmp_path / split / "images" / "x.png")
+        save_grey(tmp_path / split / "masks" / "x_mask.png", rectangle(0))
+        save_grey(tmp_path / split / "masks" / "x_mask_1.png", rectangle(1))
+    ds = open_dataset(tmp_path, images="*/images/*.png", masks="*/masks/*.png")
+    assert [(s.image_path.parent.parent.name, [m.parent.parent.name for m in s.mask_paths],
+             [m.name for m in s.mask_paths]) for s in ds.samples] == [
+        ("test", ["test", "test"], ["x_mask.png", "x_mask_1.png"]),
+        ("train", ["train", "train"], ["x_mask.png", "x_mask_1.png"])]
+    assert ds.names == ["test/images/x", "train/images/x"]
+
+
+def test_no_rule_ambiguous_unpaired_and_mixed_masks_are_errors_naming_each_file(tmp_path):
+    for folder in ("x", "y"):                                   # equally near: ambiguous
+        _image(tmp_path / "imgs" / folder / "a.png")
+    save_grey(tmp_path / "gts" / "a_seg.png", rectangle(0))
+    _image(tmp_path / "imgs" / "1.png")                          # `12` is not `1` + a suffix
+    save_grey(tmp_path / "gts" / "1_seg.png", rectangle(0))
+    save_grey(tmp_path / "gts" / "12_seg.png", rectangle(0))
+    _image(tmp_path / "imgs" / "b.png")                          # two kinds of mask
+    save_grey(tmp_path / "gts" / "b_seg.png", rectangle(0))
+    save_grey(tmp_path / "gts" / "b_gt.png", rectangle(0))
+    _image(tmp_path / "imgs" / "c.png")                          # no mask at all
+    with pytest.raises(DatasetError) as err:
+        open_dataset(tmp_path, images="imgs/**/*.png", masks="gts")
+    text = str(err.value)
+    assert (f"{tmp_path / 'gts' / 'a_seg.png'}: could be the mask of any of "
+            f"{tmp_path / 'imgs' / 'x' / 'a.png'}, {tmp_path / 'imgs' / 'y' / 'a.png'}") in text
+    assert f"{tmp_path / 'gts' / '12_seg.png'}: mask with no matching image" in text
+    assert (f"{tmp_path / 'imgs' / 'b.png'}: masks with different suffixes ('_gt', '_seg'"
+            in text and "give --pair SUFFIX" in text)
+    assert f"{tmp_path / 'imgs' / 'c.png'}: no mask (no file of 'gts' is named 'c' or " \
+           "'c' + a suffix such as '_mask')" in text
+    assert f"{tmp_path / 'imgs' / '1.png'}: no mask" not in text
+    assert text.startswith(f"{tmp_path}: 6 problem(s)")
+
+
+def test_no_rule_names_the_rule_that_would_pair_what_is_left(tmp_path):
+    for i in (3, 7, 11):
+        _image(tmp_path / "images" / f"img_{i:03d}.png")
+        save_grey(tmp_path / "masks" / f"seg{i:03d}.png", rectangle(i))
+    with pytest.raises(DatasetError) as err:
+        open_dataset(tmp_path, images="images", masks="masks")
+    text = str(err.value)
+    assert text.count(": no mask") == 3 and text.count("mask with no matching image") == 3
+    assert text.endswith("every unpaired image would pair with one unpaired mask under "
+                         r"--pair '(?P<key>\d+)' (a regular expression: the group 'key' is "
+                         "compared)")
+    ds = open_dataset(tmp_path, images="images", masks="masks", pair=r"(?P<key>\d+)")
+    assert _pairs(ds) == [(f"img_{i:03d}.png", (f"seg{i:03d}.png",)) for i in (3, 7, 11)]
+    for p in (tmp_path / "masks").iterdir():                     # mask_<image stem>
+        p.rename(p.with_name("mask_img_" + p.name[3:]))
+    with pytest.raises(DatasetError, match=re.escape(r"--pair '(?P<key>\d+)'")):
+        open_dataset(tmp_path, images="images", masks="masks")
+    (tmp_path / "masks" / "mask_img_011.png").rename(tmp_path / "masks" / "mask_img_x.png")
+    (tmp_path / "images" / "img_011.png").rename(tmp_path / "images" / "img_x.png")
+    with pytest.raises(DatasetError, match=re.escape("--pair 'mask_(?P<key>.+)'")):
+        open_dataset(tmp_path, images="images", masks="masks")
+    ds = open_dataset(tmp_path, images="images", masks="masks", pair="mask_(?P<key>.+)")
+    assert [p[1] for p in _pairs(ds)] == [("mask_img_003.png",), ("mask_img_007.png",),
+                                          ("mask_img_x.png",)]

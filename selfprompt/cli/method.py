@@ -42,11 +42,13 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", default=None, metavar="PATTERN",
                    help="mask folder or glob pattern, e.g. 'Ground Truth' or '*/*_mask*.png'")
     p.add_argument("--pair", default=None, metavar="RULE",
-                   help="which mask is an image's: a suffix ('_mask'; '_mask_1' ... are "
-                        "further masks, united), comma-separated suffixes tried in order "
-                        "(default ',_segmentation,_mask'), or a regular expression with "
-                        "(?P<key>...) whose key equals the image's (e.g. "
-                        "'(?P<key>IMD\\d+)_lesion')")
+                   help="which mask is an image's. Without it, --images and --masks pair "
+                        "each mask with the image whose file stem begins the mask's "
+                        "(x with x_label, in any folder). Else: a suffix ('_mask'; "
+                        "'_mask_1' ... are further masks, united), comma-separated "
+                        "suffixes tried in order (default for images/ + masks/: "
+                        "',_segmentation,_mask'), or a regular expression with (?P<key>...) "
+                        "whose key equals the image's (e.g. '(?P<key>IMD\\d+)_lesion')")
     p.add_argument("--limit", type=int, default=None,
                    help="use only the first N images in name order (CI-sized runs)")
 
@@ -137,12 +139,14 @@ def _embeddings(args, dataset):
 
 
 def cmd_check(args) -> int:
+    from ..datasets.layouts import describe_suffixes
     from ..datasets.reader import summarise_check
 
     facts: list[dict] = []
     dataset = _dataset(args, facts)
     print(f"{dataset.root}: {len(dataset)} image/mask pairs, layout {dataset.layout}: OK")
-    for line in summarise_check(facts):
+    naming = describe_suffixes((s.image_path, s.mask_paths) for s in dataset.samples)
+    for line in [naming] + summarise_check(facts):
         print(f"  {line}")
     return 0
 

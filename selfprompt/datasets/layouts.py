@@ -14,6 +14,12 @@ file has to be renamed or moved:
     without extension, ``/``-separated: ``benign/benign (1)`` for ``*/*.png``.
 
 ``pair`` (the rule that maps an image to its mask)
+    * :data:`STEM_PREFIX`, no rule (what ``images`` and ``masks`` given without ``pair``
+      mean): a mask pairs with the image whose file stem is the longest prefix of the
+      mask's stem ending at a separator (``IMD002`` for ``IMD002_lesion``, ``x`` for
+      ``x_segmentation`` or ``x``, never ``1`` for ``12``), folders aside; where images in
+      several folders share that stem, the one whose folder is nearest the mask's wins.
+      An image's masks must share one suffix (``_mask``, ``_mask_1`` ... are one).
     * a **suffix** (``"_mask"``) or a tuple of suffixes tried in order: the mask of
       image ``x`` is ``x<suffix>``; after a non-empty suffix, ``x<suffix>_<n>`` are
       further masks of the same image (BUSI's second lesion, ``_mask_1``).
@@ -26,7 +32,9 @@ file has to be renamed or moved:
     With a suffix or a regular expression, images and masks pair by equal keys. When
     no image has a mask's exact key, a unique image whose key *ends* with it (in whole
     path components) is taken: the mask ``IMD002`` finds the image
-    ``IMD002/IMD002_Dermoscopic_Image/IMD002``. Several masks of one image are allowed
+    ``IMD002/IMD002_Dermoscopic_Image/IMD002``; with a suffix, last, the image with the
+    key's file stem in the nearest folder (so ``_lesion`` pairs PH2's case folders).
+    Several masks of one image are allowed
     (and later united); two images that would take the same mask are an error.
 
 Sample names are the shortest tail of each image's relative stem (in whole path
@@ -52,7 +60,20 @@ DEFAULT_SUFFIXES = ("", "_segmentation", "_mask")
 _GLOB = re.compile(r"[*?\[]")
 _IGNORED_FOLDERS = ("__MACOSX",)
 
-PairRule = Union[str, Sequence[str], Callable[[Path], object]]
+
+class _StemPrefix:
+    """The rule-free pairing (see the module docstring); one instance, :data:`STEM_PREFIX`."""
+
+    def __repr__(self) -> str:
+        return "stem prefix"
+
+
+#: No rule: a mask pairs with the image whose file stem is the longest prefix of its own.
+STEM_PREFIX = _StemPrefix()
+PairRule = Union[str, Sequence[str], Callable[[Path], object], _StemPrefix]
+# A suffix begins at a separator: `x` is a prefix of `x_mask` and `x-gt`, not of `x1`.
+_SEPARATOR = re.compile(r"[\W_]")
+_NUMBERED = re.compile(r"_\d+$")
 
 
 class DatasetError(ValueError):
@@ -76,7 +97,8 @@ class Layout:
     name: str = "folder"
 
     def describe(self) -> str:
-        rule = self.pair if not callable(self.pair) else getattr(self.pair, "__name__", "callable")
+        rule = (self.pair if not callable(self.pair) or self.pair is STEM_PREFIX
+                else getattr(self.pair, "__name__", "callable"))
         return f"images {self.images!r}, masks {self.masks!r}, pair {rule!r}"
 
     def find(self, root: Path) -> list[Pair]:
@@ -206,6 +228,8 @@ def find_pairs(root: Path, layout: Layout) -> list[Pair]:
     mask_files = _duplicates(mask_files, problems)
     if callable(layout.pair):
         found = _pair_by_callable(root, layout, image_files, mask_files, problems)
+    elif layout.pair is STEM_PREFIX:
+        found = _pair_by_stem_prefix(layout, image_files, mask_files, problems)
     else:
         found = _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
     if problems:
@@ -241,6 +265,7 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
                             "rename one, or declare a pairing rule that tells them apart")
             continue
         by_key[key] = path
+    by_stem = _by_file_stem(by_key.values())
     tails: dict[str, list[str]] = {}
     for key in by_key:
         for tail in _tails(key):
@@ -261,6 +286,14 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
                 mask_problems.append(f"{path}: could be the mask of any of {which}")
                 continue
             key = near[0] if near else None
+        if key is None and not is_regex(rule):  # the same file stem in the nearest folder
+            image, others = _nearest(path, [p for c in candidates
+                                            for p in by_stem.get(c.rsplit("/", 1)[-1], [])])
+            if others:
+                mask_problems.append(f"{path}: could be the mask of any of "
+                                     + ", ".join(map(str, others)))
+                continue
+            key = image_key(image_files[image]) if image is not None else None
         if key is None:
             mask_problems.append(f"{path}: mask with no matching image in {img_base}")
             continue
@@ -277,6 +310,130 @@ def _pair_by_key(layout, img_base, mask_base, image_files, mask_files, problems)
             problems.append(f"{path}: no mask (looked for {what})")
     problems += mask_problems
     return {p: m for p, m in sorted(found.items(), key=lambda x: image_files[x[0]]) if m}
+
+
+def _by_file_stem(paths) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for path in paths:
+        out.setdefault(path.stem, []).append(path)
+    return out
+
+
+def _nearest(mask: Path, images: list[Path]) -> tuple[Path | None, list[Path]]:
+    """(the image whose folder shares the longest path with the mask's, []), or
+    (None, the tied images) when several are equally near; (None, []) for none."""
+    if len(images) <= 1:
+        return (images[0] if images else None), []
+
+    def shared(image: Path) -> int:
+        n = 0
+        for a, b in zip(mask.parent.parts, image.parent.parts):
+            if a != b:
+                break
+            n += 1
+        return n
+    best = max(map(shared, images))
+    nearest = sorted(p for p in images if shared(p) == best)
+    return (nearest[0], []) if len(nearest) == 1 else (None, nearest)
+
+
+def stem_prefixes(stem: str) -> list[str]:
+    """The prefixes of a file stem that end where a suffix may begin, longest first:
+    ``a_b_mask`` -> ``a_b_mask``, ``a_b``, ``a``."""
+    cuts = sorted({m.start() for m in _SEPARATOR.finditer(stem) if m.start() > 0},
+                  reverse=True)
+    return [stem] + [stem[:i] for i in cuts]
+
+
+def mask_suffix(image: Path, mask: Path) -> str | None:
+    """What a mask's stem adds to its image's (``_lesion``; ``_mask_1`` counts as
+    ``_mask``), or None where the mask's stem does not start with the image's."""
+    if not mask.stem.startswith(image.stem):
+        return None
+    rest = mask.stem[len(image.stem):]
+    return _NUMBERED.sub("", rest) if _NUMBERED.sub("", rest) or not rest else rest
+
+
+def suffixes_found(pairs) -> Counter:
+    """How the masks of ``(image, masks)`` pairs are named: {suffix: number of masks}
+    (``None``: a mask named otherwise, by a regular expression or a callable)."""
+    return Counter(mask_suffix(image, m) for image, masks in pairs for m in masks)
+
+
+def describe_suffixes(pairs) -> str:
+    """``check``'s line on how masks are named: ``masks are named image + '_lesion' (200)``."""
+    found = suffixes_found(pairs)
+    named = [f"{s!r} ({n})" for s, n in sorted(found.items(), key=lambda x: (-x[1], str(x[0])))
+             if s is not None]
+    line = "masks are named image + " + ", ".join(named) if named else ""
+    if found.get(None):
+        line += ("; " if line else "") + f"{found[None]} named otherwise (by the pairing rule)"
+    return line
+
+
+def _pair_by_stem_prefix(layout, image_files, mask_files, problems):
+    by_stem = _by_file_stem(image_files)
+    found: dict[Path, list[Path]] = {p: [] for p in image_files}
+    mask_problems: list[str] = []
+    for path in mask_files:
+        image, tied = None, []
+        for prefix in stem_prefixes(path.stem):
+            if prefix in by_stem:
+                image, tied = _nearest(path, by_stem[prefix])
+                break
+        if tied:
+            mask_problems.append(f"{path}: could be the mask of any of "
+                                 + ", ".join(map(str, tied)))
+        elif image is None:
+            mask_problems.append(f"{path}: mask with no matching image (no image of "
+                                 f"{layout.images!r} is named {path.stem!r} or a start of it)")
+        else:
+            found[image].append(path)
+    unpaired = [p for p, masks in found.items() if not masks]
+    for path in unpaired:
+        problems.append(f"{path}: no mask (no file of {layout.masks!r} is named "
+                        f"{path.stem!r} or {path.stem!r} + a suffix such as '_mask')")
+    for image, masks in found.items():
+        kinds = sorted({repr(mask_suffix(image, m)) for m in masks})
+        if len(kinds) > 1:
+            problems.append(f"{image}: masks with different suffixes ({', '.join(kinds)}: "
+                            + ", ".join(m.name for m in masks)
+                            + "); give --pair SUFFIX to say which are masks")
+    problems += mask_problems
+    paired = {m for masks in found.values() for m in masks}
+    hint = _evident_rule({p: image_files[p] for p in unpaired},
+                         {m: s for m, s in mask_files.items() if m not in paired})
+    if hint:
+        problems.append(hint)
+    return {p: m for p, m in sorted(found.items(), key=lambda x: image_files[x[0]]) if m}
+
+
+def _evident_rule(images: dict[Path, str], masks: dict[Path, str]) -> str | None:
+    """A --pair rule that would pair every unpaired image (relative stems) with exactly
+    one unpaired mask, where one is evident: the names' numbers (``img_007`` with
+    ``seg007``), or a head common to the masks' names (``mask_x`` with ``x``)."""
+    if not images or len(images) != len(masks):
+        return None
+    rules = [r"(?P<key>\d+)"]
+    heads = {m.stem[:len(m.stem) - len(i.stem)] for m in masks for i in images
+             if m.stem.endswith(i.stem) and len(m.stem) > len(i.stem)}
+    if len(heads) == 1:
+        rules.append(re.escape(heads.pop()) + "(?P<key>.+)")
+    for rule in rules:
+        regex = re.compile(rule)
+        image_keys = []
+        for stem in images.values():  # as _pair_by_key reads a regular expression
+            m = regex.search(stem)
+            image_keys.append(m.group("key") if m else stem)
+        mask_keys = [m.group("key") if m else None for m in map(regex.search, masks.values())]
+        if None in mask_keys or len(set(image_keys)) < len(image_keys):
+            continue
+        owners = [[k for k in image_keys if k == key or k.endswith("/" + key)]
+                  for key in mask_keys]
+        if all(len(o) == 1 for o in owners) and len({o[0] for o in owners}) == len(images):
+            return (f"every unpaired image would pair with one unpaired mask under "
+                    f"--pair '{rule}' (a regular expression: the group 'key' is compared)")
+    return None
 
 
 def _pair_by_callable(root, layout, image_files, mask_files, problems):

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from .layouts import (  # noqa: F401  (re-exported: the data-set API in one place)
-    DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, DatasetError, Layout, PairRule, parse_pair)
+    DEFAULT_SUFFIXES, IMAGE_EXTENSIONS, STEM_PREFIX, DatasetError, Layout, PairRule, parse_pair)
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,9 @@ def open_dataset(root: str | Path, layout: str | Layout = "auto", *, images: str
     ``ph2``, ``busi``; its folder may be up to two levels below ``root``) or a
     :class:`~selfprompt.datasets.layouts.Layout`. ``images``/``masks``/``pair`` declare a layout
     instead (folders or glob patterns relative to ``root``; a suffix, a regular
-    expression with ``(?P<key>...)`` or a callable); a registry ``layout`` given with
+    expression with ``(?P<key>...)`` or a callable); ``images`` and ``masks`` without
+    ``pair`` pair each mask with the image whose file stem begins its own
+    (:data:`~selfprompt.datasets.layouts.STEM_PREFIX`). A registry ``layout`` given with
     them names the result and supplies what is not given.
 
     Only pairing is checked here (cheap); :func:`validate` reads every file. Unpaired
@@ -222,11 +224,12 @@ def open_dataset(root: str | Path, layout: str | Layout = "auto", *, images: str
     if isinstance(layout, Layout):
         spec = layout
     elif declared:
-        base = (catalog.get(layout).layout if layout not in ("auto", "folder")
-                else catalog.FOLDER)
+        named = layout not in ("auto", "folder")
+        base = catalog.get(layout).layout if named else catalog.FOLDER
+        if pair is None:  # both places given and no rule: names pair by their stems
+            pair = STEM_PREFIX if images and masks and not named else base.pair
         spec = Layout(images if images is not None else base.images,
-                      masks if masks is not None else base.masks,
-                      pair if pair is not None else base.pair, base.name)
+                      masks if masks is not None else base.masks, pair, base.name)
     elif layout == "auto":
         root, spec = catalog.detect(root)
     elif layout == "folder":
