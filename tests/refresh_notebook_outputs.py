@@ -1,6 +1,6 @@
 """Re-record the expected outputs of the notebooks' checked cells (``make notebook-outputs``).
 
-nbval compares each cell that starts with ``# NBVAL_CHECK_OUTPUT`` with the output
+nbval compares each cell tagged ``nbval-check-output`` with the output
 committed in the notebook. After a deliberate change of what those cells print (a new
 default encoder, say), this runs every notebook as nbval does (``SELFPROMPT_NBVAL=1``:
 synthetic data, fresh output folders) and writes back, for checked cells only, their
@@ -18,7 +18,7 @@ import nbformat
 import papermill
 
 REPO = Path(__file__).resolve().parents[1]
-CHECK = "# NBVAL_CHECK_OUTPUT"
+CHECK = "nbval-check-output"
 
 
 def refresh(path: Path) -> int:
@@ -36,7 +36,7 @@ def refresh(path: Path) -> int:
     for cell, done in zip(original.cells, ran):
         if cell.cell_type != "code":
             continue
-        if cell.source.startswith(CHECK):
+        if CHECK in cell.metadata.get("tags", []):
             outputs = [o for o in done.outputs
                        if o.output_type == "stream" and o.get("name") == "stdout"]
             count = done.execution_count

@@ -89,11 +89,17 @@ def test_a_book_of_executed_notebooks_has_contents_that_resolve(tmp_path):
     _executed(runs / "01_a.ipynb", "01 · First: the data")
     _executed(runs / "02_b.ipynb", "02 · Second")
     out = tmp_path / "book"
+    start = tmp_path / "START_HERE.md"
+    start.write_text("# Start here\n\nOpen [the data](01_a.ipynb) first, then "
+                     "[the guide](INSTRUCTORS.md).\n")
     manifest = book.build(out, runs, solutions=False, guide=_guide(tmp_path / "guide.md"),
-                          notebooks=("01_a", "02_b"), progress=False)
+                          notebooks=("01_a", "02_b"), progress=False, start=start)
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "01_a.html", "02_b.html", "book.json", "guide.html", "index.html", "ipynb"]
+        "01_a.html", "02_b.html", "book.json", "guide.html", "index.html", "ipynb",
+        "start.html"]
+    assert 'href="start.html"' in (out / "index.html").read_text()
+    assert 'href="01_a.html"' in (out / "start.html").read_text()
     assert not (tmp_path / "book.partial").exists()
     assert json.loads((out / "book.json").read_text()) == manifest
     assert manifest["errors"] == 0 and manifest["run_seconds"] == pytest.approx(6.4)
@@ -115,6 +121,16 @@ def test_a_book_of_executed_notebooks_has_contents_that_resolve(tmp_path):
     assert 'href="02_b.html" rel="next"' in first and 'rel="prev"' not in first
     assert 'href="02_b.html" rel="prev"' in last and 'rel="next"' not in last
     assert "<table>" in last                                          # the guide's tables
+
+
+def test_the_students_start_page_links_to_pages_the_book_has():
+    """START_HERE.md's links, rendered for the book, name only pages a full book has."""
+    pages = {book.page_file(n) for n in (*book.NOTEBOOKS, book.SOLUTIONS)} | {"guide.html"}
+    page = book.start_html(book.START.read_text(encoding="utf-8"))
+    links = [h for h in re.findall(r'href="([^"#]+)', page) if not re.match(r"[a-z]+:", h)]
+    assert links and set(links) <= pages, set(links) - pages
+    for link in re.findall(r"\]\(([^)]+)\)", book.START.read_text()):  # and on GitHub
+        assert (book.START.parent / link).is_file(), link
 
 
 def test_synthetic_data_is_said_plainly(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from selfprompt.teaching import bundle
+from selfprompt.teaching import bundle, classroom
 from selfprompt.teaching.bundle import BundleError
 from selfprompt.teaching.notebook import REPO
 
@@ -229,7 +229,7 @@ def test_the_subset_is_what_the_notebooks_read():
         assert len(params) == 1, name
         line = [x for x in "".join(params[0]["source"]).splitlines() if x.startswith("limit")]
         limits.append(int(line[0].split("=")[1].split("#")[0]))
-    assert bundle.notebook_limit() == max(limits) == 12
+    assert classroom.notebook_limit() == max(limits) == 60
 
 
 @pytest.mark.skipif(not KVASIR.is_dir(), reason="needs Kvasir-SEG at ../shared/data/kvasir-seg")
@@ -239,7 +239,7 @@ def test_real_kvasir_subset_is_copied_as_published_and_read_by_the_notebooks(
 
     monkeypatch.setenv("SELFPROMPT_CACHE", str(tmp_path / "cache"))  # the checks' records
 
-    limit = bundle.notebook_limit()
+    limit = classroom.notebook_limit()
     manifest = _build(tmp_path / "bundle", KVASIR, tmp_path / "cache", limit=None)
     names = sorted(p.stem for p in (KVASIR / "images").glob("*.jpg"))[:limit]
     assert manifest["data"]["images"] == names and manifest["data"]["limit"] == limit

@@ -203,3 +203,23 @@ def test_papermill_round_trip(explorer, tmp_path):
     assert set(got["scores"]) == set(expected["scores"])
     for variant, values in expected["scores"].items():
         assert got["scores"][variant] == pytest.approx(values, abs=1e-6), variant
+
+
+def test_the_explorer_starts_at_the_backbones_best_prompt(synthetic_dir, tiny_checkpoint, cache):
+    from selfprompt.teaching.explorer import default_prompts
+
+    assert default_prompts("medsam_lite")[0] == "box"          # trained with boxes only
+    assert default_prompts("vit_t")[0] == default_prompts("vit_b")[0] == "both"
+    assert "box prompts only" in default_prompts("medsam_lite")[1]
+    state = ExplorerState(Settings(data_dir=str(synthetic_dir), limit=8, backbone="tiny",
+                                   checkpoint=str(tiny_checkpoint), cache_dir=str(cache)))
+    assert state.s.prompts == "both"                             # tiny: SAM's architecture
+    state.update(prompts="point")
+    assert state.s.prompts == "point"                            # a choice stays a choice
+    state.update(backbone="medsam_lite", checkpoint="")
+    assert state.s.prompts == "box"                              # a new backbone: its best
+    # the notebook leaves the choice to the backbone
+    import nbformat
+    params = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "07_explore.ipynb",
+                           as_version=4).cells[2].source
+    assert '\nprompts = ""' in "\n" + params and '\nbackbone = "medsam_lite"' in "\n" + params

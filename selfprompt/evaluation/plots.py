@@ -145,12 +145,13 @@ def coarse_figure(rows: list[tuple]):
     return fig
 
 
-def draw_prompts(ax, prompts) -> None:
-    """The point (star) and the box (rectangle) SAM is prompted with."""
-    if prompts.box is not None:
+def draw_prompts(ax, prompts, variant: str | None = None) -> None:
+    """The point (star) and the box (rectangle) SAM is prompted with; for the ``point``
+    or ``box`` variant only the prompt it was given (others: both, where present)."""
+    if prompts.box is not None and variant != "point":
         x0, y0, x1, y1 = (float(v) for v in prompts.box)
         ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=BOX, lw=1.5))
-    if prompts.points is not None:
+    if prompts.points is not None and variant != "box":
         ax.scatter(prompts.points[:, 0], prompts.points[:, 1], marker="*", s=160, c=POINT,
                    edgecolors="black", linewidths=0.6)
 
@@ -177,7 +178,23 @@ def variant_figure(image: np.ndarray, truth: np.ndarray, masks: dict, prompts=No
         overlay(ax, image, mask, PRED, title, fill=0.35)
         ax.contour(np.asarray(truth, float), levels=[0.5], colors=TRUTH, linewidths=0.8)
         if prompts is not None and name != "linear":
-            draw_prompts(ax, prompts)
+            draw_prompts(ax, prompts, name)
+    fig.tight_layout()
+    return fig
+
+
+def settings_figure(image: np.ndarray, cases: dict, variants=("linear", "point", "box")):
+    """One row per setting (``{label: (truth, segmentation, scores)}``), one panel per
+    variant: the same image under several presets or k, Dice in the titles."""
+    fig, axes = _axes(len(cases) * len(variants), len(variants), size=2.8)
+    for r, (label, (truth, seg, scores)) in enumerate(cases.items()):
+        for c, name in enumerate(variants):
+            ax = axes[r * len(variants) + c]
+            overlay(ax, image, seg.masks[name], PRED, f"{label}\n{name}: Dice {scores[name]:.2f}",
+                    fill=0.35)
+            ax.contour(np.asarray(truth, float), levels=[0.5], colors=TRUTH, linewidths=0.8)
+            if name != "linear":
+                draw_prompts(ax, seg.prompts, name)
     fig.tight_layout()
     return fig
 

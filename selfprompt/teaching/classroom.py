@@ -9,6 +9,7 @@ status is non-zero when any step failed.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -82,6 +83,22 @@ def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:
     return True, f"{b.model_type}: {b.checkpoint.name} sha256 {b.model_hash[:12]}... verified"
 
 
+def notebook_limit(folder: Path = REPO / "notebooks", names=None) -> int:
+    """The most images any tutorial notebook reads with its defaults (its ``limit``
+    parameter: the first ``limit`` images in name order)."""
+    limits = {}
+    for name in names or NOTEBOOKS:
+        cells = json.loads((Path(folder) / f"{name}.ipynb").read_text())["cells"]
+        for cell in cells:
+            if "parameters" in cell.get("metadata", {}).get("tags", []):
+                m = re.search(r"^limit\s*=\s*(\d+)", "".join(cell["source"]), re.M)
+                if m:
+                    limits[name] = int(m.group(1))
+    if not limits:
+        raise ValueError(f"no notebook in {folder} has a `limit = N` parameter")
+    return max(limits.values())
+
+
 def check_data(dataset: str = "kvasir") -> tuple[bool, str]:
     """Where the notebooks' data come from: the real set, or the synthetic stand-in."""
     from ..datasets.reader import open_dataset
@@ -95,13 +112,15 @@ def check_data(dataset: str = "kvasir") -> tuple[bool, str]:
 
 
 def check_cache(dataset: str = "kvasir", backbone: str = "medsam_lite",
-                limit: int = 12) -> tuple[bool, str]:
-    """The embeddings of the images the notebooks read (their ``limit`` first), encoded
-    now if missing: in class every notebook then starts from the cache."""
+                limit: int | None = None) -> tuple[bool, str]:
+    """The embeddings of the images the notebooks read (their ``limit`` first; default:
+    the most any notebook reads), encoded now if missing: in class every notebook then
+    starts from the cache."""
     import warnings
 
     from .notebook import setup
 
+    limit = limit or notebook_limit()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = setup(None, dataset, backbone, limit=limit)

@@ -64,7 +64,8 @@ class Settings:
     kernel_size: int = _KNOB_DEFAULTS["kernel_size"]
     max_widen: int = _KNOB_DEFAULTS["max_widen"]
     n_points: int = _KNOB_DEFAULTS["n_points"]
-    prompts: str = "both"
+    #: "" = the backbone's best prompt (:func:`default_prompts`)
+    prompts: str = ""
     clicks: list[list[int]] = field(default_factory=list)
     seed: int = 42
     cache_dir: str = "data/embeddings"
@@ -72,6 +73,20 @@ class Settings:
 
     def preset_obj(self) -> Preset:
         return get_preset(self.preset).with_(**{k: getattr(self, k) for k in KNOBS})
+
+
+def default_prompts(backbone: str) -> tuple[str, str]:
+    """The prompt the explorer starts with for ``backbone``, and why, in one line: the box
+    for a model trained with boxes only (LiteMedSAM), point and box (the paper's method)
+    for a SAM trained with both."""
+    from ..models.registry import BACKBONES
+
+    spec = BACKBONES.get(backbone)
+    if spec is not None and spec.trained_with == "boxes":
+        return "box", (f"{backbone} was trained with box prompts only, so the explorer starts "
+                       "at the box; try point and both to see what a point does to it")
+    return "both", (f"{backbone} was trained with points and boxes, so the explorer starts at "
+                    "both (the paper's point + box); the other prompts are one click away")
 
 
 @dataclass
@@ -225,6 +240,8 @@ class ExplorerState:
         if self.s.image not in names:
             rest = [n for n in names if n not in self.s.train_images]
             self.s.image = (rest or names)[0]
+        if not self.s.prompts:
+            self.s.prompts = default_prompts(self.s.backbone)[0]
         if self.s.prompts not in MODES:
             raise ValueError(f"prompts must be one of {', '.join(MODES)}, not {self.s.prompts!r}")
 
@@ -240,6 +257,8 @@ class ExplorerState:
             changes.setdefault("train_images", [])
         if "image" in changes and changes["image"] != self.s.image:
             self.s.clicks = []
+        if changes.get("backbone", self.s.backbone) != self.s.backbone:
+            changes.setdefault("prompts", "")  # the new backbone's best prompt
         self.s = replace(self.s, **changes)
         self._normalise()
 
@@ -359,9 +378,8 @@ def scores_html(view: View, backbone: str) -> str:
         f"<td class=sp-dice>{d:.4f}</td><td>{j:.4f}</td></tr>"
         for v, (d, j) in view.scores.items())
     notes = []
-    if backbone == "medsam_lite":
-        notes.append("<i>LiteMedSAM was trained with box prompts only: a point alone gives "
-                     "little, the box carries the mask</i>")
+    if backbone != "tiny":
+        notes.append(f"<i>{default_prompts(backbone)[1]}</i>")
     if backbone == "tiny":
         notes.append("<b style='color:#b00'>tiny backbone: RANDOM weights, no download. "
                      "Its masks mean nothing; use it to learn the controls.</b>")
