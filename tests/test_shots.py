@@ -142,3 +142,10 @@ def test_chosen_shots_are_stored_apart_and_random_keeps_its_identity(data, tiny_
     assert {r["shots"] for r in rows} == {"kcenter", "medoids"} and len(rows) == 2 * 4
     with pytest.raises(ValueError, match="unknown shot strategy"):
         Experiment(ds, emb, tiny_backbone, tmp_path, progress=False, shot_strategy="best")
+
+
+def test_the_strategies_named_for_help_are_the_strategies():
+    from selfprompt.cli.method import AUTO, SHOT_STRATEGIES as named
+    from selfprompt.recipe import AUTO as auto
+
+    assert named == tuple(SHOT_STRATEGIES) and AUTO == auto
