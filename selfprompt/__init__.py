@@ -13,7 +13,9 @@ The method is the top of the package, in the order it runs:
 - ``decode``: SAM's prompt encoder and mask decoder on a cached embedding;
 - ``pipeline``: one image through all of it; ``metrics``: Dice and IoU;
 - ``presets``: the authors' computation (``paper``) and the corrected one;
-- ``strategies``: other prompts and the baselines, as extra variants.
+- ``strategies``: other prompts and the baselines, as extra variants;
+- ``shots``: which k images to label, chosen from the embeddings alone;
+- ``recipe``: ``auto``, the prompt and threshold chosen on the k shots.
 
 Around it, in subpackages: ``models`` (the backbone registry, encoders, weights),
 ``datasets`` (reading, layouts, the public sets), ``assets`` (checked downloads),
@@ -45,6 +47,8 @@ _EXPORTS = {
     # the protocol
     "Experiment": "evaluation.protocol", "make_folds": "evaluation.protocol",
     "draw_shots": "evaluation.protocol",
+    # beyond the paper: which images to label, and a recipe chosen on them
+    "select_shots": "shots", "SHOT_STRATEGIES": "shots", "choose_recipe": "recipe",
 }
 __all__ = sorted(_EXPORTS) + ["print_config", "__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -242,7 +242,7 @@ def register(name: str, fn: Callable[[PromptDecoder, Inputs], np.ndarray],
     if not name.isidentifier() or name.startswith("ft_"):
         raise ValueError(f"strategy name {name!r}: use letters, digits and _ "
                          "(not starting with ft_, which the fine-tuned variants use)")
-    if name in VARIANTS or (name in STRATEGIES and not replace):
+    if name in VARIANTS or name == "auto" or (name in STRATEGIES and not replace):
         raise ValueError(f"a variant called {name!r} exists already; choose another name "
                          "(or replace=True for one you registered yourself)")
     if not callable(fn):

@@ -8,6 +8,7 @@ import pytest
 from selfprompt.evaluation import ablations
 from selfprompt.evaluation.ablations import (STUDIES, Study, comparison_table, run_study,
                                              shots_curve, write)
+from selfprompt.shots import SHOT_STRATEGIES
 from selfprompt.strategies import STRATEGIES
 from selfprompt.presets import VARIANTS, get_preset
 from selfprompt.evaluation.results import COLUMNS
@@ -17,7 +18,8 @@ def test_every_study_names_known_presets_and_variants():
     for study in STUDIES.values():
         for preset in study.presets:
             get_preset(preset)
-        assert set(study.variants) <= set(VARIANTS) | set(STRATEGIES), study.name
+        assert set(study.variants) <= set(VARIANTS) | set(STRATEGIES) | {"auto"}, study.name
+        assert set(study.shot_strategies) <= set(SHOT_STRATEGIES), study.name
     for _, _, study, variant in ablations.COMPARISON:
         assert study is None or variant in STUDIES[study].variants
 
@@ -151,3 +153,36 @@ def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_p
         fmt = (lambda v: "" if v is None else str(v))
         mean = "ours" if name == "comparison" else "dice"
         assert [fmt(r[mean]) for r in table] == [r[mean] for r in committed], name
+
+
+def test_selection_keeps_shot_strategies_apart_and_auto_choices_are_counted(tmp_path):
+    rows = [row("5", "box", f, d, 0.5 + 0.1 * d) for f in range(2) for d in range(2)]
+    rows += [{**row("5", "box", f, 0, 0.9), "shots": "kcenter"} for f in range(2)]
+    curve = ablations.selection_curve(rows)
+    assert [(c["shots"], c["dice"], c["draws"]) for c in curve] == [
+        ("random", 55.0, 2), ("kcenter", 90.0, 1)]
+    for fold, (prompt, t) in enumerate([("box", 0.5), ("box", 0.5), ("linear", 0.3)]):
+        path = tmp_path / "auto" / "corrected" / "k10" / f"fold{fold}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"preset": {"name": "corrected"}, "k": "10", "auto": {
+            "prompt": prompt, "threshold": t, "scores": {f"{prompt}@{t:g}": 0.6},
+            "seconds": 2.0}}))
+    choices = ablations.auto_choices(tmp_path)
+    assert [(c["choice"], c["folds"]) for c in choices] == [("box@0.5", "2/3"),
+                                                            ("linear@0.3", "1/3")]
+    assert choices[0]["inner_dice"] == 60.0 and choices[0]["seconds_per_fold"] == 2.0
+
+
+def test_a_selection_study_runs_each_strategy_apart_and_tabulates_them(
+        studies, tiny_backbone, tmp_path):
+    _, _, (ds, emb) = studies
+    study = Study("selection", "?", ("corrected",), ("2",), ("linear",), draws=(0, 1),
+                  shot_strategies=("random", "kcenter"))
+    paths = run_study(study, ds, emb, tiny_backbone, tmp_path, "synthetic", folds=[0],
+                      test_per_fold=1, progress=False)
+    base = tmp_path / "selection" / "corrected" / "k2"
+    assert paths == [base / "fold0.csv", base / "draw1" / "fold0.csv",
+                     base / "kcenter" / "fold0.csv"]
+    curve = ablations.selection_curve(ablations.study_rows(tmp_path, "selection"))
+    assert [(c["shots"], c["draws"], c["images"]) for c in curve] == [
+        ("random", 2, 2), ("kcenter", 1, 1)]

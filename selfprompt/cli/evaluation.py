@@ -9,7 +9,7 @@ from pathlib import Path
 from .method import _add_backbone, _add_data, _dataset, _embeddings
 
 #: selfprompt.evaluation.ablations.STUDIES, named here so that ``--help`` needs no NumPy
-STUDIES = ("baselines", "finetune", "strategies", "classifiers", "shots")
+STUDIES = ("baselines", "finetune", "strategies", "classifiers", "shots", "selection", "auto")
 #: selfprompt.evaluation.reference.DEFAULT_DIR
 REFERENCE_DIR = Path("reports/reference/kvasir/medsam_lite")
 

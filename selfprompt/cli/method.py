@@ -24,6 +24,9 @@ def default_cache() -> Path:
 
 #: the catalog's sets (plain data, no NumPy: the parser stays instant)
 DATASET_NAMES = list(CATALOG)
+#: selfprompt.shots.SHOT_STRATEGIES and selfprompt.recipe.AUTO, named here for the same reason
+SHOT_STRATEGIES = ("random", "kcenter", "medoids")
+AUTO = "auto"
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -168,11 +171,14 @@ def cmd_run(args) -> int:
     backbone, embeddings = _embeddings(args, dataset)
     name = args.dataset_name or (dataset.layout if dataset.layout != "folder"
                                  else dataset.root.name)  # "folder": named after itself
-    out = args.out or Path("reports/runs") / name / backbone.model_type
+    # chosen shots in a run folder of their own: its summary is theirs alone
+    out = args.out or Path("reports/runs") / name / (
+        backbone.model_type + ("" if args.shots == "random" else f"-{args.shots}"))
     exp = Experiment(dataset, embeddings, backbone, out, dataset_name=name, seed=args.seed,
                      n_folds=args.n_folds, variants=tuple(args.variants),
                      progress=not args.quiet,
-                     decoding="sam" if args.sam_decoder else "batched")
+                     decoding="sam" if args.sam_decoder else "batched",
+                     shot_strategy=args.shots)
     ks = [parse_k(k) for k in args.k]
     exp.write_plan(ks)
     folds = args.folds if args.folds is not None else list(range(args.n_folds))
@@ -213,7 +219,17 @@ def add_commands(command) -> None:
     p.add_argument("--n-folds", type=int, default=5, help="cross-validation folds")
     p.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS),
                    help="paper: as the authors computed (seeded); corrected: D2/D4/D5/D7 fixed")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                   choices=list(VARIANTS) + [AUTO],
+                   help="what is scored per test image; auto: the prompt and classifier "
+                   "threshold chosen by cross-validation inside the k shots (each fold's "
+                   "JSON records the choice)")
+    p.add_argument("--shots", default="random", choices=SHOT_STRATEGIES,
+                   help="how each fold's k shots are chosen from its training images: "
+                   "random (the paper's draw), kcenter (diverse: farthest-first on pooled "
+                   "embeddings) or medoids (representative: k-means centres); from the "
+                   "embeddings alone, before any mask is read (default: random; others "
+                   "default to the run folder <backbone>-<strategy>)")
     p.add_argument("--seed", type=int, default=42, help="drives folds, shots and box widening")
     p.add_argument("--dataset-name", default=None, help="name in the table (default: layout)")
     p.add_argument("--out", type=Path, default=None,

@@ -18,6 +18,11 @@ Studies (:data:`STUDIES`):
 - ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
 - ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
 - ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.
+- ``selection``: which k images to label: the paper's random draw (three draws) beside
+  shots chosen from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse;
+  ``medoids``, representative).
+- ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.recipe`)
+  beside the fixed recipes it chooses among, and how often it chose each.
 """
 from __future__ import annotations
 
@@ -43,7 +48,10 @@ class Study:
     presets: tuple[str, ...]
     ks: tuple[str, ...]
     variants: tuple[str, ...]
+    #: repeated draws of the random shots (chosen shots have one: draw 0)
     draws: tuple[int, ...] = (0,)
+    #: how the shots are chosen (:data:`selfprompt.shots.SHOT_STRATEGIES`)
+    shot_strategies: tuple[str, ...] = ("random",)
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -63,6 +71,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("shots", "How many labelled images are enough, and how much does it matter "
           "which ones?", ("corrected",), ("1", "2", "5", "10", "20", "40", "all"),
           ("linear", "box"), draws=(0, 1, 2)),
+    Study("selection", "Which k images should be labelled: drawn at random, or chosen from "
+          "the embeddings for diversity (kcenter) or representativeness (medoids)?",
+          ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0, 1, 2),
+          shot_strategies=("random", "kcenter", "medoids")),
+    Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
+          "themselves (cross-validation inside the shots)?", ("corrected",), ("10", "20"),
+          ("linear", "box", "point_box", "box_cc", "auto")),
 )}
 
 
@@ -83,12 +98,15 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
     study = STUDIES[study] if isinstance(study, str) else study
     out = Path(out_root) / study.name
     paths = []
-    for draw in study.draws:
+    cells = [(s, d) for s in study.shot_strategies
+             for d in (study.draws if s == "random" else (0,))]
+    for strategy, draw in cells:
         exp = Experiment(dataset, embeddings, backbone, out, dataset_name=dataset_name,
                          seed=seed, variants=study.variants, progress=progress, draw=draw,
-                         test_per_fold=test_per_fold, finetune=finetune)
+                         test_per_fold=test_per_fold, finetune=finetune,
+                         shot_strategy=strategy)
         ks_here = [parse_k(k) for k in (ks or study.ks)]
-        if draw == 0:
+        if draw == 0 and strategy == "random":
             exp.write_plan(ks_here)
         for preset in study.presets:
             for k in ks_here:
@@ -209,6 +227,43 @@ def shots_curve(rows: list[dict]) -> list[dict]:
     return out
 
 
+def selection_curve(rows: list[dict]) -> list[dict]:
+    """:func:`shots_curve` per shot strategy (``shots`` column; random first)."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by[r.get("shots") or "random"].append(r)
+    order = sorted(by, key=lambda s: (s != "random", s))
+    out = [{"shots": s, **c} for s in order for c in shots_curve(by[s])]
+    return sorted(out, key=lambda c: (c["preset"], k_order(c["k"]), c["variant"],
+                                      order.index(c["shots"])))
+
+
+def auto_choices(run_root: str | Path, study: str = "auto") -> list[dict]:
+    """How often ``auto`` chose each prompt and threshold: one row per (preset, k, choice),
+    with the folds that chose it and the mean inner-CV Dice of the choice."""
+    folder = Path(run_root) / study
+    count: dict[tuple, list[float]] = defaultdict(list)
+    seconds: dict[tuple, list[float]] = defaultdict(list)
+    folds: dict[tuple, int] = defaultdict(int)
+    for p in sorted(folder.rglob("fold[0-9]*.json")) if folder.is_dir() else []:
+        meta = json.loads(p.read_text())
+        auto = meta.get("auto")
+        if not auto:
+            continue
+        preset = meta["preset"]["name"] if isinstance(meta.get("preset"), dict) else "?"
+        key = (preset, str(meta["k"]))
+        choice = f"{auto['prompt']}@{auto['threshold']:g}"
+        count[key + (choice,)].append(auto["scores"].get(choice, float("nan")))
+        seconds[key].append(auto.get("seconds", 0.0))
+        folds[key] += 1
+    return [{"preset": pr, "k": k, "choice": c, "folds": f"{len(v)}/{folds[(pr, k)]}",
+             "inner_dice": percent(np.mean(v)),
+             "seconds_per_fold": round(float(np.mean(seconds[(pr, k)])), 1)}
+            for (pr, k, c), v in sorted(count.items(),
+                                        key=lambda kv: (kv[0][0], k_order(kv[0][1]),
+                                                        -len(kv[1]), kv[0][2]))]
+
+
 def to_markdown(rows: list[dict]) -> str:
     """A study's rows as a Markdown table, values as computed, missing ones as a dash."""
     return markdown_table(rows, empty="_not computed_\n",
@@ -290,7 +345,14 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
         "strategies": variant_table(run_root, "strategies", ("baselines", "box")),
         "classifiers": variant_table(run_root, "classifiers", versus_preset="corrected"),
         "shots": shots_curve(study_rows(run_root, "shots")),
+        "selection": selection_curve(study_rows(run_root, "selection")),
+        "auto": variant_table(run_root, "auto", ("auto", "box")),
+        "auto_choices": auto_choices(run_root),
     }
+    titles = {"comparison": f"The paper's comparison (Kvasir-SEG, k = {k}; ours: corrected "
+                            "preset)",
+              "auto_choices": "What auto chose, fold by fold (inner Dice: the choice's "
+                              "cross-validated Dice on the shots)"}
     text = ["# Baselines and ablations\n",
             "Generated by `make ablations` (`python -m selfprompt ablations write`) from the "
             "finished folds under `" + run_root.as_posix() + "`; every row is in "
@@ -301,8 +363,7 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
         if rows:
             paths[name] = write_csv(out_dir / f"table_{name}.csv", rows, list(rows[0]))
         study = STUDIES.get(name)
-        title = study.question if study else (f"The paper's comparison (Kvasir-SEG, k = {k}; "
-                                              "ours: corrected preset)")
+        title = study.question if study else titles[name]
         text.append(f"## {name}: {title}\n\n{to_markdown(rows)}")
         figure = None
         if name == "shots" and rows:

@@ -30,25 +30,19 @@ from sklearn.model_selection import KFold
 from ..decode import PromptDecoder
 from ..pipeline import Segmentation, fit_classifier, segment, widening_draws
 from ..presets import VARIANTS, Preset, get_preset
+from ..shots import DRAW_STRIDE, SHOT_STRATEGIES, parse_k, select_shots
 from ..utils.io import atomic_open, atomic_write_text, locked
-from .results import COLUMNS, k_order
+from .results import COLUMNS, SHOTS_COLUMN, k_order
 
 if TYPE_CHECKING:  # annotations only: importing them here would pull torch in at import
     from ..classifier import LinearPixelClassifier
+    from ..recipe import Recipe
     from ..datasets.reader import Dataset
     from ..embeddings import DatasetEmbeddings
     from ..models.backbone import Backbone
     from .finetune import DecoderFineTuner
 
 log = logging.getLogger(__name__)
-
-
-def parse_k(k: str | int) -> str:
-    """k as written in tables and paths: a positive integer, or ``all``."""
-    k = str(k).strip()
-    if k != "all" and not (k.isdigit() and int(k) > 0):
-        raise ValueError(f"k must be a positive integer or 'all', not {k!r}")
-    return k if k == "all" else str(int(k))  # "010" and "10" are one k
 
 
 def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -59,10 +53,6 @@ def make_folds(n: int, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarra
     return list(kf.split(np.arange(n)))
 
 
-#: stride between the seeds of repeated draws of the shots (draw 0 uses ``seed``)
-DRAW_STRIDE = 1_000_003
-
-
 def draw_shots(folds: list[tuple[np.ndarray, np.ndarray]], k: str | int, seed: int = 42,
                draw: int = 0) -> list[list[int]]:
     """The k training images of each fold (data-set indices, in the order drawn).
@@ -70,17 +60,10 @@ def draw_shots(folds: list[tuple[np.ndarray, np.ndarray]], k: str | int, seed: i
     ``draw`` > 0 repeats the draw with another seed (``seed + draw * DRAW_STRIDE``) on
     the same folds: how much a result owes to which k images were labelled.
     """
-    k = parse_k(k)
     if draw < 0:
         raise ValueError(f"draw must be 0 or more, not {draw}")
-    rnd = random.Random(seed + draw * DRAW_STRIDE)
-    shots = []
-    for train, _ in folds:
-        n = len(train) if k == "all" else int(k)
-        if n > len(train):
-            raise ValueError(f"k={k} exceeds the {len(train)} training images of a fold")
-        shots.append([int(train[j]) for j in rnd.sample(range(len(train)), n)])
-    return shots
+    rnd = random.Random(seed + draw * DRAW_STRIDE)   # one stream, consumed in fold order
+    return [select_shots(None, train, k, "random", stream=rnd) for train, _ in folds]
 
 
 def fold_plan(names: list[str], k_values: Iterable[str | int], n_folds: int = 5,
@@ -108,10 +91,14 @@ class RunFolder:
     root: Path
     #: which repeated draw of the shots; draws after the first are kept in a subfolder
     draw: int = 0
+    #: how the shots were chosen (:mod:`selfprompt.shots`); other than the paper's random
+    #: draw, in a subfolder of their own (``k20/kcenter/fold0.csv``)
+    shots: str = "random"
 
     def fold_path(self, preset: str, k: str, fold: int) -> Path:
+        shots = f"{self.shots}/" if self.shots != "random" else ""
         draw = f"draw{self.draw}/" if self.draw else ""
-        return self.root / preset / f"k{k}" / f"{draw}fold{fold}.csv"
+        return self.root / preset / f"k{k}" / f"{shots}{draw}fold{fold}.csv"
 
     def finished(self, path: Path, identity: dict) -> dict | None:
         """The stored fold's metadata if it is complete and its identity matches."""
@@ -127,8 +114,10 @@ class RunFolder:
         return meta
 
     def write_fold(self, path: Path, rows: list[dict], meta: dict) -> Path:
+        # a fold of chosen (not drawn) shots says so in a last column of its own
+        extra = [c for c in (SHOTS_COLUMN,) if any(c in r for r in rows)]
         with atomic_open(path, "w") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=COLUMNS + extra)
             writer.writeheader()
             writer.writerows(rows)
         # the JSON is written last: together with the CSV it marks the fold as finished
@@ -199,15 +188,22 @@ class Experiment:
     #: "sam", SAM's own calls one prompt at a time, bit for bit. Recorded in each
     #: fold's JSON; not part of its identity (folds written either way stay finished)
     decoding: str = "batched"
+    #: how each fold's k shots are chosen from its training images (:mod:`selfprompt.shots`):
+    #: "random" (the paper's draw), "kcenter" or "medoids" (from the embeddings alone)
+    shot_strategy: str = "random"
 
     def __post_init__(self) -> None:
+        from ..recipe import AUTO
         from ..strategies import STRATEGIES, needs_finetuned
 
         self.out_dir = Path(self.out_dir)
-        unknown = [v for v in self.variants if v not in VARIANTS and v not in STRATEGIES]
+        known = VARIANTS + tuple(STRATEGIES) + (AUTO,)
+        unknown = [v for v in self.variants if v not in known]
         if unknown:
-            raise ValueError(f"unknown variants {unknown}; choose from "
-                             f"{', '.join(VARIANTS + tuple(STRATEGIES))}")
+            raise ValueError(f"unknown variants {unknown}; choose from {', '.join(known)}")
+        if self.shot_strategy not in SHOT_STRATEGIES:
+            raise ValueError(f"unknown shot strategy {self.shot_strategy!r}; choose from "
+                             f"{', '.join(SHOT_STRATEGIES)}")
         if needs_finetuned(self.variants) and self.finetune is None:
             from .finetune import DecoderFineTuner
 
@@ -219,6 +215,14 @@ class Experiment:
         # tiny (257 numbers each) and fitted once: the stream replay and notebooks reuse them
         self._classifiers: dict[tuple, LinearPixelClassifier] = {}
         self._finetuned: dict[tuple, tuple[PromptDecoder, DecoderFineTuner]] = {}
+        self._recipes: dict[tuple, Recipe] = {}
+        self._pooled: dict[int, np.ndarray] = {}   # pooled embeddings the shot strategies read
+
+    @property
+    def _auto(self) -> bool:
+        from ..recipe import AUTO
+
+        return AUTO in self.variants
 
     @property
     def _needs_finetuned(self) -> bool:
@@ -251,9 +255,10 @@ class Experiment:
         preset, k = get_preset(preset), parse_k(k)
         i = self.dataset.names.index(name)
         truth = self.mask(i, preset.mask_threshold)
-        seg = segment(self.classifier(preset, k, fold), self.decoder,
-                      np.asarray(self.embeddings[i], np.float32), truth.shape, preset,
-                      np.random.default_rng([self.seed, fold, i]), self.variants)
+        finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
+        recipe = self.recipe(preset, k, fold) if self._auto else None
+        seg = self._segment(self.classifier(preset, k, fold), preset, fold, i, truth,
+                            np.random.default_rng([self.seed, fold, i]), finetuned, recipe)
         return self.dataset.image(i), truth, seg
 
     # ---------------------------------------------------------------- one fold
@@ -272,6 +277,8 @@ class Experiment:
 
         # the fine-tuned decoder first: its own time is in the fold's JSON (seconds.finetune)
         finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
+        # and auto's recipe, chosen on the shots alone (its time: seconds.auto)
+        recipe = self.recipe(preset, k, fold) if self._auto else None
         clock = _Stopwatch()
         clf = self.classifier(preset, k, fold)        # fitted on the fold's k shots
         clock.lap("fit")
@@ -284,13 +291,48 @@ class Experiment:
             i = int(i)
             truth = self.mask(i, preset.mask_threshold)
             # coarse mask -> prompts -> SAM's decoder, for every variant
-            seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
-                          truth.shape, preset, widening(i), self.variants, truth=truth,
-                          seed=(self.seed, fold, i), finetuned=finetuned)
+            seg = self._segment(clf, preset, fold, i, truth, widening(i), finetuned, recipe)
             draws += seg.prompts.draws
             rows += self._rows(preset, k, fold, i, seg, truth)
         clock.lap("segment")
         return rows, draws, clf, clock.seconds
+
+    def _segment(self, clf: LinearPixelClassifier, preset: Preset, fold: int, i: int,
+                 truth: np.ndarray, rng, finetuned: PromptDecoder | None,
+                 recipe: Recipe | None) -> Segmentation:
+        """Test image ``i`` through :func:`~selfprompt.pipeline.segment`, and through the
+        fold's ``auto`` recipe when asked for (:func:`~selfprompt.recipe.apply_recipe`:
+        the same computation as the variant it chose, which is reused when it was
+        computed alike: same threshold, per-image box widening)."""
+        from ..recipe import AUTO, apply_recipe
+
+        features = np.asarray(self.embeddings[i], np.float32)
+        seed = (self.seed, fold, i)
+        seg = segment(clf, self.decoder, features, truth.shape, preset, rng,
+                      [v for v in self.variants if v != AUTO], truth=truth, seed=seed,
+                      finetuned=finetuned)
+        if recipe is not None:
+            same = (recipe.threshold == clf.threshold and preset.rng != "sequential"
+                    and recipe.prompt in seg.masks)
+            seg.masks[AUTO] = (seg.masks[recipe.prompt] if same else
+                               apply_recipe(recipe, clf, self.decoder, features,
+                                            truth.shape, preset, seed))
+            seg.masks = {v: seg.masks[v] for v in self.variants}
+        return seg
+
+    def recipe(self, preset: Preset, k: str, fold: int) -> Recipe:
+        """The ``auto`` variant's prompt and threshold for the fold, chosen by
+        cross-validation inside its k shots (:func:`~selfprompt.recipe.choose_recipe`):
+        reads the shots' embeddings and masks, no test image. Once per (preset, k, fold)."""
+        from ..recipe import choose_recipe
+
+        key = (preset, parse_k(k), fold)
+        if key not in self._recipes:
+            shots = self.shots(k, fold)
+            self._recipes[key] = choose_recipe(
+                self.embeddings.take(shots), [self.mask(i, preset.mask_threshold) for i in shots],
+                preset, self.decoder, seed=self.seed)
+        return self._recipes[key]
 
     def classifier(self, preset: Preset, k: str, fold: int) -> LinearPixelClassifier:
         """Fitted on the fold's k shots (embeddings read from the cache one at a time),
@@ -328,13 +370,24 @@ class Experiment:
                  "dice": round(d, 6), "iou": round(j, 6),
                  "empty_prediction": seg.prompts.empty,
                  "counted": not (preset.drop_empty and seg.prompts.empty),
-                 "draw": self.draw}
+                 "draw": self.draw, **self._shots_column}
                 for variant, (d, j) in seg.scores(truth).items()]
+
+    @property
+    def _shots_column(self) -> dict:
+        """Rows of chosen shots carry the strategy (the paper's random draw: no column)."""
+        return {} if self.shot_strategy == "random" else {SHOTS_COLUMN: self.shot_strategy}
 
     # ---------------------------------------------------------------- folds and draws
     def shots(self, k: str, fold: int) -> list[int]:
-        """The fold's k training images (data-set indices, as drawn)."""
-        return draw_shots(self.folds, k, self.seed, self.draw)[fold]
+        """The fold's k training images (data-set indices, in the order chosen):
+        :attr:`shot_strategy`'s, chosen from the embeddings of its training images alone
+        (:func:`~selfprompt.shots.select_shots`); ``random`` is the paper's draw, all
+        folds from one stream (:func:`draw_shots`)."""
+        if self.shot_strategy == "random":
+            return draw_shots(self.folds, k, self.seed, self.draw)[fold]
+        return select_shots(self.embeddings, self.folds[fold][0], k, self.shot_strategy,
+                            self.seed, self.draw, cache=self._pooled)
 
     def mask(self, i: int, threshold: int) -> np.ndarray:
         """Read when needed, never kept: decoding a mask costs ~2 ms, keeping all of a
@@ -367,7 +420,7 @@ class Experiment:
     # ---------------------------------------------------------------- the run folder
     @property
     def store(self) -> RunFolder:
-        return RunFolder(self.out_dir, self.draw)
+        return RunFolder(self.out_dir, self.draw, self.shot_strategy)
 
     def fold_path(self, preset: str, k: str, fold: int) -> Path:
         return self.store.fold_path(preset, k, fold)
@@ -390,6 +443,12 @@ class Experiment:
                "test_images": hashlib.sha256("\n".join(test).encode()).hexdigest()}
         if self.draw:  # only when not the default: folds of draw 0 keep their identity
             out["draw"] = self.draw
+        if self.shot_strategy != "random":  # likewise: the paper's draw keeps its identity
+            out["shot_strategy"] = self.shot_strategy
+        if self._auto:
+            from ..recipe import AUTO_PROMPTS, AUTO_THRESHOLDS
+
+            out["auto"] = {"prompts": list(AUTO_PROMPTS), "thresholds": list(AUTO_THRESHOLDS)}
         if self.test_per_fold is not None:
             out["test_per_fold"] = self.test_per_fold
         if self._needs_finetuned:
@@ -407,6 +466,12 @@ class Experiment:
                 "decoding": self.decoding,
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1),
                 "seconds": seconds, "environment": environment()}
+        if self.shot_strategy != "random":
+            meta["shots"] = [self.dataset.samples[i].name for i in self.shots(k, fold)]
+        if self._auto:
+            recipe = self.recipe(preset, k, fold)
+            meta["auto"] = recipe.as_dict()
+            meta["seconds"]["auto"] = recipe.seconds_
         if self._needs_finetuned:
             tuner = self.finetuned(preset, k, fold)[1]
             meta["finetune_losses"] = tuner.losses_

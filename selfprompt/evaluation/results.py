@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: the tidy table's columns: one row per (image, variant) of a (preset, k, fold) run
 COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "variant",
            "dice", "iou", "empty_prediction", "counted", "draw"]
+#: a last column only in folds whose shots were chosen (:mod:`selfprompt.shots`), not
+#: drawn at random: their strategy (a row without it: the paper's random draw)
+SHOTS_COLUMN = "shots"
 GROUP = ("dataset", "backbone", "preset", "k", "variant")
 SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
                                  "dice_mean", "dice_std", "iou_mean", "iou_std"]
@@ -73,7 +76,7 @@ def load_runs(root: str | Path) -> list[dict]:
         by_variant: dict[tuple, list[dict]] = {}
         for r in read_results([path]):
             key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"], r["draw"],
-                   r["variant"])
+                   r["variant"], r.get(SHOTS_COLUMN) or "random")
             by_variant.setdefault(key, []).append(r)
         for key, rows in by_variant.items():
             if key in chosen:
@@ -176,8 +179,13 @@ def collect(run_dir: Path) -> tuple[Path, Path, Path]:
     rows = read_results(fold_files(run_dir))
     if not rows:
         raise FileNotFoundError(f"{run_dir}: no finished fold results (fold*.csv + .json)")
+    strategies = {r.get(SHOTS_COLUMN) or "random" for r in rows}
+    if len(strategies) > 1:
+        log.warning("%s holds folds of several shot strategies (%s): the summary pools them",
+                    run_dir, ", ".join(sorted(strategies)))
     summary = summarise(rows)
-    results = write_csv(run_dir / "results.csv", rows, COLUMNS)
+    extra = [SHOTS_COLUMN] if strategies != {"random"} else []
+    results = write_csv(run_dir / "results.csv", rows, COLUMNS + extra)
     table = write_csv(run_dir / "summary.csv", summary, SUMMARY_COLUMNS)
     md = run_dir / "summary.md"
     atomic_write_text(md, to_markdown(summary))
@@ -196,7 +204,9 @@ def stage_seconds(metas: list[dict]) -> dict:
 def write_results_gz(rows: list[dict], path: Path) -> Path:
     """Every per-image row, gzip-compressed with a fixed timestamp (same bytes each time)."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    extra = [SHOTS_COLUMN] if any(r.get(SHOTS_COLUMN) for r in rows) else []
+    writer = csv.DictWriter(text, fieldnames=COLUMNS + extra, extrasaction="ignore",
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     with atomic_open(path, "wb") as f:
