@@ -219,6 +219,7 @@ class Experiment:
         # tiny (257 numbers each) and fitted once: the stream replay and notebooks reuse them
         self._classifiers: dict[tuple, LinearPixelClassifier] = {}
         self._finetuned: dict[tuple, tuple[PromptDecoder, DecoderFineTuner]] = {}
+        self._persam: dict[tuple, dict] = {}  # (k, fold, threshold) -> fitted PerSAM models
 
     @property
     def _needs_finetuned(self) -> bool:
@@ -272,6 +273,7 @@ class Experiment:
 
         # the fine-tuned decoder first: its own time is in the fold's JSON (seconds.finetune)
         finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
+        persam = self.persam(preset, k, fold)  # PerSAM's fit: seconds.<variant>_fit
         clock = _Stopwatch()
         clf = self.classifier(preset, k, fold)        # fitted on the fold's k shots
         clock.lap("fit")
@@ -286,7 +288,7 @@ class Experiment:
             # coarse mask -> prompts -> SAM's decoder, for every variant
             seg = segment(clf, self.decoder, np.asarray(self.embeddings[i], np.float32),
                           truth.shape, preset, widening(i), self.variants, truth=truth,
-                          seed=(self.seed, fold, i), finetuned=finetuned)
+                          seed=(self.seed, fold, i), finetuned=finetuned, persam=persam)
             draws += seg.prompts.draws
             rows += self._rows(preset, k, fold, i, seg, truth)
         clock.lap("segment")
@@ -318,6 +320,21 @@ class Experiment:
                 [self.mask(i, preset.mask_threshold) for i in shots])
             self._finetuned[key] = (tuner.decoder(self.backbone), tuner)
         return self._finetuned[key]
+
+    def persam(self, preset: Preset, k: str, fold: int) -> dict | None:
+        """The fold's PerSAM models the variants ask for (:mod:`selfprompt.persam`), fitted
+        once per (k, fold, mask threshold) on the classifier's k shots; None if none."""
+        from ..persam import MODELS
+        from ..strategies import needs_persam
+
+        names, key = needs_persam(self.variants), (parse_k(k), fold, preset.mask_threshold)
+        if names and key not in self._persam:
+            shots = self.shots(k, fold)
+            masks = [self.mask(i, preset.mask_threshold) for i in shots]
+            self._persam[key] = {n: MODELS[n]().fit(self.embeddings.take(shots), masks,
+                                                    self.backbone.img_size, self.decoder)
+                                 for n in names}
+        return self._persam.get(key) if names else None
 
     def _rows(self, preset: Preset, k: str, fold: int, i: int, seg: Segmentation,
               truth: np.ndarray) -> list[dict]:
@@ -394,6 +411,10 @@ class Experiment:
             out["test_per_fold"] = self.test_per_fold
         if self._needs_finetuned:
             out["finetune"] = self.finetune.get_params()
+        from ..persam import MODELS
+        from ..strategies import needs_persam
+        if needs_persam(self.variants):
+            out["persam"] = {n: MODELS[n]().get_params() for n in needs_persam(self.variants)}
         return out
 
     def _fold_meta(self, preset: Preset, k: str, fold: int, rows: list[dict], draws: int,
@@ -411,4 +432,8 @@ class Experiment:
             tuner = self.finetuned(preset, k, fold)[1]
             meta["finetune_losses"] = tuner.losses_
             meta["seconds"]["finetune"] = tuner.seconds_
+        for name, model in (self.persam(preset, k, fold) or {}).items():
+            meta["seconds"][f"{name}_fit"] = model.seconds_
+            if hasattr(model, "weights_"):
+                meta[f"{name}_weights"] = [round(float(w), 5) for w in model.weights_]
         return meta
