@@ -163,14 +163,16 @@ class Segmentation:
 def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.ndarray,
             size: tuple[int, int], preset: Preset, rng, variants=VARIANTS,
             truth: np.ndarray | None = None, seed: tuple[int, ...] = (0,),
-            finetuned: PromptDecoder | None = None) -> Segmentation:
+            finetuned: PromptDecoder | None = None, persam: dict | None = None
+            ) -> Segmentation:
     """Self-prompt SAM on one image from its cached embedding (the decoder's backbone
     sets the frame).
 
     ``variants`` may name the paper's four (:data:`~selfprompt.presets.VARIANTS`) and
     any of :data:`~selfprompt.strategies.STRATEGIES`; those draw from generators seeded
     by ``seed`` (the protocol passes ``(seed, fold, image)``), the ``gt_*`` baselines
-    read ``truth``, and the ``ft_*`` ones decode with ``finetuned``.
+    read ``truth``, the ``ft_*`` ones decode with ``finetuned``, and ``persam``,
+    ``persam_f`` with the fitted models in ``persam`` (by variant).
     """
     from .strategies import NEEDS_LOGITS, Inputs, run_strategies
 
@@ -185,6 +187,6 @@ def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.nda
         logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
         if finetuned is not None and any(v.startswith("ft_") for v in others):
             finetuned.set_embedding(features, size)
-        inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size)
+        inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size, persam)
         masks.update(run_strategies(others, decoder, inputs, finetuned))
     return Segmentation(coarse, prompts, {v: masks[v] for v in variants})

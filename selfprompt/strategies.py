@@ -11,6 +11,8 @@ the same cached embedding, on the same folds and shots:
   mask prompt (``mask``, ``box_mask``) and SAM's output fed back (``box_refine``).
 - **a fine-tuned decoder** (``ft_*``): the same prompts on a mask decoder trained on
   the k shots (:mod:`selfprompt.evaluation.finetune`); the protocol supplies that decoder.
+- **a training-free peer**: PerSAM and PerSAM-F (``persam``, ``persam_f``,
+  :mod:`selfprompt.persam`), fitted on the same k shots; the protocol supplies them.
 
 Each variant is one small function ``(decoder, inputs) -> bool (H, W)``. Random draws
 (box widening) come from a generator of the variant's own, seeded by (seed, fold,
@@ -42,6 +44,8 @@ class Inputs:
     truth: np.ndarray | None    #: the true mask (the ``gt_*`` baselines only)
     seed: tuple[int, ...]       #: (seed, fold, image): each variant's draws start from it
     img_size: int = 1024        #: the encoder's frame (``Backbone.img_size``)
+    #: the fold's fitted :mod:`selfprompt.persam` models by variant (``persam``, ...)
+    persam: dict | None = None
 
     def rng(self, variant: str) -> np.random.Generator:
         return np.random.default_rng([*self.seed, zlib.crc32(variant.encode())])
@@ -197,6 +201,20 @@ def box_refine(d: PromptDecoder, x: Inputs) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------------ a training-free peer
+def _persam(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
+    """PerSAM's own prompts (its location prior, guidance and refinement), from the
+    model the protocol fitted on the fold's shots; the coarse mask plays no part."""
+    def run(d: PromptDecoder, x: Inputs) -> np.ndarray:
+        model = (x.persam or {}).get(name)
+        if model is None:
+            raise ValueError(f"variant {name!r} needs a fitted {name} model (selfprompt."
+                             "persam; the protocol fits it on the shots); none was given")
+        return model.predict(d)
+    run.__doc__ = f"{name} (selfprompt.persam) fitted on the fold's shots."
+    return run
+
+
 def _base(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
     """The paper's own prompts, for the fine-tuned decoder (``ft_box``, ...)."""
     def run(d: PromptDecoder, x: Inputs) -> np.ndarray:
@@ -223,6 +241,8 @@ STRATEGIES: dict[str, tuple[str, Callable[[PromptDecoder, Inputs], np.ndarray]]]
     "ft_no_prompt": ("fine-tuned decoder, no prompt", no_prompt),
     "ft_box": ("fine-tuned decoder, the self-prompted box", _base("box")),
     "ft_point_box": ("fine-tuned decoder, self-prompted point and box", _base("point_box")),
+    "persam": ("PerSAM: target prior, guided decoder, refinement", _persam("persam")),
+    "persam_f": ("PerSAM-F: PerSAM with trained multimask weights", _persam("persam_f")),
 }
 #: variants that need the true mask (never available at test time: bounds only)
 NEEDS_TRUTH = ("gt_point", "gt_box", "gt_point_box")
@@ -252,6 +272,15 @@ def register(name: str, fn: Callable[[PromptDecoder, Inputs], np.ndarray],
 
 def needs_finetuned(variants) -> bool:
     return any(v.startswith("ft_") for v in variants)
+
+
+#: variants that decode with a fitted :mod:`selfprompt.persam` model of that name
+NEEDS_PERSAM = ("persam", "persam_f")
+
+
+def needs_persam(variants) -> tuple[str, ...]:
+    """The PerSAM models the variants need, in :data:`NEEDS_PERSAM`'s order."""
+    return tuple(v for v in NEEDS_PERSAM if v in variants)
 
 
 def run_strategies(variants, decoder: PromptDecoder, x: Inputs,

@@ -217,6 +217,7 @@ class Experiment:
         self._finetuned: dict[tuple, tuple[PromptDecoder, DecoderFineTuner]] = {}
         self._recipes: dict[tuple, Recipe] = {}
         self._pooled: dict[int, np.ndarray] = {}   # pooled embeddings the shot strategies read
+        self._persam: dict[tuple, dict] = {}  # (k, fold, threshold) -> fitted PerSAM models
 
     @property
     def _auto(self) -> bool:
@@ -258,7 +259,8 @@ class Experiment:
         finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
         recipe = self.recipe(preset, k, fold) if self._auto else None
         seg = self._segment(self.classifier(preset, k, fold), preset, fold, i, truth,
-                            np.random.default_rng([self.seed, fold, i]), finetuned, recipe)
+                            np.random.default_rng([self.seed, fold, i]), finetuned, recipe,
+                            self.persam(preset, k, fold))
         return self.dataset.image(i), truth, seg
 
     # ---------------------------------------------------------------- one fold
@@ -279,6 +281,7 @@ class Experiment:
         finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
         # and auto's recipe, chosen on the shots alone (its time: seconds.auto)
         recipe = self.recipe(preset, k, fold) if self._auto else None
+        persam = self.persam(preset, k, fold)  # PerSAM's fit: seconds.<variant>_fit
         clock = _Stopwatch()
         clf = self.classifier(preset, k, fold)        # fitted on the fold's k shots
         clock.lap("fit")
@@ -291,7 +294,8 @@ class Experiment:
             i = int(i)
             truth = self.mask(i, preset.mask_threshold)
             # coarse mask -> prompts -> SAM's decoder, for every variant
-            seg = self._segment(clf, preset, fold, i, truth, widening(i), finetuned, recipe)
+            seg = self._segment(clf, preset, fold, i, truth, widening(i), finetuned, recipe,
+                                persam)
             draws += seg.prompts.draws
             rows += self._rows(preset, k, fold, i, seg, truth)
         clock.lap("segment")
@@ -299,7 +303,7 @@ class Experiment:
 
     def _segment(self, clf: LinearPixelClassifier, preset: Preset, fold: int, i: int,
                  truth: np.ndarray, rng, finetuned: PromptDecoder | None,
-                 recipe: Recipe | None) -> Segmentation:
+                 recipe: Recipe | None, persam: dict | None = None) -> Segmentation:
         """Test image ``i`` through :func:`~selfprompt.pipeline.segment`, and through the
         fold's ``auto`` recipe when asked for (:func:`~selfprompt.recipe.apply_recipe`:
         the same computation as the variant it chose, which is reused when it was
@@ -310,7 +314,7 @@ class Experiment:
         seed = (self.seed, fold, i)
         seg = segment(clf, self.decoder, features, truth.shape, preset, rng,
                       [v for v in self.variants if v != AUTO], truth=truth, seed=seed,
-                      finetuned=finetuned)
+                      finetuned=finetuned, persam=persam)
         if recipe is not None:
             same = (recipe.threshold == clf.threshold and preset.rng != "sequential"
                     and recipe.prompt in seg.masks)
@@ -360,6 +364,21 @@ class Experiment:
                 [self.mask(i, preset.mask_threshold) for i in shots])
             self._finetuned[key] = (tuner.decoder(self.backbone), tuner)
         return self._finetuned[key]
+
+    def persam(self, preset: Preset, k: str, fold: int) -> dict | None:
+        """The fold's PerSAM models the variants ask for (:mod:`selfprompt.persam`), fitted
+        once per (k, fold, mask threshold) on the classifier's k shots; None if none."""
+        from ..persam import MODELS
+        from ..strategies import needs_persam
+
+        names, key = needs_persam(self.variants), (parse_k(k), fold, preset.mask_threshold)
+        if names and key not in self._persam:
+            shots = self.shots(k, fold)
+            masks = [self.mask(i, preset.mask_threshold) for i in shots]
+            self._persam[key] = {n: MODELS[n]().fit(self.embeddings.take(shots), masks,
+                                                    self.backbone.img_size, self.decoder)
+                                 for n in names}
+        return self._persam.get(key) if names else None
 
     def _rows(self, preset: Preset, k: str, fold: int, i: int, seg: Segmentation,
               truth: np.ndarray) -> list[dict]:
@@ -453,6 +472,10 @@ class Experiment:
             out["test_per_fold"] = self.test_per_fold
         if self._needs_finetuned:
             out["finetune"] = self.finetune.get_params()
+        from ..persam import MODELS
+        from ..strategies import needs_persam
+        if needs_persam(self.variants):
+            out["persam"] = {n: MODELS[n]().get_params() for n in needs_persam(self.variants)}
         return out
 
     def _fold_meta(self, preset: Preset, k: str, fold: int, rows: list[dict], draws: int,
@@ -476,4 +499,8 @@ class Experiment:
             tuner = self.finetuned(preset, k, fold)[1]
             meta["finetune_losses"] = tuner.losses_
             meta["seconds"]["finetune"] = tuner.seconds_
+        for name, model in (self.persam(preset, k, fold) or {}).items():
+            meta["seconds"][f"{name}_fit"] = model.seconds_
+            if hasattr(model, "weights_"):
+                meta[f"{name}_weights"] = [round(float(w), 5) for w in model.weights_]
         return meta
