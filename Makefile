@@ -58,7 +58,7 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
         smoke lab bench notebook-outputs lint lock clean distclean \
-        reference verify-reference ablations reference-ablations reference-bench \
+        reference verify-reference ablations reference-ablations reference-beyond reference-bench \
         classroom-check exercises book \
         bundle install-offline
 
@@ -225,6 +225,15 @@ reference-ablations: $(VENV)/.installed ## the committed ablations beside a refe
 	$(MAKE) --no-print-directory ablations DATASET=kvasir ABLATION_MODEL=$(REF_MODEL) \
 		FOLDS="0 1 2 3 4" DATA_DIR_kvasir=$(abspath $(REF_DATA))
 	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
+
+BEYOND_STUDIES ?= selection auto persam
+BEYOND_TEST    ?= 20
+reference-beyond: $(VENV)/.installed ## beyond the paper: shot selection, auto, PerSAM on the reference's folds
+	$(PY) -m selfprompt ablations run $(abspath $(REF_DATA)) --backbone $(REF_MODEL) \
+		--dataset-name kvasir --studies $(BEYOND_STUDIES) --folds 0 1 2 3 4 --seed $(SEED) \
+		--test-per-fold $(BEYOND_TEST) --out reports/ablations/runs/kvasir/$(REF_MODEL)-beyond
+	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL)-beyond \
+		$(REF_DIR)/beyond --studies $(BEYOND_STUDIES)
 
 exercises: $(VENV)/.installed ## the student notebook from the solutions (cells tagged `solution`)
 	$(PY) -m selfprompt exercises notebooks/exercises/solutions.ipynb notebooks/exercises/exercises.ipynb

@@ -9,7 +9,8 @@ from pathlib import Path
 from .method import _add_backbone, _add_data, _dataset, _embeddings
 
 #: selfprompt.evaluation.ablations.STUDIES, named here so that ``--help`` needs no NumPy
-STUDIES = ("baselines", "finetune", "strategies", "classifiers", "shots", "selection", "auto")
+STUDIES = ("baselines", "finetune", "strategies", "classifiers", "shots", "selection", "auto",
+           "persam")
 #: selfprompt.evaluation.reference.DEFAULT_DIR
 REFERENCE_DIR = Path("reports/reference/kvasir/medsam_lite")
 
@@ -18,7 +19,7 @@ def cmd_ablations(args) -> int:
     from ..evaluation.ablations import run_study, write
 
     if args.action == "write":
-        for name, path in write(args.runs, args.out).items():
+        for name, path in write(args.runs, args.out, studies=args.studies).items():
             print(f"{name}: {path}")
         return 0
     dataset = _dataset(args)
@@ -78,6 +79,8 @@ def add_commands(command) -> None:
     w = sub.add_parser("write", help="tables and figures from finished studies")
     w.add_argument("runs", type=Path)
     w.add_argument("out", type=Path)
+    w.add_argument("--studies", nargs="+", default=None, choices=list(STUDIES),
+                   help="write only these studies' tables (default: every study)")
 
     p = command("reference", "the committed reference results: write, or recompute a slice",
                 cmd_reference)

@@ -78,7 +78,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
           "themselves (cross-validation inside the shots)?", ("corrected",), ("10", "20"),
           ("linear", "box", "point_box", "box_cc", "auto")),
+    Study("persam", "How does a training-free peer, PerSAM (and PerSAM-F), compare with "
+          "self-prompting on the same folds, shots and images?", ("corrected",),
+          ("1", "5", "20"), ("linear", "box", "point_box", "persam", "persam_f")),
 )}
+
+#: the studies beyond the paper, committed apart from the reference's own ablations
+BEYOND = ("selection", "auto", "persam")
 
 
 def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str | Path,
@@ -200,6 +206,34 @@ def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | No
     return out
 
 
+def paired_table(rows: list[dict], versus: str) -> list[dict]:
+    """Each variant against ``versus`` on the same images: per (preset, k, variant, shot
+    strategy) the mean of the per-image Dice differences (points), its spread over the
+    fold means, and the share of images where the variant is ahead."""
+    own: dict[tuple, dict[tuple, float]] = defaultdict(dict)
+    for r in rows:
+        if r["counted"]:
+            unit = (r["preset"], r["k"], r.get("shots") or "random", r["draw"])
+            own[unit + (r["variant"],)][(r["fold"], r["image"])] = r["dice"]
+    out = []
+    order = lambda kv: (kv[0][0], k_order(kv[0][1]), *kv[0][2:])  # noqa: E731
+    for key, dice in sorted(own.items(), key=order):
+        ref = own.get(key[:4] + (versus,))
+        if ref is None or key[4] == versus:
+            continue
+        pairs = [(f, dice[(f, i)] - ref[(f, i)]) for (f, i) in dice if (f, i) in ref]
+        if not pairs:
+            continue
+        diffs = np.array([d for _, d in pairs])
+        folds = sorted({f for f, _ in pairs})
+        fold_means = [np.mean([d for f2, d in pairs if f2 == f]) for f in folds]
+        out.append({"preset": key[0], "k": key[1], "shots": key[2], "draw": key[3],
+                    "variant": key[4], f"minus_{versus}": percent(diffs.mean()),
+                    "std_over_folds": percent(np.std(fold_means)),
+                    "ahead": f"{np.mean(diffs > 0):.0%}", "images": len(pairs)})
+    return out
+
+
 def shots_curve(rows: list[dict]) -> list[dict]:
     """Per (k, variant): Dice pooled over every fold and draw, the spread of fold means
     within a draw (averaged over draws) and of draw means (each pooled over folds)."""
@@ -291,6 +325,29 @@ def shots_figure(curve: list[dict]):
     return fig
 
 
+def selection_figure(curve: list[dict], variant: str = "box"):
+    """Dice against k, one line per shot strategy (``variant``'s masks); random's band is
+    the range over its folds and draws."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy in sorted({c["shots"] for c in curve}, key=lambda s: (s != "random", s)):
+        part = [c for c in curve if c["shots"] == strategy and c["variant"] == variant]
+        x = np.arange(len(part))
+        ax.plot(x, [c["dice"] for c in part], marker="o", label=strategy)
+        if strategy == "random":
+            ax.fill_between(x, [c["min_unit"] for c in part], [c["max_unit"] for c in part],
+                            alpha=0.15)
+        ax.set_xticks(x, [c["k"] for c in part])
+    ax.set_xlabel("k (labelled images)")
+    ax.set_ylabel(f"Dice % ({variant})")
+    ax.set_title("Which shots: Dice against k per shot strategy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def bars_figure(table: list[dict], title: str, label: str = "variant"):
     """Mean Dice per row of a study table, with its spread over folds."""
     import matplotlib.pyplot as plt
@@ -328,9 +385,11 @@ def provenance(metas: list[dict]) -> dict:
             "cpus_of_folds": every("environment", "cpu"), "written_by": environment()}
 
 
-def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str, Path]:
+def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
+          studies: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Tables (CSV + one Markdown page), figures, every row (gzip) and the folds'
-    provenance of the finished studies under ``run_root``."""
+    provenance of the finished studies under ``run_root``; ``studies``: only those (and
+    their tables), e.g. :data:`BEYOND`, written apart from the reference's own."""
     import matplotlib.pyplot as plt
 
     from ..utils.io import atomic_write_text
@@ -348,11 +407,26 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
         "selection": selection_curve(study_rows(run_root, "selection")),
         "auto": variant_table(run_root, "auto", ("auto", "box")),
         "auto_choices": auto_choices(run_root),
+        "persam": variant_table(run_root, "persam", ("persam", "box")),
+        "selection_paired": paired_table(study_rows(run_root, "selection"), "linear"),
+        "auto_paired": paired_table(study_rows(run_root, "auto"), "box"),
+        "persam_paired": paired_table(study_rows(run_root, "persam"), "box"),
     }
+    if studies is not None:
+        unknown = set(studies) - set(STUDIES)
+        if unknown:
+            raise ValueError(f"unknown studies {sorted(unknown)}; choose from {', '.join(STUDIES)}")
+        tables = {n: t for n, t in tables.items()
+                  if n.split("_")[0] in studies or (n == "comparison" and "baselines" in studies)}
     titles = {"comparison": f"The paper's comparison (Kvasir-SEG, k = {k}; ours: corrected "
                             "preset)",
               "auto_choices": "What auto chose, fold by fold (inner Dice: the choice's "
-                              "cross-validated Dice on the shots)"}
+                              "cross-validated Dice on the shots)",
+              "selection_paired": "Each variant against the coarse mask, image by image, "
+                                  "per shot strategy (points of Dice)",
+              "auto_paired": "auto and the fixed recipes against the box, image by image",
+              "persam_paired": "PerSAM, PerSAM-F and self-prompting against the box, image by "
+                               "image"}
     text = ["# Baselines and ablations\n",
             "Generated by `make ablations` (`python -m selfprompt ablations write`) from the "
             "finished folds under `" + run_root.as_posix() + "`; every row is in "
@@ -368,6 +442,8 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
         figure = None
         if name == "shots" and rows:
             figure = shots_figure(rows)
+        elif name == "selection" and rows:
+            figure = selection_figure(rows)
         elif name in ("strategies", "baselines", "finetune") and rows:
             figure = bars_figure(rows, f"{name} (k = {k})")
         elif name == "classifiers" and rows:
@@ -379,12 +455,13 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20") -> dict[str,
             plt.close(figure)
             paths[f"figure_{name}"] = p
             text.append(f"![{name}](figures/{name}.png)\n")
-    rows = [r for s in STUDIES for r in study_rows(run_root, s)]
+    rows = [r for s in (studies or STUDIES) for r in study_rows(run_root, s)]
     paths["results"] = write_results_gz(
         sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
                                     r["variant"], r["image"])), out_dir / "results.csv.gz")
     metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
-             for p in sorted(run_root.rglob("fold[0-9]*.json"))]  # not folds.json
+             for p in sorted(run_root.rglob("fold[0-9]*.json"))  # not folds.json
+             if studies is None or p.relative_to(run_root).parts[0] in studies]
     paths["folds"] = out_dir / "folds.jsonl"
     atomic_write_text(paths["folds"], "".join(json.dumps(m) + "\n" for m in metas))
     paths["provenance"] = out_dir / "provenance.json"
