@@ -199,6 +199,26 @@ def settings_figure(image: np.ndarray, cases: dict, variants=("linear", "point",
     return fig
 
 
+def prior_figure(image: np.ndarray, truth: np.ndarray, prior: np.ndarray, points,
+                 masks: dict, scores: dict):
+    """PerSAM on one image: its location prior (similarity to the shots' target feature)
+    with the positive (star) and negative (cross) points, then each mask with its Dice."""
+    fig, axes = _axes(1 + len(masks), 1 + len(masks), size=2.8)
+    axes[0].imshow(image)
+    axes[0].imshow(prior, cmap="viridis", alpha=0.6)
+    axes[0].contour(np.asarray(truth, float), levels=[0.5], colors=TRUTH, linewidths=0.8)
+    (pts, labels) = points
+    for (x, y), label in zip(pts, labels):
+        axes[0].scatter([x], [y], marker="*" if label else "X", s=160,
+                        c=POINT if label else "red", edgecolors="black", linewidths=0.6)
+    axes[0].set_title("location prior, points")
+    for ax, (name, mask) in zip(axes[1:], masks.items()):
+        overlay(ax, image, mask, PRED, f"{name}: Dice {scores[name]:.2f}", fill=0.35)
+        ax.contour(np.asarray(truth, float), levels=[0.5], colors=TRUTH, linewidths=0.8)
+    fig.tight_layout()
+    return fig
+
+
 def dice_histogram(rows: list[dict], variants=None):
     """Per-image Dice distribution of each variant (counted rows)."""
     by = defaultdict(list)
