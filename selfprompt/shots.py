@@ -17,7 +17,7 @@ average feature, not its size.
   stream, which is the first fold's draw.
 - ``kcenter``: *diversity*. k-center greedy (farthest-first traversal): the first shot is
   the training image nearest the training images' mean pooled vector (the one image a
-  user would label if only one, as Personalize-SAM's users do by hand, issue #56), each
+  user would label if only one, as users of one-shot SAM methods pick it by hand), each
   next one the image farthest from every shot chosen so far. The shots then cover the
   spread of appearances (lighting, size, instrument, artefacts), so the classifier has
   seen something like each test image. Deterministic (ties go to the lower index); the
