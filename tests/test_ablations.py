@@ -186,3 +186,29 @@ def test_a_selection_study_runs_each_strategy_apart_and_tabulates_them(
     curve = ablations.selection_curve(ablations.study_rows(tmp_path, "selection"))
     assert [(c["shots"], c["draws"], c["images"]) for c in curve] == [
         ("random", 2, 2), ("kcenter", 1, 1)]
+
+
+def _row(fold, image, variant, dice, shots=None, draw=0, k="5"):
+    row = {"preset": "corrected", "k": k, "fold": fold, "image": image, "variant": variant,
+           "dice": dice, "counted": True, "draw": draw}
+    if shots:
+        row["shots"] = shots
+    return row
+
+
+def test_paired_tables_compare_the_same_images():
+    from selfprompt.evaluation.ablations import paired_table, selection_vs_random
+
+    rows = [_row(f, i, "box", 0.5) for f in (0, 1) for i in "ab"]
+    rows += [_row(f, i, "persam", 0.5 + (0.2 if f == 0 else -0.1)) for f in (0, 1) for i in "ab"]
+    rows.append(_row(1, "c", "persam", 0.9))           # no box on c: not a pair
+    [line] = paired_table(rows, "box")
+    assert line["variant"] == "persam" and line["images"] == 4
+    assert line["minus_box"] == pytest.approx(5.0) and line["std_over_folds"] == pytest.approx(15.0)
+    assert line["ahead"] == "50%"
+    # chosen shots against the mean of the random draws on each image
+    rows = [_row(0, i, "box", d, draw=dr) for dr, d in ((0, 0.4), (1, 0.6)) for i in "ab"]
+    rows += [_row(0, "a", "box", 0.8, shots="medoids"), _row(0, "b", "box", 0.3, shots="medoids")]
+    [line] = selection_vs_random(rows)
+    assert (line["shots"], line["images"]) == ("medoids", 2)
+    assert line["minus_random"] == pytest.approx(5.0) and line["ahead"] == "50%"
