@@ -15,6 +15,10 @@ K        ?= 10 20 40 all
 FOLDS    ?= 0 1 2 3 4
 PRESETS  ?= paper corrected
 SEED     ?= 42
+# Which k training images each fold labels: random (the paper's draw) | kcenter | medoids
+# (chosen from the embeddings alone: selfprompt.shots). Chosen shots keep their folds in a
+# subfolder of their own (k10/medoids/fold0.json) and their own lines in the report.
+SHOTS    ?= random
 # Offline route: a folder or URL holding the official files (checked all the same)
 MIRROR   ?=
 export SELFPROMPT_MIRROR := $(or $(MIRROR),$(SELFPROMPT_MIRROR))
@@ -112,8 +116,12 @@ LIMIT     ?=
 RUNS      := reports/runs
 PAPERMILL := $(VENV)/bin/papermill --no-progress-bar --log-level WARNING
 _part      = $(word $(1),$(subst /, ,$*))
+# a fold's stem: <data set>/<backbone>/<preset>/k<k>/[<shots>/]fold<f> (random: no folder)
+shots_dir  = $(if $(filter-out random,$(SHOTS)),$(SHOTS)/)
+_shots     = $(if $(word 6,$(subst /, ,$*)),$(call _part,5),random)
+_fold      = $(patsubst fold%,%,$(lastword $(subst /, ,$*)))
 FOLD_TARGETS := $(foreach d,$(DATASETS),$(foreach p,$(PRESETS),$(foreach k,$(K),$(foreach \
-                  f,$(FOLDS),$(RUNS)/$(d)/$(MODEL)/$(p)/k$(k)/fold$(f).json))))
+                  f,$(FOLDS),$(RUNS)/$(d)/$(MODEL)/$(p)/k$(k)/$(shots_dir)fold$(f).json))))
 
 .PHONY: report
 .SECONDEXPANSION:
@@ -152,16 +160,16 @@ embed-%: fetch-%
 	$(PY) -m selfprompt embed '$(call data_dir,$*)' $(call layout_args,$*) --backbone $(MODEL) \
 		$(if $(LIMIT),--limit $(LIMIT)) $(if $(DEVICE),--device $(DEVICE))
 
-# stem: <data set>/<backbone>/<preset>/k<k>/fold<f>; executed notebook: _nb (temporary: .tmp)
+# the executed notebook of a fold: _nb (temporary: .tmp); chosen shots add their name
 _nb = $(RUNS)/$(call _part,1)/$(call _part,2)/notebooks/05_evaluate_$(call \
-      _part,3)_$(call _part,4)_$(call _part,5)$(1).ipynb
+      _part,3)_$(call _part,4)_$(if $(filter-out random,$(_shots)),$(_shots)_)fold$(_fold)$(1).ipynb
 $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 	@mkdir -p $(dir $(call _nb,))
 	$(call layout_env,$(call _part,1)) $(fold_env) $(PAPERMILL) notebooks/05_evaluate.ipynb \
 		$(call _nb,.tmp) \
 		-p data_root $(abspath $(call data_dir,$(call _part,1))) -p dataset $(call _part,1) \
 		-p backbone $(call _part,2) -p preset $(call _part,3) \
-		-p k $(patsubst k%,%,$(call _part,4)) -p fold $(patsubst fold%,%,$(call _part,5)) \
+		-p k $(patsubst k%,%,$(call _part,4)) -p fold $(_fold) -p shots $(_shots) \
 		-p seed $(SEED) -p limit $(or $(LIMIT),None) $(if $(DEVICE),-p device $(DEVICE)) \
 		-p out_dir $(abspath $(RUNS)/$(call _part,1)/$(call _part,2))
 	test -f $@
@@ -172,8 +180,8 @@ $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 # when not. Under JOBS, a k's paper folds therefore run in the order FOLDS gives them
 # (order-only: never a reason to redo a finished fold, and no fold that was not asked for).
 # fold_pairs: consecutive FOLDS as "before:after" (FOLDS="0 1 2" gives 0:1 1:2)
-fold_pairs = $(filter-out x:%,$(join $(addsuffix :,x $(FOLDS)),$(FOLDS)))
-paper_fold = $(RUNS)/$(1)/$(MODEL)/paper/k$(2)/fold$(3).json
+fold_pairs = $(filter-out x:% %:,$(join $(addsuffix :,x $(FOLDS)),$(FOLDS)))
+paper_fold = $(RUNS)/$(1)/$(MODEL)/paper/k$(2)/$(shots_dir)fold$(3).json
 $(if $(filter paper,$(PRESETS)),$(foreach d,$(DATASETS),$(foreach k,$(K),$(foreach \
   pr,$(fold_pairs),$(eval $(call paper_fold,$(d),$(k),$(lastword $(subst :, ,$(pr))))\
   : | $(call paper_fold,$(d),$(k),$(firstword $(subst :, ,$(pr)))))))))

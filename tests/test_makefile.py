@@ -81,12 +81,44 @@ def test_paper_folds_run_in_order_and_only_those_asked_for(tmp_path):
                                "PRESETS=paper corrected", f"RUNS={tmp_path}"],
                               cwd=REPO, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
+        assert "Circular" not in proc.stderr  # no fold is chained to itself
         return re.findall(r"-p preset (\w+)[\s\\]*-p k 2 -p fold (\d)", proc.stdout)
 
     run = f"{tmp_path}/kvasir/tiny"
     assert dry(f"{run}/paper/k2/fold3.json", "1 3") == [("paper", "1"), ("paper", "3")]
     assert dry(f"{run}/corrected/k2/fold3.json", "1 3") == [("corrected", "3")]
     assert dry(f"{run}/paper/k2/fold3.json", "3") == [("paper", "3")]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_chosen_shots_keep_their_folds_in_a_subfolder_and_say_so_to_the_notebook(tmp_path):
+    """SHOTS=medoids: each fold's target is where the run folder keeps chosen shots
+    (k2/medoids/fold1.json), notebook 05 is told the strategy, the paper folds are
+    chained within the strategy; the default is the paper's random draw, no subfolder."""
+    def dry(*extra):
+        proc = subprocess.run(["make", "-n", "folds", "MODEL=tiny", "K=2", "FOLDS=0 1",
+                               "PRESETS=paper", f"RUNS={tmp_path}", *extra],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "Circular" not in proc.stderr
+        return proc.stdout
+
+    run = f"{tmp_path}/kvasir/tiny/paper/k2"
+    chosen = dry("SHOTS=medoids")
+    assert re.findall(r"-p fold (\d) -p shots (\w+)", chosen) == [("0", "medoids"),
+                                                                  ("1", "medoids")]
+    assert f"test -f {run}/medoids/fold1.json" in chosen
+    assert "05_evaluate_paper_k2_medoids_fold1.ipynb" in chosen
+    drawn = dry()
+    assert re.findall(r"-p fold (\d) -p shots (\w+)", drawn) == [("0", "random"),
+                                                                 ("1", "random")]
+    assert f"test -f {run}/fold1.json" in drawn
+    assert "05_evaluate_paper_k2_fold1.ipynb" in drawn
+    # a finished random fold 0 is no reason to skip the chosen shots' fold 0
+    (tmp_path / "kvasir/tiny/paper/k2").mkdir(parents=True)
+    (tmp_path / "kvasir/tiny/paper/k2/fold0.json").write_text("{}")
+    assert "-p fold 0 -p shots medoids" in dry("SHOTS=medoids")
+    assert "-p fold 0 -p shots random" not in dry()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")

@@ -140,6 +140,15 @@ def test_chosen_shots_are_stored_apart_and_random_keeps_its_identity(data, tiny_
 
     rows = load_runs(tmp_path)                                   # kept apart when pooled
     assert {r["shots"] for r in rows} == {"kcenter", "medoids"} and len(rows) == 2 * 4
+    paper.run_fold(corrected, 2, 0)
+    from selfprompt.evaluation.results import collect, summarise
+
+    # the summary (and every table built on it) gives each way of choosing lines of its own
+    lines = {s["variant"]: s for s in summarise(load_runs(tmp_path)) if s["fold"] == "all"}
+    assert {"box", "box (kcenter shots)", "box (medoids shots)"} <= set(lines)
+    assert lines["box (medoids shots)"]["n_images"] == 1       # nothing pooled across them
+    assert lines["box"]["n_images"] == len(paper.folds[0][1])
+    assert "| box (medoids shots) |" in collect(tmp_path)[2].read_text()
     with pytest.raises(ValueError, match="unknown shot strategy"):
         Experiment(ds, emb, tiny_backbone, tmp_path, progress=False, shot_strategy="best")
 

@@ -171,9 +171,8 @@ def cmd_run(args) -> int:
     backbone, embeddings = _embeddings(args, dataset)
     name = args.dataset_name or (dataset.layout if dataset.layout != "folder"
                                  else dataset.root.name)  # "folder": named after itself
-    # chosen shots in a run folder of their own: its summary is theirs alone
-    out = args.out or Path("reports/runs") / name / (
-        backbone.model_type + ("" if args.shots == "random" else f"-{args.shots}"))
+    # where `make reproduce` writes: chosen shots keep a subfolder and summary lines apart
+    out = args.out or Path("reports/runs") / name / backbone.model_type
     exp = Experiment(dataset, embeddings, backbone, out, dataset_name=name, seed=args.seed,
                      n_folds=args.n_folds, variants=tuple(args.variants),
                      progress=not args.quiet,

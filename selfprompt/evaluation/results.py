@@ -93,8 +93,18 @@ def k_order(k: str) -> float:
     return float("inf") if k == "all" else float(k)
 
 
+def summary_variant(row: dict) -> str:
+    """The variant as the summary names it: shots chosen by a strategy (not the paper's
+    random draw) are another method than the same variant on drawn shots, so they get
+    lines of their own, ``box (medoids shots)``, in every table and figure built on the
+    summary."""
+    shots = row.get(SHOTS_COLUMN) or "random"
+    return row["variant"] if shots == "random" else f"{row['variant']} ({shots} shots)"
+
+
 def summarise(rows: list[dict]) -> list[dict]:
-    """Mean and std of Dice and IoU per fold and overall (``fold = "all"``).
+    """Mean and std of Dice and IoU per fold and overall (``fold = "all"``), per
+    :data:`GROUP` (the variant as :func:`summary_variant` names it).
 
     The overall line pools the counted images of every fold (the paper's "mean Dice
     over test images"); ``dice_std`` there is the spread of the fold means, which is
@@ -102,7 +112,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     """
     groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        groups[tuple(r[c] for c in GROUP)][r["fold"]].append(r)
+        key = tuple(summary_variant(r) if c == "variant" else r[c] for c in GROUP)
+        groups[key][r["fold"]].append(r)
     out = []
     for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], k_order(g[3]), g[4])):
         per_fold = groups[key]
@@ -180,9 +191,6 @@ def collect(run_dir: Path) -> tuple[Path, Path, Path]:
     if not rows:
         raise FileNotFoundError(f"{run_dir}: no finished fold results (fold*.csv + .json)")
     strategies = {r.get(SHOTS_COLUMN) or "random" for r in rows}
-    if len(strategies) > 1:
-        log.warning("%s holds folds of several shot strategies (%s): the summary pools them",
-                    run_dir, ", ".join(sorted(strategies)))
     summary = summarise(rows)
     extra = [SHOTS_COLUMN] if strategies != {"random"} else []
     results = write_csv(run_dir / "results.csv", rows, COLUMNS + extra)
