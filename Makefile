@@ -235,7 +235,7 @@ reference-ablations: $(VENV)/.installed ## the committed ablations beside a refe
 	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL) $(REF_DIR)/ablations
 
 BEYOND_STUDIES ?= selection auto persam
-BEYOND_TEST    ?= 20
+BEYOND_TEST    ?= 40
 reference-beyond: $(VENV)/.installed ## beyond the paper: shot selection, auto, PerSAM on the reference's folds
 	$(PY) -m selfprompt ablations run $(abspath $(REF_DATA)) --backbone $(REF_MODEL) \
 		--dataset-name kvasir --studies $(BEYOND_STUDIES) --folds 0 1 2 3 4 --seed $(SEED) \

@@ -416,8 +416,8 @@ class PerSAMF(PerSAM):
         opt = torch.optim.AdamW([w], lr=self.lr, eps=1e-4)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs)
         losses, threads = [], torch.get_num_threads()
-        # thousands of small steps: on a busy CPU, threads cost more than they give
-        # (measured: 9 ms a step on one thread, 110 ms on two under load)
+        # a thousand steps on a few hundred thousand numbers: a second thread costs its
+        # synchronisation at every step and gives little, more so on a busy CPU
         torch.set_num_threads(1)
         try:
             for _ in range(self.epochs):

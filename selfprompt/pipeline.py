@@ -6,7 +6,8 @@ all call them, so what a student sees step by step is what ``make reproduce`` ru
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -155,6 +156,9 @@ class Segmentation:
     coarse: np.ndarray
     prompts: Prompts
     masks: dict[str, np.ndarray]
+    #: seconds this image took: ``self_prompt`` (the coarse mask, its prompts and the
+    #: paper's variants, decoded in one call), then each other variant's own
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def scores(self, truth: np.ndarray) -> dict[str, tuple[float, float]]:
         return {v: (dice(m, truth), iou(m, truth)) for v, m in self.masks.items()}
@@ -177,16 +181,18 @@ def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.nda
     from .strategies import NEEDS_LOGITS, Inputs, run_strategies
 
     assert features.shape[-1] == GRID
+    start = time.perf_counter()
     img_size = decoder.backbone.img_size
     coarse = coarse_mask(clf, features, size, preset, img_size)
     prompts = make_prompts(coarse, preset, rng)
     decoder.set_embedding(features, size)
     masks = decoder.variants(prompts, [v for v in variants if v in VARIANTS])
+    seconds = {"self_prompt": time.perf_counter() - start}
     others = [v for v in variants if v not in VARIANTS]
     if others:
         logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
         if finetuned is not None and any(v.startswith("ft_") for v in others):
             finetuned.set_embedding(features, size)
         inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size, persam)
-        masks.update(run_strategies(others, decoder, inputs, finetuned))
-    return Segmentation(coarse, prompts, {v: masks[v] for v in variants})
+        masks.update(run_strategies(others, decoder, inputs, finetuned, seconds))
+    return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds)

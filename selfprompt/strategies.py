@@ -21,6 +21,7 @@ image, variant): adding a variant never changes another's numbers, and the
 """
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -284,11 +285,14 @@ def needs_persam(variants) -> tuple[str, ...]:
 
 
 def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
-                   finetuned: PromptDecoder | None = None) -> dict[str, np.ndarray]:
+                   finetuned: PromptDecoder | None = None,
+                   seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Masks of the strategy variants, in the order given. The decoders must hold the
-    image's embedding (``set_embedding``) already."""
+    image's embedding (``set_embedding``) already. ``seconds``, when given, receives each
+    variant's own time (what it costs an image beyond the shared coarse mask)."""
     out = {}
     for v in variants:
+        start = time.perf_counter()
         if v not in STRATEGIES:
             raise ValueError(f"unknown variant {v!r}; strategies: {', '.join(STRATEGIES)}")
         d = decoder
@@ -298,4 +302,6 @@ def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
                                  "(selfprompt.evaluation.finetune); none was given")
             d = finetuned
         out[v] = np.asarray(STRATEGIES[v][1](d, x), dtype=bool)
+        if seconds is not None:
+            seconds[v] = time.perf_counter() - start
     return out

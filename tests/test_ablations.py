@@ -84,6 +84,15 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     assert all(f["test_per_fold"] == 1 for f in folds)
     prov = json.loads(paths["provenance"].read_text())
     assert prov["studies"]["shots"]["folds"] == 6 and prov["test_per_fold"] == [1]
+    # seconds an image, by part: the mean over the studies' folds (one image each here)
+    base = [f["seconds_per_image"] for f in folds if f["study"] == "baselines"]
+    assert prov["studies"]["baselines"]["seconds_per_image"] == {
+        part: pytest.approx(np.mean([b[part] for b in base]), abs=1e-4)
+        for part in ("gt_point_box", "no_prompt", "self_prompt")}
+    assert prov["command"].startswith("make reference-ablations")
+    beyond = json.loads(write(root, tmp_path / "beyond", k="2", studies=("selection",))
+                        ["provenance"].read_text())
+    assert beyond["command"].startswith("make reference-beyond")
     page = paths["page"].read_text()
     assert "## shots" in page and "figures/shots.png" in page
     assert (tmp_path / "out" / "figures" / "shots.png").exists()

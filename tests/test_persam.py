@@ -221,6 +221,9 @@ def test_persam_is_scored_through_the_protocol(tiny_backbone, synthetic_dir, tmp
     path = exp.run_fold("corrected", "2", 0)
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["seconds"]["persam_fit"] >= 0 and meta["seconds"]["persam_f_fit"] > 0
+    # what each variant costs an image beyond the paper's, from the cached embedding
+    assert set(meta["seconds_per_image"]) == {"self_prompt", "persam", "persam_f"}
+    assert all(s > 0 for s in meta["seconds_per_image"].values())
     assert abs(sum(meta["persam_f_weights"]) - 1) < 1e-4
     assert meta["persam"]["persam_f"]["epochs"] == 1000
     rows = list(csv.DictReader(path.open()))

@@ -79,6 +79,7 @@ def test_auto_never_reads_a_test_mask_and_leaves_the_other_variants_alone(
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["auto"]["prompt"] == recipe.prompt and meta["auto"]["threshold"] == recipe.threshold
     assert meta["auto"]["scores"] == recipe.scores_ and "auto" in meta["seconds"]
+    assert set(meta["seconds_per_image"]) == {"self_prompt", "auto"}   # its cost an image
     assert meta["auto"]["cv"] == "leave-one-out"
     assert meta["auto"] != {} and "auto" in auto.identity(p, "4", fold)
     rows = list(csv.DictReader(open(path)))

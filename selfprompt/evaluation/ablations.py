@@ -392,7 +392,20 @@ def bars_figure(table: list[dict], title: str, label: str = "variant"):
     return fig
 
 
-def provenance(metas: list[dict]) -> dict:
+def per_image_seconds(metas: list[dict]) -> dict[str, float]:
+    """Mean seconds an image took by part of its segmentation (``self_prompt``: the
+    coarse mask, its prompts and the paper's four variants; then each other variant's
+    own), over every image of the folds that recorded them."""
+    total: dict[str, float] = defaultdict(float)
+    images: dict[str, int] = defaultdict(int)
+    for m in metas:
+        for part, s in m.get("seconds_per_image", {}).items():
+            total[part] += s * m["n_test"]
+            images[part] += m["n_test"]
+    return {part: round(total[part] / images[part], 4) for part in sorted(total)}
+
+
+def provenance(metas: list[dict], command: str = "make reference-ablations") -> dict:
     """What the studies were computed from and with: one summary of the folds' JSONs."""
     from ..utils.provenance import environment
 
@@ -404,9 +417,9 @@ def provenance(metas: list[dict]) -> dict:
     studies = {}
     for name in sorted({m["study"] for m in metas}):
         mine = [m for m in metas if m["study"] == name]
-        studies[name] = {"folds": len(mine), "seconds": stage_seconds(mine)}
-    return {"command": "make reference-ablations (python -m selfprompt ablations run, then "
-                       "write)",
+        studies[name] = {"folds": len(mine), "seconds": stage_seconds(mine),
+                         "seconds_per_image": per_image_seconds(mine)}
+    return {"command": f"{command} (python -m selfprompt ablations run, then write)",
             "studies": studies, "seed": every("seed"), "model_hash": every("model_hash"),
             "test_per_fold": every("test_per_fold"), "finetune": every("finetune"),
             "kit_commits_of_folds": every("environment", "kit_commit"),
@@ -493,7 +506,9 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
     paths["folds"] = out_dir / "folds.jsonl"
     atomic_write_text(paths["folds"], "".join(json.dumps(m) + "\n" for m in metas))
     paths["provenance"] = out_dir / "provenance.json"
-    atomic_write_text(paths["provenance"], json.dumps(provenance(metas), indent=1))
+    beyond = studies is not None and set(studies) <= set(BEYOND)
+    command = "make reference-beyond" if beyond else "make reference-ablations"
+    atomic_write_text(paths["provenance"], json.dumps(provenance(metas, command), indent=1))
     paths["page"] = out_dir / "ablations.md"
     atomic_write_text(paths["page"], "\n".join(text))
     return paths

@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,7 +274,9 @@ class Experiment:
         ``paper`` preset's stream is consumed in test order), so a slice of a committed
         fold can be recomputed and compared image by image (``selfprompt.evaluation.reference``).
         Seconds: ``fit`` (0 when an earlier call fitted it), ``replay`` (re-deriving the
-        ``paper`` preset's stream past earlier folds) and ``segment``.
+        ``paper`` preset's stream past earlier folds), ``segment``, and ``per_image``:
+        the mean seconds an image took by part (:attr:`Segmentation.seconds`, and
+        ``auto``'s recipe applied), what each variant costs beyond the paper's.
         """
         from tqdm.auto import tqdm
 
@@ -287,7 +290,7 @@ class Experiment:
         clock.lap("fit")
         widening = self._widening(preset, k, fold)    # each test image's box randomness
         clock.lap("replay")
-        rows, draws = [], 0
+        rows, draws, per_image = [], 0, defaultdict(float)
         test = self.folds[fold][1][:n_images or self.test_per_fold]
         for i in tqdm(test, desc=f"{preset.name} k={k} fold {fold}", unit="img",
                       disable=not self.progress, leave=False):
@@ -298,8 +301,11 @@ class Experiment:
                                 persam)
             draws += seg.prompts.draws
             rows += self._rows(preset, k, fold, i, seg, truth)
+            for part, seconds in seg.seconds.items():
+                per_image[part] += seconds
         clock.lap("segment")
-        return rows, draws, clf, clock.seconds
+        per_image = {part: round(s / max(len(test), 1), 4) for part, s in per_image.items()}
+        return rows, draws, clf, {**clock.seconds, "per_image": per_image}
 
     def _segment(self, clf: LinearPixelClassifier, preset: Preset, fold: int, i: int,
                  truth: np.ndarray, rng, finetuned: PromptDecoder | None,
@@ -316,12 +322,14 @@ class Experiment:
                       [v for v in self.variants if v != AUTO], truth=truth, seed=seed,
                       finetuned=finetuned, persam=persam)
         if recipe is not None:
+            start = time.perf_counter()
             same = (recipe.threshold == clf.threshold and preset.rng != "sequential"
                     and recipe.prompt in seg.masks)
             seg.masks[AUTO] = (seg.masks[recipe.prompt] if same else
                                apply_recipe(recipe, clf, self.decoder, features,
                                             truth.shape, preset, seed))
             seg.masks = {v: seg.masks[v] for v in self.variants}
+            seg.seconds[AUTO] = time.perf_counter() - start
         return seg
 
     def recipe(self, preset: Preset, k: str, fold: int) -> Recipe:
@@ -480,15 +488,20 @@ class Experiment:
 
     def _fold_meta(self, preset: Preset, k: str, fold: int, rows: list[dict], draws: int,
                    clf: LinearPixelClassifier, seconds: dict[str, float]) -> dict:
-        """The fold's JSON: its identity, then what the run found and how long it took."""
+        """The fold's JSON: its identity, then what the run found and how long it took
+        (``seconds`` by stage, ``seconds_per_image`` by part of the segmentation)."""
         from ..utils.provenance import environment
+
+        seconds = dict(seconds)
+        per_image = seconds.pop("per_image", {})
 
         meta = {**self.identity(preset, k, fold), "backbone": self.backbone.model_type,
                 "n_test": len(self.folds[fold][1][:self.test_per_fold]), "box_draws": draws,
                 "classifier_fit": clf.fit_route_, "lbfgs_iterations": int(clf.n_iter_[0]),
                 "decoding": self.decoding,
                 "n_empty": sum(r["empty_prediction"] for r in rows) // max(len(self.variants), 1),
-                "seconds": seconds, "environment": environment()}
+                "seconds": seconds, "seconds_per_image": per_image,
+                "environment": environment()}
         if self.shot_strategy != "random":
             meta["shots"] = [self.dataset.samples[i].name for i in self.shots(k, fold)]
         if self._auto:
