@@ -227,8 +227,8 @@ def add_commands(command) -> None:
                    help="how each fold's k shots are chosen from its training images: "
                    "random (the paper's draw), kcenter (diverse: farthest-first on pooled "
                    "embeddings) or medoids (representative: k-means centres); from the "
-                   "embeddings alone, before any mask is read (default: random; others "
-                   "default to the run folder <backbone>-<strategy>)")
+                   "embeddings alone, before any mask is read; their folds go in a "
+                   "subfolder of the run folder (k10/medoids/fold0.csv)")
     p.add_argument("--seed", type=int, default=42, help="drives folds, shots and box widening")
     p.add_argument("--dataset-name", default=None, help="name in the table (default: layout)")
     p.add_argument("--out", type=Path, default=None,

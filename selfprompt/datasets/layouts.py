@@ -351,7 +351,8 @@ def mask_suffix(image: Path, mask: Path) -> str | None:
     if not mask.stem.startswith(image.stem):
         return None
     rest = mask.stem[len(image.stem):]
-    return _NUMBERED.sub("", rest) if _NUMBERED.sub("", rest) or not rest else rest
+    base = _NUMBERED.sub("", rest)
+    return base or rest  # `x_1` beside `x` is a suffix of its own, not `x` + a number
 
 
 def suffixes_found(pairs) -> Counter:
