@@ -221,3 +221,42 @@ def test_paired_tables_compare_the_same_images():
     [line] = selection_vs_random(rows)
     assert (line["shots"], line["images"]) == ("medoids", 2)
     assert line["minus_random"] == pytest.approx(5.0) and line["ahead"] == "50%"
+
+
+@pytest.mark.parametrize("backbone", ["medsam_lite", "vit_t"])
+def test_committed_beyond_tables_are_the_summaries_of_the_committed_rows(backbone, tmp_path):
+    """Every table of the study beyond the paper (what docs/reference.md and the README
+    quote) is recomputed from its committed per-image rows and must equal the committed
+    one; auto's choices come from the folds' JSON, not from rows, and are left out."""
+    import csv
+
+    from selfprompt.evaluation.reference import read_results_gz
+    from selfprompt.evaluation.results import SHOTS_COLUMN
+
+    committed = REFERENCE.parent / backbone / "beyond"
+    rows = {(r["preset"], r["k"], r["draw"], r["fold"], r["image"], r["variant"],
+             r.get(SHOTS_COLUMN) or "random"): r
+            for r in read_results_gz(committed / "results.csv.gz")}.values()
+    studies = []
+    for name in ablations.BEYOND:
+        study = STUDIES[name]
+        mine = [r for r in rows if r["preset"] in study.presets and r["k"] in study.ks
+                and r["variant"] in study.variants and r["draw"] in study.draws
+                and (r.get(SHOTS_COLUMN) or "random") in study.shot_strategies]
+        if not mine:
+            continue
+        studies.append(name)
+        path = tmp_path / "runs" / name / "fold0.csv"
+        path.parent.mkdir(parents=True)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=COLUMNS + [SHOTS_COLUMN])
+            w.writeheader()
+            w.writerows(mine)
+        path.with_suffix(".json").write_text("{}")
+    assert "persam" in studies
+    write(tmp_path / "runs", tmp_path / "out", studies=tuple(studies))
+    tables = sorted(p.name for p in committed.glob("table_*.csv")
+                    if p.name != "table_auto_choices.csv")
+    assert tables
+    for name in tables:
+        assert (tmp_path / "out" / name).read_text() == (committed / name).read_text(), name

@@ -365,7 +365,7 @@ def selection_figure(curve: list[dict], variant: str = "box"):
         ax.plot(x, [c["dice"] for c in part], marker="o", label=strategy)
         if strategy == "random":
             ax.fill_between(x, [c["min_unit"] for c in part], [c["max_unit"] for c in part],
-                            alpha=0.15)
+                            alpha=0.15, label="random: one fold and draw, lowest to highest")
         ax.set_xticks(x, [c["k"] for c in part])
     ax.set_xlabel("k (labelled images)")
     ax.set_ylabel(f"Dice % ({variant})")
