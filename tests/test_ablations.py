@@ -129,26 +129,41 @@ def test_committed_ablations_repeat_the_reference_sweep_image_for_image():
     assert all(r["dice"] == sweep[(r["preset"], r["k"], r["image"], r["variant"])] for r in rows)
 
 
-def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_path):
+def _runs_from_committed(results_gz: Path, studies: dict, runs: Path) -> list[str]:
+    """A run folder rebuilt from committed per-image rows, one fold file per study (each
+    row once, filed under every study whose presets, k, variants, draws and shots it
+    fits), for the tables to be computed again; returns the studies that got rows."""
     import csv
 
     from selfprompt.evaluation.reference import read_results_gz
+    from selfprompt.evaluation.results import SHOTS_COLUMN
 
-    # rebuild a run folder from the committed rows (one file per study) and tabulate again;
-    # a row two studies share (the same image, variant, k and draw) is the same number in
-    # both (the test above), so each is kept once
-    rows = {(r["preset"], r["k"], r["draw"], r["fold"], r["image"], r["variant"]): r
-            for r in read_results_gz(REFERENCE / "ablations" / "results.csv.gz")}.values()
-    for name, study in STUDIES.items():
-        mine = [r for r in rows if r["preset"] in study.presets and r["draw"] in study.draws
-                and r["variant"] in study.variants and r["k"] in study.ks]
-        path = tmp_path / "runs" / name / "fold0.csv"
+    rows = {(r["preset"], r["k"], r["draw"], r["fold"], r["image"], r["variant"],
+             r.get(SHOTS_COLUMN) or "random"): r for r in read_results_gz(results_gz)}.values()
+    filled = []
+    for name, study in studies.items():
+        mine = [r for r in rows if r["preset"] in study.presets and r["k"] in study.ks
+                and r["variant"] in study.variants and r["draw"] in study.draws
+                and (r.get(SHOTS_COLUMN) or "random") in study.shot_strategies]
+        if not mine:
+            continue
+        filled.append(name)
+        path = runs / name / "fold0.csv"
         path.parent.mkdir(parents=True)
         with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS)
+            w = csv.DictWriter(f, fieldnames=COLUMNS + [SHOTS_COLUMN])
             w.writeheader()
             w.writerows(mine)
         path.with_suffix(".json").write_text("{}")
+    return filled
+
+
+def test_committed_ablation_tables_are_the_summaries_of_the_committed_rows(tmp_path):
+    import csv
+
+    # a row two studies share (the same image, variant, k and draw) is the same number in
+    # both (the test above), so each is kept once
+    _runs_from_committed(REFERENCE / "ablations" / "results.csv.gz", STUDIES, tmp_path / "runs")
     for name in ("comparison", "strategies", "classifiers", "shots"):
         table = {"comparison": lambda: comparison_table(tmp_path / "runs"),
                  "strategies": lambda: ablations.variant_table(tmp_path / "runs", "strategies",
@@ -228,31 +243,9 @@ def test_committed_beyond_tables_are_the_summaries_of_the_committed_rows(backbon
     """Every table of the study beyond the paper (what docs/reference.md and the README
     quote) is recomputed from its committed per-image rows and must equal the committed
     one; auto's choices come from the folds' JSON, not from rows, and are left out."""
-    import csv
-
-    from selfprompt.evaluation.reference import read_results_gz
-    from selfprompt.evaluation.results import SHOTS_COLUMN
-
     committed = REFERENCE.parent / backbone / "beyond"
-    rows = {(r["preset"], r["k"], r["draw"], r["fold"], r["image"], r["variant"],
-             r.get(SHOTS_COLUMN) or "random"): r
-            for r in read_results_gz(committed / "results.csv.gz")}.values()
-    studies = []
-    for name in ablations.BEYOND:
-        study = STUDIES[name]
-        mine = [r for r in rows if r["preset"] in study.presets and r["k"] in study.ks
-                and r["variant"] in study.variants and r["draw"] in study.draws
-                and (r.get(SHOTS_COLUMN) or "random") in study.shot_strategies]
-        if not mine:
-            continue
-        studies.append(name)
-        path = tmp_path / "runs" / name / "fold0.csv"
-        path.parent.mkdir(parents=True)
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS + [SHOTS_COLUMN])
-            w.writeheader()
-            w.writerows(mine)
-        path.with_suffix(".json").write_text("{}")
+    studies = _runs_from_committed(committed / "results.csv.gz",
+                                   {n: STUDIES[n] for n in ablations.BEYOND}, tmp_path / "runs")
     assert "persam" in studies
     write(tmp_path / "runs", tmp_path / "out", studies=tuple(studies))
     tables = sorted(p.name for p in committed.glob("table_*.csv")

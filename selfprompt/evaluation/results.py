@@ -93,13 +93,13 @@ def k_order(k: str) -> float:
     return float("inf") if k == "all" else float(k)
 
 
-def summary_variant(row: dict) -> str:
+def summary_variant(variant: str, shots: str | None = None) -> str:
     """The variant as the summary names it: shots chosen by a strategy (not the paper's
     random draw) are another method than the same variant on drawn shots, so they get
     lines of their own, ``box (medoids shots)``, in every table and figure built on the
     summary."""
-    shots = row.get(SHOTS_COLUMN) or "random"
-    return row["variant"] if shots == "random" else f"{row['variant']} ({shots} shots)"
+    shots = shots or "random"
+    return variant if shots == "random" else f"{variant} ({shots} shots)"
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -112,7 +112,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     """
     groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        key = tuple(summary_variant(r) if c == "variant" else r[c] for c in GROUP)
+        key = tuple(summary_variant(r["variant"], r.get(SHOTS_COLUMN)) if c == "variant"
+                    else r[c] for c in GROUP)
         groups[key][r["fold"]].append(r)
     out = []
     for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], k_order(g[3]), g[4])):
