@@ -177,7 +177,7 @@ $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 		-p out_dir $(abspath $(RUNS)/$(call _part,1)/$(call _part,2))
 	test -f $@
 	mv $(call _nb,.tmp) $(call _nb,)
-	@$(if $(PROGRESS_SINCE),$(if $(QUIET),,$(PY) -m selfprompt progress --since \
+	@-$(if $(PROGRESS_SINCE),$(if $(QUIET),,$(PY) -m selfprompt progress --since \
 		$(PROGRESS_SINCE) $(FOLD_TARGETS)))
 
 # The paper preset replays one random stream across folds: fold f starts where folds < f
