@@ -113,6 +113,8 @@ sweep: embed ## k-shot 5-fold sweep from the command line (both presets)
 DATASETS  ?= $(DATASET)
 DEVICE    ?=
 LIMIT     ?=
+# after each fold, one line: fold i of N, time so far and left, Dice so far (QUIET=1: none)
+QUIET     ?=
 RUNS      := reports/runs
 PAPERMILL := $(VENV)/bin/papermill --no-progress-bar --log-level WARNING
 _part      = $(word $(1),$(subst /, ,$*))
@@ -137,7 +139,8 @@ fold_env = $(if $(filter-out 1,$(JOBS)),OMP_NUM_THREADS=$(shell \
            n=$$(( $(NPROC) / $(JOBS) )); echo $$(( n > 0 ? n : 1 ))))
 
 reproduce: ## the main job: fetch, embed, notebook 05 per fold, report under reports/ (JOBS=n: n folds at once)
-	@$(MAKE) --no-print-directory $(if $(filter-out 1,$(JOBS)),-j$(JOBS)) folds
+	@$(MAKE) --no-print-directory $(if $(filter-out 1,$(JOBS)),-j$(JOBS)) folds \
+		PROGRESS_SINCE=$$(date +%s)
 	@$(MAKE) --no-print-directory report
 
 # the k = all folds first: each fits on every shot (about a minute on one core), so that
@@ -174,6 +177,8 @@ $(RUNS)/%.json: | embed-$$(firstword $$(subst /, ,$$*))
 		-p out_dir $(abspath $(RUNS)/$(call _part,1)/$(call _part,2))
 	test -f $@
 	mv $(call _nb,.tmp) $(call _nb,)
+	@-$(if $(PROGRESS_SINCE),$(if $(QUIET),,$(PY) -m selfprompt progress --since \
+		$(PROGRESS_SINCE) $(FOLD_TARGETS)))
 
 # The paper preset replays one random stream across folds: fold f starts where folds < f
 # left it, read from their JSON when finished and recomputed (classifier fits included)

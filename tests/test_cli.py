@@ -15,7 +15,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=600)
 
 
-GROUPS = {"the method": ["check", "embed", "run", "summarise"],
+GROUPS = {"the method": ["check", "embed", "run", "summarise", "progress"],
           "data and weights": ["datasets", "assets", "fetch", "synthetic", "preflight"],
           "evaluation": ["ablations", "reference"],
           "teaching": ["exercises", "classroom", "book", "bundle"],

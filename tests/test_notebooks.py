@@ -182,6 +182,28 @@ def test_check_close_outside_the_tests_shows_the_value(monkeypatch, capsys):
     assert capsys.readouterr().out == "RECORD mean Dice = 0.5000\n"
 
 
+@pytest.mark.parametrize("path", OURS, ids=lambda p: p.name)
+def test_tables_are_shown_as_tables_not_printed_as_pipe_text(path):
+    for i, cell in enumerate(_cells(path)):
+        if cell.cell_type == "code":
+            assert "print(to_markdown(" not in cell.source.replace("report.", "").replace(
+                "ablations.", ""), f"{path.name} cell {i}: nb.show_table(...), not print"
+
+
+def test_show_table_displays_markdown_with_the_text_beside_it(monkeypatch, capsys):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **kw: shown.append((a, kw)))
+    table = "| k | Dice |\n|---|---|\n| 20 | 73.1 |"
+    nb.show_table(table)
+    assert shown == [(({"text/markdown": table, "text/plain": table},), {"raw": True})]
+    assert capsys.readouterr().out == ""
+    monkeypatch.setitem(sys.modules, "IPython.display", None)  # a Python without IPython
+    nb.show_table(table)
+    assert capsys.readouterr().out == table + "\n"
+
+
 def test_preflight_for_sets_obtained_by_hand_and_for_own_data(tmp_path):
     problems = nb.missing_assets("tiny", "ph2", tmp_path / "none", tmp_path)
     assert len(problems) == 1 and "fc.up.pt" in problems[0] and "DATA_DIR_ph2=" in problems[0]

@@ -70,6 +70,28 @@ def test_relative_links_point_to_files(page):
     assert not broken, f"{page.name}: links to missing files {broken}"
 
 
+FIGURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)|<img\s[^>]*\bsrc=\"([^\"]+)\"")
+#: a figure the README shows is committed with the kit: small enough for a clone
+FIGURE_BYTES = 300_000
+
+
+def test_readme_figures_resolve_to_small_committed_pngs():
+    """Every figure the README shows (Markdown or <img>) is a PNG of the repository that
+    git tracks (a file only on the author's disk would be a broken picture on GitHub)."""
+    figures = [a or b for a, b in FIGURE.findall(README.read_text())]
+    assert len(figures) >= 2, "the README shows the method on one image and Dice against k"
+    files = subprocess.run(["git", "ls-files", *figures], cwd=REPO, capture_output=True,
+                           text=True)
+    tracked = set(files.stdout.split()) if files.returncode == 0 else None
+    for figure in figures:
+        path = README.parent / figure
+        assert not re.match(r"[a-z]+:", figure), f"{figure}: a figure from outside the kit"
+        assert path.is_file(), f"README.md shows {figure}, which does not exist"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{figure} is not a PNG"
+        assert path.stat().st_size < FIGURE_BYTES, f"{figure}: {path.stat().st_size} bytes"
+        assert tracked is None or figure in tracked, f"{figure} is not committed"
+
+
 def test_docs_exist():
     names = {p.name for p in DOCS}
     assert {"method.md", "performance.md", "classroom.md", "datasets.md",

@@ -51,6 +51,41 @@ def test_case_figures_show_the_best_and_worst_images(small_reference, synthetic_
     assert [n.split("_")[1] for n in names] == ["corrected", "corrected", "paper", "paper"]
 
 
+def test_method_figure_draws_the_fold_s_median_image_with_the_table_s_dice(
+        small_reference, synthetic_dir, tiny_checkpoint, monkeypatch, tmp_path):
+    """The README's first figure: the image is the fold's median by point + box Dice (not
+    picked by eye), and the Dice in its titles are those of the committed rows."""
+    from selfprompt.evaluation import plots
+    from selfprompt.models import backbone as bb
+
+    out, _, tmp = small_reference
+    real = bb.load_backbone
+    monkeypatch.setattr(bb, "load_backbone",
+                        lambda name, *a, **kw: real(name, tiny_checkpoint, device="cpu"))
+    drawn = []
+    draw = plots.method_figure
+    monkeypatch.setattr(plots, "method_figure", lambda *a, **kw: drawn.append(draw(*a, **kw))
+                        or drawn[-1])
+    rows = reference.read_results_gz(out / "results.csv.gz")
+    fold = [r for r in rows if r["preset"] == "corrected" and r["k"] == "2"
+            and r["fold"] == 1 and r["counted"]]
+    median, n = reference.median_case(rows, "corrected", "2", 1)
+    values = sorted(r["dice"] for r in fold if r["variant"] == "point_box")
+    assert n == len(values) and median["dice"] == values[(n - 1) // 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = reference.method_figure(rows, tmp_path, synthetic_dir, "2", fold=1,
+                                       cache=tmp / "cache")
+    assert path == tmp_path / "figures" / "method_corrected_k2_fold1.png"
+    assert path.stat().st_size > 5000
+    titles = [ax.get_title() for ax in drawn[0].axes]
+    table = {r["variant"]: r["dice"] for r in fold if r["image"] == median["image"]}
+    assert titles == ["image, truth in green", f"1. coarse mask: Dice {table['linear']:.2f}",
+                      "2. point and box from it", f"3. SAM, box: Dice {table['box']:.2f}",
+                      f"3. SAM, point + box: Dice {table['point_box']:.2f}"]
+    assert median["image"] in drawn[0].texts[0].get_text()
+
+
 def test_reference_folder_holds_tables_rows_folds_and_provenance(small_reference):
     out, paths, _ = small_reference
     for name in ("report", "summary", "results", "folds", "provenance"):

@@ -36,6 +36,13 @@ def cmd_ablations(args) -> int:
 def cmd_reference(args) -> int:
     from ..evaluation.reference import verify, write
 
+    if args.action == "figure":
+        from ..evaluation.reference import method_figure, read_results_gz
+
+        rows = read_results_gz(args.reference / "results.csv.gz")
+        print(method_figure(rows, args.reference, args.data, k=args.k, fold=args.fold,
+                            preset=args.preset))
+        return 0
     if args.action == "write":
         encode = json.loads(args.encode) if args.encode else None
         paths = write(args.run_dir, args.out_dir, k=args.k, encode=encode,
@@ -98,6 +105,13 @@ def add_commands(command) -> None:
     w.add_argument("--encode", default=None,
                    help='encoder record as JSON when the cache has no log: {"images": N, '
                         '"seconds": S, "source": "..."}')
+    f = sub.add_parser("figure", help="the method on one image (the fold's median), from "
+                       "a reference's rows: <reference>/figures/method_*.png")
+    f.add_argument("reference", type=Path, nargs="?", default=REFERENCE_DIR)
+    f.add_argument("--data", type=Path, required=True, help="the data set's folder")
+    f.add_argument("--k", default="20")
+    f.add_argument("--fold", type=int, default=0)
+    f.add_argument("--preset", default="corrected", choices=["paper", "corrected"])
     v = sub.add_parser("verify", help="recompute a slice of a reference and compare")
     v.add_argument("reference", type=Path, nargs="?", default=REFERENCE_DIR)
     v.add_argument("--data", type=Path, required=True, help="the data set's folder")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from ..datasets.catalog import CATALOG
@@ -160,6 +161,7 @@ def cmd_embed(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from ..evaluation.progress import SweepProgress
     from ..evaluation.protocol import Experiment, parse_k
     from ..evaluation.results import collect
 
@@ -181,10 +183,16 @@ def cmd_run(args) -> int:
     ks = [parse_k(k) for k in args.k]
     exp.write_plan(ks)
     folds = args.folds if args.folds is not None else list(range(args.n_folds))
+    # one overall line after each fold (standard error; none under -q)
+    progress = SweepProgress(len(args.presets) * len(ks) * len(folds), quiet=args.quiet)
     for preset in args.presets:
         for k in ks:
             for fold in sorted(folds):
-                exp.run_fold(preset, k, fold, force=args.force)
+                meta = exp.fold_path(preset, k, fold).with_suffix(".json")
+                before = meta.stat().st_mtime_ns if meta.exists() else None
+                path = exp.run_fold(preset, k, fold, force=args.force)
+                # a finished fold that was skipped took no time: it says nothing of the rest
+                progress.fold_done(path, computed=meta.stat().st_mtime_ns != before)
     results, _, md = collect(out)
     print(md.read_text())
     print(f"results: {results}\nfolds: {out / 'folds.json'}")
@@ -196,6 +204,15 @@ def cmd_summarise(args) -> int:
 
     _, _, md = collect(args.run_dir)
     print(md.read_text())
+    return 0
+
+
+def cmd_progress(args) -> int:
+    from ..evaluation.progress import targets_line
+
+    if not args.quiet:
+        print(targets_line(args.targets, args.since, variant=args.variant), file=sys.stderr,
+              flush=True)
     return 0
 
 
@@ -242,3 +259,12 @@ def add_commands(command) -> None:
     p = command("summarise", "combine a run folder's fold files into tables", cmd_summarise,
                 aliases=["summarize"])
     p.add_argument("run_dir", type=Path)
+
+    p = command("progress", "where a sweep of folds stands (make reproduce: after each fold)",
+                cmd_progress)
+    p.add_argument("targets", nargs="+", type=Path,
+                   help="every fold's JSON of the job, finished or not")
+    p.add_argument("--since", type=float, required=True,
+                   help="when the job started, seconds since the epoch (date +%%s)")
+    p.add_argument("--variant", default="point_box",
+                   help="whose mean Dice the line shows (default: point_box)")

@@ -168,6 +168,30 @@ def prompt_figure(image: np.ndarray, truth: np.ndarray, coarse: np.ndarray, prom
     return fig
 
 
+def method_figure(image: np.ndarray, truth: np.ndarray, seg, scores: dict,
+                  variants=("box", "point_box"), labels: dict | None = None):
+    """The method on one image, left to right: the image with its truth, the
+    classifier's coarse mask, the point and the box taken from it (drawn on the cleaned
+    mask), then SAM's mask from each of ``variants``; Dice against the truth in the titles."""
+    labels = {"point": "point", "box": "box", "point_box": "point + box", **(labels or {})}
+    n = 3 + len(variants)
+    height = 2.6 * image.shape[0] / image.shape[1]
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, height + 0.4), squeeze=False)
+    axes = axes.ravel()
+    overlay(axes[0], image, truth, TRUTH, "image, truth in green")
+    overlay(axes[1], image, seg.masks.get("linear", seg.coarse), PRED,
+            f"1. coarse mask: Dice {scores['linear']:.2f}", fill=0.35)
+    overlay(axes[2], image, seg.prompts.cleaned, PRED, "2. point and box from it", fill=0.2)
+    draw_prompts(axes[2], seg.prompts)
+    for ax, name in zip(axes[3:], variants):
+        overlay(ax, image, seg.masks[name], PRED,
+                f"3. SAM, {labels.get(name, name)}: Dice {scores[name]:.2f}", fill=0.35)
+        ax.contour(np.asarray(truth, float), levels=[0.5], colors=TRUTH, linewidths=0.8)
+        draw_prompts(ax, seg.prompts, name)
+    fig.tight_layout(w_pad=0.4)
+    return fig
+
+
 def variant_figure(image: np.ndarray, truth: np.ndarray, masks: dict, prompts=None,
                    scores: dict | None = None, ncols: int | None = None):
     """One panel per variant (``linear``, ``point``, ``box``, ``point_box``, or any of the

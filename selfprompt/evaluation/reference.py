@@ -77,6 +77,13 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
     if data_dir is not None:
         for p in case_figures(rows, out_dir, Path(data_dir), k):
             paths[p.stem] = p
+        # the corrected preset's first fold where the sweep has them
+        done = sorted({(r["preset"] != "corrected", r["fold"], r["preset"]) for r in rows
+                       if r["k"] == k})
+        if done:
+            path = method_figure(rows, out_dir, Path(data_dir), k, fold=done[0][1],
+                                 preset=done[0][2])
+            paths[path.stem] = path
     shutil.copyfile(run_dir / "folds.json", out_dir / "folds.json")
     paths["folds"] = out_dir / "folds.json"
     metas = _fold_meta(run_dir)
@@ -190,6 +197,53 @@ def case_figures(rows: list[dict], out_dir: Path, data_dir: Path, k: str, fold: 
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def median_case(rows: list[dict], preset: str, k: str, fold: int, variant: str = "point_box"
+                ) -> tuple[dict, int]:
+    """The row of ``(preset, k, fold)``'s test image whose ``variant`` Dice is the median
+    (the lower one of an even count; ties by name), and how many counted images it is
+    the median of."""
+    mine = sorted((r for r in rows if r["preset"] == preset and r["k"] == k
+                   and r["fold"] == fold and r["variant"] == variant and r["counted"]),
+                  key=lambda r: (r["dice"], r["image"]))
+    if not mine:
+        raise ValueError(f"no counted {variant} rows of {preset}, k = {k}, fold {fold}")
+    return mine[(len(mine) - 1) // 2], len(mine)
+
+
+def method_figure(rows: list[dict], out_dir: Path, data_dir: Path, k: str = "20",
+                  fold: int = 0, preset: str = "corrected", variant: str = "point_box",
+                  shown=("box", "point_box"), cache=None) -> Path:
+    """The method on one image, for a reader who has run nothing (the README): the test
+    image of ``(preset, k, fold)`` whose ``variant`` Dice is the fold's median (neither
+    picked for looking good nor for looking bad), its coarse mask, the prompts taken
+    from it and SAM's masks from ``shown``, each with its Dice.
+
+    Written to ``figures/method_<preset>_k<k>_fold<fold>.png``; the image is segmented
+    again from the cached embeddings, as for :func:`case_figures`.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..metrics import dice
+    from .plots import method_figure as draw
+
+    median, n = median_case(rows, preset, k, fold, variant)
+    exp, encoder = _experiment(data_dir, rows[0]["backbone"], rows[0]["dataset"],
+                               int(rows[0]["seed"]), cache=cache, progress=False)
+    exp.embeddings.ensure(encoder, progress=False, indices=set(exp.shots(k, fold)) | {
+        exp.dataset.names.index(median["image"])})
+    image, truth, seg = exp.case(preset, k, fold, median["image"])
+    scores = {v: dice(m, truth) for v, m in seg.masks.items()}
+    fig = draw(image, truth, seg, scores, variants=shown)
+    fig.suptitle(f"{rows[0]['backbone']}, {preset} preset, k = {k}, fold {fold}: "
+                 f"{median['image']}, the median of the fold's {n} test images by "
+                 f"{variant} Dice", fontsize=10, y=1.08)
+    path = out_dir / "figures" / f"method_{preset}_k{k}_fold{fold}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=70, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold: int = 0,

@@ -205,6 +205,22 @@ def check_close(what: str, value: float, expected: float | None, tol: float) -> 
     print(f"{what}: {expected} ± {tol} ok")
 
 
+def show_table(markdown: str) -> None:
+    """Show a Markdown table (``to_markdown``'s) as a table in a notebook.
+
+    Why: printed, a table is pipe text to decipher. Displayed with the ``text/markdown``
+    type, JupyterLab, VS Code, nbconvert (``make book``) and GitHub draw it as a table;
+    its ``text/plain`` copy is the same Markdown, which a console or a plain-text reader
+    shows as before. Outside IPython it is printed.
+    """
+    try:
+        from IPython.display import display
+    except ImportError:  # a plain Python: the text is the table
+        print(markdown)
+        return
+    display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+
+
 def compare_settings(exp, fold: int, name: str, settings) -> dict:
     """One test image under several ``(preset, k)`` settings, for a side-by-side lesson:
     ``{"preset, k = k": (truth, segmentation, {variant: Dice})}``, each fitted on the
