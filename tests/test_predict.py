@@ -239,3 +239,137 @@ def test_a_labelled_image_without_its_mask_stops_before_any_encoding(
     assert ("synthetic_002.jpg: no mask" in err if fault == "no mask"
             else "mask size 60x50 differs from its image's" in err)
     assert not list(cache.rglob("*.npy"))                       # nothing was encoded
+
+
+# --------------------------------------------------------------------------- real fits
+def _predict_cli(labelled, images, out, backbone, checkpoint, cache, *extra):
+    args = ["-q", "predict", "--labelled", str(labelled), "--images", str(images), "--out",
+            str(out), "--backbone", backbone, "--cache", str(cache), *map(str, extra)]
+    return main(args + (["--checkpoint", str(checkpoint)] if checkpoint else []))
+
+
+def test_predict_end_to_end_then_again_from_the_saved_model(
+        synthetic_dir, tmp_path, tiny_checkpoint, capsys):
+    labelled = tmp_path / "labelled"
+    for sub in ("images", "masks"):
+        (labelled / sub).mkdir(parents=True)
+        for i in range(5):
+            shutil.copy(synthetic_dir / sub / f"synthetic_00{i}.jpg", labelled / sub)
+    todo = _images(synthetic_dir, tmp_path / "todo", [f"synthetic_00{i}.jpg" for i in range(5, 10)])
+    (todo / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    fit = tmp_path / "fit.model"
+    out = tmp_path / "out"
+    code = _predict_cli(labelled, todo, out, "tiny", tiny_checkpoint, tmp_path / "cache",
+                        "--prompt", "box", "--save-model", fit)
+    printed = capsys.readouterr()
+    assert code == 1                                            # one image failed ...
+    lines = printed.out.strip().splitlines()
+    skipped = [line for line in lines if "broken.png" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped: ")
+    assert "1 image(s) could not be read" in printed.out and "broken.png" in \
+        (out / FAILED).read_text()
+    rows = read_table(out / "predictions.csv")                  # ... the five others are written
+    assert sorted(Path(r["image"]).name for r in rows) == sorted(
+        f"synthetic_00{i}.jpg" for i in range(5, 10))
+    assert [r["score"] for r in rows] == sorted(r["score"] for r in rows)
+    assert {r["prompt"] for r in rows} == {"box"}
+    assert "least confident first" in lines[-1] and Path(rows[0]["image"]).stem in lines[-1]
+    # the saved fit, without the labelled images, writes the same masks
+    again = tmp_path / "again"
+    assert main(["-q", "predict", "--model", str(fit), "--images", str(todo), "--out",
+                 str(again), "--cache", str(tmp_path / "cache")]) == 1
+    for r in rows:
+        assert (again / r["mask"]).read_bytes() == (out / r["mask"]).read_bytes()
+    assert read_table(again / "predictions.csv") == rows
+
+
+def _dice_of(out: Path, rows: list[dict], truth) -> dict[str, float]:
+    from selfprompt.metrics import dice
+
+    return {Path(r["image"]).stem: round(dice(cv2.imread(str(out / r["mask"]),
+                                                         cv2.IMREAD_GRAYSCALE) > 127,
+                                              truth[Path(r["image"]).stem]), 6)
+            for r in rows}
+
+
+def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone, checkpoint,
+                                    cache: Path, tmp_path: Path, prompt: str = "box"):
+    """``run``'s fold 0 (2 folds over the first ``n_images``, k shots) and ``predict``
+    fitted on the same shots in the same order, over the fold's held-out images: the
+    per-image Dice of the written masks against the true ones.
+
+    Returns (run's Dice, the CLI's Dice with ``--prompt linear``, the Dice of the CLI's
+    saved ``prompt`` fit through the writer with the protocol's seeds, and the CLI's own
+    ``prompt`` Dice with its content seeds)."""
+    from selfprompt.api import SelfPrompt
+    from selfprompt.datasets.reader import open_dataset
+    from selfprompt.embeddings import embed_dataset
+    from selfprompt.evaluation.protocol import Experiment
+    from selfprompt.models.encoder import ImageEncoder
+    from selfprompt.presets import get_preset
+
+    preset = get_preset("corrected")
+    data = open_dataset(root).subset(n_images)
+    embeddings, _ = embed_dataset(data, backbone, cache, progress=False)
+    exp = Experiment(data, embeddings, backbone, tmp_path / "run", n_folds=2,
+                     variants=("linear", prompt), progress=False)
+    rows = exp.score(preset, str(k), 0)[0]
+    run = {v: {r["image"]: r["dice"] for r in rows if r["variant"] == v}
+           for v in ("linear", prompt)}
+    shots, test = exp.shots(str(k), 0), [int(i) for i in exp.folds[0][1]]
+    # the labelled folder: the shots, named so that name order is the order drawn
+    labelled, held = tmp_path / "labelled", tmp_path / "held"
+    for j, i in enumerate(shots):
+        s = data.samples[i]
+        for sub, path in (("images", s.image_path), ("masks", s.mask_path)):
+            (labelled / sub).mkdir(parents=True, exist_ok=True)
+            (labelled / sub / f"{j:03d}_{path.name}").symlink_to(path)
+    held.mkdir()
+    for i in test:
+        (held / data.samples[i].image_path.name).symlink_to(data.samples[i].image_path)
+    truth = {data.samples[i].name: data.mask(i, preset.mask_threshold) for i in test}
+    kind = backbone.model_type
+    out = {}
+    for p in ("linear", prompt):
+        folder = tmp_path / f"cli-{p}"
+        assert _predict_cli(labelled, held, folder, kind, checkpoint, cache, "--prompt", p,
+                            "--save-model", tmp_path / f"{p}.model") == 0
+        out[p] = _dice_of(folder, read_table(folder / "predictions.csv"), truth)
+    # the saved fit through the writer, each image seeded as the protocol seeds it
+    model = SelfPrompt.load(tmp_path / f"{prompt}.model")
+    index = {data.samples[i].name: i for i in test}
+    encoder = ImageEncoder(model.backbone_)
+    from selfprompt.embeddings import EmbeddingCache
+
+    seeded = tmp_path / "seeded"
+    predict_images(lambda f, size, seed: model.method_.predict(f, size, seed=seed),
+                   list_images([held]), seeded,
+                   cache=EmbeddingCache.for_backbone(cache, model.backbone_, encoder=encoder),
+                   encoder=encoder, identity="protocol seeds",
+                   seed_of=lambda image, key: (42, 0, index[image.name]), progress=False)
+    protocol_seeds = _dice_of(seeded, read_table(seeded / "predictions.csv"), truth)
+    return run, out["linear"], protocol_seeds, out[prompt]
+
+
+def test_predict_scores_what_run_scores_on_synthetic_data(synthetic_dir, tmp_path,
+                                                          tiny_checkpoint, tiny_backbone):
+    run, linear, box, cli_box = _predict_scores_what_run_scores(
+        synthetic_dir, 10, 3, tiny_backbone, tiny_checkpoint, tmp_path / "cache", tmp_path)
+    assert len(linear) == 5 and linear == run["linear"]
+    assert box == run["box"]
+    assert cli_box.keys() == box.keys()
+
+
+@pytest.mark.slow
+def test_predict_scores_what_run_scores_on_real_kvasir(kvasir_dir, tmp_path):
+    """LiteMedSAM's real weights, k = 5 shots, 10 held-out Kvasir-SEG images."""
+    from selfprompt.models.backbone import load_backbone
+    from selfprompt.utils.paths import cache_folder
+
+    backbone = load_backbone("medsam_lite", device="cpu")
+    run, linear, box, cli_box = _predict_scores_what_run_scores(
+        kvasir_dir, 20, 5, backbone, None, cache_folder(), tmp_path)
+    assert len(linear) == 10 and linear == run["linear"]
+    assert box == run["box"]
+    # the command's own seeds (from each image's content) move the boxes by a few pixels
+    assert abs(np.mean(list(cli_box.values())) - np.mean(list(box.values()))) < 0.05
