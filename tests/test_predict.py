@@ -301,7 +301,7 @@ def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone,
     Returns (run's Dice, the CLI's Dice with ``--prompt linear``, the Dice of the CLI's
     saved ``prompt`` fit through the writer with the protocol's seeds, and the CLI's own
     ``prompt`` Dice with its content seeds)."""
-    from selfprompt.api import SelfPrompt
+    from selfprompt.cli.own import _api
     from selfprompt.datasets.reader import open_dataset
     from selfprompt.embeddings import embed_dataset
     from selfprompt.evaluation.protocol import Experiment
@@ -336,7 +336,7 @@ def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone,
                             "--save-model", tmp_path / f"{p}.model") == 0
         out[p] = _dice_of(folder, read_table(folder / "predictions.csv"), truth)
     # the saved fit through the writer, each image seeded as the protocol seeds it
-    model = SelfPrompt.load(tmp_path / f"{prompt}.model")
+    model = _api().load(tmp_path / f"{prompt}.model")     # selfprompt.api.SelfPrompt
     index = {data.samples[i].name: i for i in test}
     encoder = ImageEncoder(model.backbone_)
     from selfprompt.embeddings import EmbeddingCache
@@ -351,13 +351,15 @@ def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone,
     return run, out["linear"], protocol_seeds, out[prompt]
 
 
+@pytest.mark.parametrize("prompt", ["box", "auto"])
 def test_predict_scores_what_run_scores_on_synthetic_data(synthetic_dir, tmp_path,
-                                                          tiny_checkpoint, tiny_backbone):
-    run, linear, box, cli_box = _predict_scores_what_run_scores(
-        synthetic_dir, 10, 3, tiny_backbone, tiny_checkpoint, tmp_path / "cache", tmp_path)
+                                                          tiny_checkpoint, tiny_backbone, prompt):
+    run, linear, seeded, cli = _predict_scores_what_run_scores(
+        synthetic_dir, 10, 3, tiny_backbone, tiny_checkpoint, tmp_path / "cache", tmp_path,
+        prompt)
     assert len(linear) == 5 and linear == run["linear"]
-    assert box == run["box"]
-    assert cli_box.keys() == box.keys()
+    assert seeded == run[prompt]
+    assert cli.keys() == seeded.keys()
 
 
 @pytest.mark.slow

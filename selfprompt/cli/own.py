@@ -129,6 +129,10 @@ def cmd_predict(args) -> int:
                          "--model (a fit saved with --save-model), not both or neither")
     # every check that can fail fast runs before the backbone loads or an image is encoded
     images = list_images(args.images)
+    if args.labelled is not None:
+        from ..own._fallback import check_prompt
+
+        check_prompt(args.prompt)
     dataset = _labelled(args) if args.labelled is not None else None
     if args.model is not None and not args.model.is_file():
         raise FileNotFoundError(f"{args.model}: no such model file (write one with "
@@ -160,16 +164,26 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _api():
+    """``selfprompt.api.SelfPrompt``; until that module exists, a private stand-in with
+    the same surface (:mod:`selfprompt.own._fallback`)."""
+    try:
+        from ..api import SelfPrompt
+    except ImportError:
+        from ..own._fallback import SelfPrompt
+    return SelfPrompt
+
+
 def _fit(args, dataset):
     """The fitted model and its backbone: loaded from --model, or fitted on the labelled
     images' cached embeddings (encoded first where missing)."""
-    from ..api import SelfPrompt
     from ..embeddings import embed_dataset
     from ..models.backbone import load_backbone
     from ..models.encoder import ImageEncoder
     from ..presets import get_preset
     from ..utils.paths import cache_folder
 
+    SelfPrompt = _api()
     if args.model is not None:
         model = SelfPrompt.load(args.model)
         print(f"model {args.model}: prompt {model.prompt_}, fitted on {model.n_shots_} "
