@@ -264,7 +264,7 @@ def test_predict_end_to_end_then_again_from_the_saved_model(
     printed = capsys.readouterr()
     assert code == 1                                            # one image failed ...
     lines = printed.out.strip().splitlines()
-    skipped = [line for line in lines if "broken.png" in line]
+    skipped = [line for line in printed.err.splitlines() if "broken.png" in line]
     assert len(skipped) == 1 and skipped[0].startswith("skipped: ")
     assert "1 image(s) could not be read" in printed.out and "broken.png" in \
         (out / FAILED).read_text()

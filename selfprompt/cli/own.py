@@ -43,10 +43,13 @@ def _encoding(backbone, cache_root: Path | None):
     return encoder, cache
 
 
-def _console(args):
+def _problems():
+    """Where a skipped image's one line goes: standard error, above any progress bar."""
+    import sys
+
     from ..utils.console import say
 
-    return lambda line: say(line, quiet=False)
+    return lambda line: say(line, stream=sys.stderr)
 
 
 # --------------------------------------------------------------------------- suggest
@@ -61,13 +64,12 @@ def cmd_suggest(args) -> int:
     images = list_images(args.images)
     if args.k > len(images):
         raise ValueError(f"--k {args.k} asks for more images than the {len(images)} given")
-    check_writable(args.out.parent if str(args.out.parent) else Path("."),
-                   "the list's folder", "give --out a writable path")
+    check_writable(args.out.parent, "the list's folder", "give --out a writable path")
     start = time.perf_counter()
     backbone = load_backbone(args.backbone, args.checkpoint, args.device)
     encoder, cache = _encoding(backbone, args.cache)
     found = suggest(images, args.k, cache=cache, encoder=encoder, seed=args.seed,
-                    progress=not args.quiet, say=_console(args))
+                    progress=not args.quiet, say=_problems())
     write_list(args.out, found.chosen)
     for image in found.chosen:
         print(image.path)
@@ -148,7 +150,7 @@ def cmd_predict(args) -> int:
     summary = predict_images(lambda f, size, seed: method.predict(f, size, seed=seed),
                              images, args.out, cache=cache, encoder=encoder,
                              identity=identity, seed=args.seed, progress=not args.quiet,
-                             say=_console(args))
+                             say=_problems())
     n = len(summary.rows)
     reused = f", {summary.reused} kept from an earlier run" if summary.reused else ""
     print(f"{n} of {len(images)} images segmented ({summary.computed} computed{reused}; "

@@ -65,13 +65,13 @@ def content_seed(seed: int, key: str) -> tuple[int, int]:
 def overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = OVERLAY_COLOUR,
             alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """``image`` (RGB ``uint8 (H, W, 3)``) with ``mask`` tinted and outlined on it; the
-    outline's width grows with the image (1 px up to 400 px, then 1 per 400 px)."""
+    outline is 2 px wide, more on large images (1 px per 250)."""
     out = image.copy()
     m = mask.astype(bool)
     tint = np.asarray(colour, np.float32)
     out[m] = (out[m].astype(np.float32) * (1 - alpha) + tint * alpha).round().astype(np.uint8)
     contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(out, contours, -1, colour, thickness=max(1, min(image.shape[:2]) // 400))
+    cv2.drawContours(out, contours, -1, colour, thickness=max(2, min(image.shape[:2]) // 250))
     return out
 
 
