@@ -49,6 +49,9 @@ _EXPORTS = {
     "draw_shots": "evaluation.protocol",
     # beyond the paper: which images to label, and a recipe chosen on them
     "select_shots": "shots", "SHOT_STRATEGIES": "shots", "choose_recipe": "recipe",
+    # one's own images: fit on the labelled ones, predict the rest; every method compared
+    "SelfPrompt": "api", "Prediction": "methods.base", "METHODS": "methods.registry",
+    "make_method": "methods.registry",
 }
 __all__ = sorted(_EXPORTS) + ["print_config", "__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

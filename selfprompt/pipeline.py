@@ -14,7 +14,8 @@ import numpy as np
 from .classifier import LinearPixelClassifier, make_classifier
 from .decode import PromptDecoder
 from .embeddings import to_float32
-from .frame import GRID, IMG_SIZE, grid_to_image, labels_aligned, labels_stretched
+from .frame import (GRID, IMG_SIZE, content_fraction, grid_to_image, labels_aligned,
+                    labels_stretched)
 from .metrics import dice, iou
 from .presets import VARIANTS, Preset
 from .prompts import Prompts, make_prompts
@@ -149,6 +150,20 @@ def widening_draws(clf: LinearPixelClassifier, features: np.ndarray, size: tuple
     return make_prompts(coarse, preset, np.random.RandomState(0)).draws
 
 
+def classifier_confidence(clf: LinearPixelClassifier, features: np.ndarray,
+                          size: tuple[int, int], preset: Preset,
+                          img_size: int = IMG_SIZE) -> float:
+    """The quality score of the classifier's own mask (``linear``): its mean confidence
+    ``max(p, 1 - p)`` over the cells that describe the image (with ``aligned`` labels
+    the cells at least half image content; with ``stretched`` ones every cell), in
+    [0.5, 1]: near 1 where every cell is clearly lesion or clearly not."""
+    p = clf.probability_map(features).astype(np.float64)
+    confidence = np.maximum(p, 1 - p)
+    if preset.labels == "aligned":
+        confidence = confidence[content_fraction(size[0], size[1], img_size) >= 0.5]
+    return float(confidence.mean()) if confidence.size else 0.0
+
+
 @dataclass
 class Segmentation:
     """Everything computed for one test image, kept for display and for the table."""
@@ -159,6 +174,11 @@ class Segmentation:
     #: seconds this image took: ``self_prompt`` (the coarse mask, its prompts and the
     #: paper's variants, decoded in one call), then each other variant's own
     seconds: dict[str, float] = field(default_factory=dict)
+    #: each variant's quality score in [0, 1] (higher: more trustworthy): SAM's predicted
+    #: IoU of the mask it returned (0 for an empty mask nothing decoded; one box per
+    #: lesion: the area-weighted mean, :func:`~selfprompt.strategies.quality`), and for
+    #: ``linear`` the classifier's mean confidence (:func:`classifier_confidence`)
+    quality: dict[str, float] = field(default_factory=dict)
 
     def scores(self, truth: np.ndarray) -> dict[str, tuple[float, float]]:
         return {v: (dice(m, truth), iou(m, truth)) for v, m in self.masks.items()}
@@ -186,13 +206,17 @@ def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.nda
     coarse = coarse_mask(clf, features, size, preset, img_size)
     prompts = make_prompts(coarse, preset, rng)
     decoder.set_embedding(features, size)
-    masks = decoder.variants(prompts, [v for v in variants if v in VARIANTS])
+    masks, quality = decoder.variants(prompts, [v for v in variants if v in VARIANTS],
+                                      return_scores=True)
     seconds = {"self_prompt": time.perf_counter() - start}
+    if "linear" in quality:
+        quality["linear"] = classifier_confidence(clf, features, size, preset, img_size)
     others = [v for v in variants if v not in VARIANTS]
     if others:
         logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
         if finetuned is not None and any(v.startswith("ft_") for v in others):
             finetuned.set_embedding(features, size)
         inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size, persam)
-        masks.update(run_strategies(others, decoder, inputs, finetuned, seconds))
-    return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds)
+        masks.update(run_strategies(others, decoder, inputs, finetuned, seconds, quality))
+    return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds,
+                        {v: quality[v] for v in variants})

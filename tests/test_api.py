@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-PACKAGES = ("selfprompt", "selfprompt.models", "selfprompt.datasets")
+PACKAGES = ("selfprompt", "selfprompt.models", "selfprompt.datasets", "selfprompt.methods")
 
 
 @pytest.mark.parametrize("name", PACKAGES)
