@@ -67,7 +67,8 @@ def test_the_overlay_tints_and_outlines_the_mask_and_leaves_the_rest():
     mask[20:40, 30:60] = True
     out = overlay(image, mask)
     assert out.shape == image.shape
-    assert (out[~mask] == 100).all()                            # outside: untouched
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert (out[~near] == 100).all()                            # away from it: untouched
     assert out[30, 45, 1] > 100 and out[30, 45, 0] < 100        # inside: tinted green
     assert tuple(out[20, 45]) == (0, 255, 0)                    # its edge: the outline
 
@@ -257,7 +258,7 @@ def test_predict_end_to_end_then_again_from_the_saved_model(
             shutil.copy(synthetic_dir / sub / f"synthetic_00{i}.jpg", labelled / sub)
     todo = _images(synthetic_dir, tmp_path / "todo", [f"synthetic_00{i}.jpg" for i in range(5, 10)])
     (todo / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
-    fit = tmp_path / "fit.model"
+    fit = tmp_path / "fit.npz"
     out = tmp_path / "out"
     code = _predict_cli(labelled, todo, out, "tiny", tiny_checkpoint, tmp_path / "cache",
                         "--prompt", "box", "--save-model", fit)
@@ -277,7 +278,8 @@ def test_predict_end_to_end_then_again_from_the_saved_model(
     # the saved fit, without the labelled images, writes the same masks
     again = tmp_path / "again"
     assert main(["-q", "predict", "--model", str(fit), "--images", str(todo), "--out",
-                 str(again), "--cache", str(tmp_path / "cache")]) == 1
+                 str(again), "--cache", str(tmp_path / "cache"), "--checkpoint",
+                 str(tiny_checkpoint)]) == 1
     for r in rows:
         assert (again / r["mask"]).read_bytes() == (out / r["mask"]).read_bytes()
     assert read_table(again / "predictions.csv") == rows
@@ -301,7 +303,7 @@ def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone,
     Returns (run's Dice, the CLI's Dice with ``--prompt linear``, the Dice of the CLI's
     saved ``prompt`` fit through the writer with the protocol's seeds, and the CLI's own
     ``prompt`` Dice with its content seeds)."""
-    from selfprompt.cli.own import _api
+    from selfprompt.api import SelfPrompt
     from selfprompt.datasets.reader import open_dataset
     from selfprompt.embeddings import embed_dataset
     from selfprompt.evaluation.protocol import Experiment
@@ -333,10 +335,10 @@ def _predict_scores_what_run_scores(root: Path, n_images: int, k: int, backbone,
     for p in ("linear", prompt):
         folder = tmp_path / f"cli-{p}"
         assert _predict_cli(labelled, held, folder, kind, checkpoint, cache, "--prompt", p,
-                            "--save-model", tmp_path / f"{p}.model") == 0
+                            "--save-model", tmp_path / f"{p}.npz") == 0
         out[p] = _dice_of(folder, read_table(folder / "predictions.csv"), truth)
     # the saved fit through the writer, each image seeded as the protocol seeds it
-    model = _api().load(tmp_path / f"{prompt}.model")     # selfprompt.api.SelfPrompt
+    model = SelfPrompt.load(tmp_path / f"{prompt}.npz", checkpoint=checkpoint, cache=cache)
     index = {data.samples[i].name: i for i in test}
     encoder = ImageEncoder(model.backbone_)
     from selfprompt.embeddings import EmbeddingCache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..presets import PRESETS
@@ -131,8 +132,8 @@ def cmd_predict(args) -> int:
                          "--model (a fit saved with --save-model), not both or neither")
     # every check that can fail fast runs before the backbone loads or an image is encoded
     images = list_images(args.images)
-    if args.labelled is not None:
-        from ..own._fallback import check_prompt
+    if args.labelled is not None and args.prompt != AUTO:
+        from ..methods.self_prompt import check_prompt
 
         check_prompt(args.prompt)
     dataset = _labelled(args) if args.labelled is not None else None
@@ -143,9 +144,9 @@ def cmd_predict(args) -> int:
     if args.save_model is not None:
         check_writable(args.save_model.parent, "the model's folder",
                        "give --save-model a writable path")
-    model, backbone = _fit(args, dataset)
-    encoder, cache = _encoding(backbone, args.cache)
-    identity = _identity(args, backbone, encoder, dataset)
+    model = _fit(args, dataset)
+    encoder, cache = _encoding(model.backbone_, args.cache)
+    identity = _identity(args, model.backbone_, encoder, dataset)
     method = model.method_
     summary = predict_images(lambda f, size, seed: method.predict(f, size, seed=seed),
                              images, args.out, cache=cache, encoder=encoder,
@@ -166,47 +167,44 @@ def cmd_predict(args) -> int:
     return 1 if summary.failed else 0
 
 
-def _api():
-    """``selfprompt.api.SelfPrompt``; until that module exists, a private stand-in with
-    the same surface (:mod:`selfprompt.own._fallback`)."""
-    try:
-        from ..api import SelfPrompt
-    except ImportError:
-        from ..own._fallback import SelfPrompt
-    return SelfPrompt
+class _LabelledEmbeddings(Sequence):
+    """The labelled images' embeddings, each read (from the cache, encoded once if
+    missing) when the fit asks for it: memory does not grow with the number labelled."""
+
+    def __init__(self, model, dataset) -> None:
+        self.model, self.paths = model, [s.image_path for s in dataset.samples]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, j: int):
+        return self.model.embed(self.paths[j])
 
 
 def _fit(args, dataset):
-    """The fitted model and its backbone: loaded from --model, or fitted on the labelled
-    images' cached embeddings (encoded first where missing)."""
-    from ..embeddings import embed_dataset
-    from ..models.backbone import load_backbone
-    from ..models.encoder import ImageEncoder
+    """The fitted ``selfprompt.api.SelfPrompt``: loaded from --model, or fitted on the
+    labelled images through the embedding cache."""
+    from ..api import SelfPrompt
     from ..presets import get_preset
-    from ..utils.paths import cache_folder
 
-    SelfPrompt = _api()
+    cache = args.cache or default_cache()
     if args.model is not None:
-        model = SelfPrompt.load(args.model)
+        model = SelfPrompt.load(args.model, checkpoint=args.checkpoint, device=args.device,
+                                cache=cache)
         print(f"model {args.model}: prompt {model.prompt_}, fitted on {model.n_shots_} "
               "labelled images")
-        return model, model.backbone_
+        return model
     preset = get_preset(args.preset)
-    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
-    embeddings, stats = embed_dataset(dataset, backbone, cache_folder(args.cache or
-                                                                      default_cache()),
-                                      progress=not args.quiet, encoder=ImageEncoder(backbone))
-    masks = [dataset.mask(i, preset.mask_threshold) for i in range(len(dataset))]
     model = SelfPrompt(backbone=args.backbone, prompt=args.prompt, preset=args.preset,
                        checkpoint=args.checkpoint, device=args.device, seed=args.seed,
-                       cache=args.cache)
-    model.fit_embeddings(embeddings.take(range(len(dataset))), masks)
-    print(f"fitted on {len(dataset)} labelled images ({stats.encoded} encoded): prompt "
-          f"{model.prompt_}")
+                       cache=cache)
+    masks = [dataset.mask(i, preset.mask_threshold) for i in range(len(dataset))]
+    model.fit_embeddings(_LabelledEmbeddings(model, dataset), masks)
+    print(f"fitted on {len(dataset)} labelled images: prompt {model.prompt_}")
     if args.save_model is not None:
         model.save(args.save_model)
         print(f"model saved to {args.save_model}")
-    return model, backbone
+    return model
 
 
 def add_commands(command) -> None:
