@@ -110,9 +110,12 @@ def _sha256(path: Path) -> str:
 
 def _identity(args, backbone, encoder, dataset=None) -> str:
     """What the masks depend on: the model file, or the labelled files and the settings
-    of the fit; the backbone and its encoder. A journal of another identity is redone."""
+    of the fit; the backbone, its encoder and the kit's version. A journal of another
+    identity is redone."""
+    from .. import __version__
+
     what: dict = {"backbone": backbone.model_hash, "numerics": encoder.numerics,
-                  "seed": args.seed}
+                  "seed": args.seed, "kit": __version__}
     if args.model is not None:
         what["model"] = _sha256(args.model)
     else:
