@@ -133,6 +133,9 @@ def cmd_predict(args) -> int:
     if (args.model is None) == (args.labelled is None):
         raise ValueError("give either --labelled (the images you labelled, to fit on) or "
                          "--model (a fit saved with --save-model), not both or neither")
+    if args.model is not None and args.prompt != AUTO:
+        raise ValueError(f"--prompt {args.prompt} cannot change a saved fit's prompt: fit "
+                         "again with --labelled and --prompt")
     # every check that can fail fast runs before the backbone loads or an image is encoded
     images = list_images(args.images)
     if args.labelled is not None and args.prompt != AUTO:
@@ -227,7 +230,8 @@ def add_commands(command) -> None:
                         "or files")
     p.add_argument("--out", type=Path, required=True,
                    help="output folder: masks/, overlays/, predictions.csv (a rerun "
-                        "resumes: finished images are kept)")
+                        "resumes: finished images are kept); unreadable images are listed "
+                        "in failed.txt and make the exit status 1")
     p.add_argument("--labelled", default=None, metavar="FOLDER|PATTERN",
                    help="the labelled images and their masks, read as `check` reads a data "
                         "set: a folder with images/ and masks/ (or a known set's layout), "
