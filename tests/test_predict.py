@@ -275,6 +275,12 @@ def test_predict_end_to_end_then_again_from_the_saved_model(
     assert [r["score"] for r in rows] == sorted(r["score"] for r in rows)
     assert {r["prompt"] for r in rows} == {"box"}
     assert "least confident first" in lines[-1] and Path(rows[0]["image"]).stem in lines[-1]
+    # the same command again: every finished image is kept, the unreadable one retried
+    assert _predict_cli(labelled, todo, out, "tiny", tiny_checkpoint, tmp_path / "cache",
+                        "--prompt", "box") == 1
+    printed = capsys.readouterr()
+    assert "(0 computed, 5 kept from an earlier run" in printed.out
+    assert "broken.png" in printed.err
     # the saved fit, without the labelled images, writes the same masks
     again = tmp_path / "again"
     assert main(["-q", "predict", "--model", str(fit), "--images", str(todo), "--out",
@@ -377,3 +383,24 @@ def test_predict_scores_what_run_scores_on_real_kvasir(kvasir_dir, tmp_path):
     assert box == run["box"]
     # the command's own seeds (from each image's content) move the boxes by a few pixels
     assert abs(np.mean(list(cli_box.values())) - np.mean(list(box.values()))) < 0.05
+
+
+def test_labelled_pairs_from_a_pattern_are_paired_as_check_pairs_them(synthetic_dir, tmp_path):
+    import argparse
+
+    from selfprompt.cli.own import _labelled
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i in range(3):      # images and masks in one folder: x.jpg beside x_mask.png
+        shutil.copy(synthetic_dir / "images" / f"synthetic_00{i}.jpg", mixed)
+        mask = cv2.imread(str(synthetic_dir / "masks" / f"synthetic_00{i}.jpg"),
+                          cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(mixed / f"synthetic_00{i}_mask.png"), mask)
+    args = argparse.Namespace(labelled=f"{mixed}/*.jpg", labelled_images=None,
+                              labelled_masks="*_mask.png", pair=None, dataset=None,
+                              cache=tmp_path / "cache", quiet=True)
+    data = _labelled(args)
+    assert data.names == ["synthetic_000", "synthetic_001", "synthetic_002"]
+    assert [s.mask_path.name for s in data.samples] == [f"synthetic_00{i}_mask.png"
+                                                        for i in range(3)]
