@@ -20,8 +20,9 @@ The method is the top of the package, in the order it runs:
 Around it, in subpackages: ``models`` (the backbone registry, encoders, weights),
 ``datasets`` (reading, layouts, the public sets), ``assets`` (checked downloads),
 ``evaluation`` (the k-shot protocol, ablations, reports, the committed reference),
-``teaching`` (notebook helpers, explorer, exercises, classroom check, book, bundle) and
-``utils``. ``python -m selfprompt`` is the command line for all of it.
+``own`` (one's own images: which to label, masks for the rest), ``teaching``
+(notebook helpers, explorer, exercises, classroom check, book, bundle) and ``utils``.
+``python -m selfprompt`` is the command line for all of it.
 """
 from __future__ import annotations
 
