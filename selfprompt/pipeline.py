@@ -186,21 +186,25 @@ class Segmentation:
 
 def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.ndarray,
             size: tuple[int, int], preset: Preset, rng, variants=VARIANTS,
-            truth: np.ndarray | None = None, seed: tuple[int, ...] = (0,),
-            finetuned: PromptDecoder | None = None, persam: dict | None = None
-            ) -> Segmentation:
+            seed: tuple[int, ...] = (0,)) -> Segmentation:
     """Self-prompt SAM on one image from its cached embedding (the decoder's backbone
     sets the frame).
 
     ``variants`` may name the paper's four (:data:`~selfprompt.presets.VARIANTS`) and
-    any of :data:`~selfprompt.strategies.STRATEGIES`; those draw from generators seeded
-    by ``seed`` (the protocol passes ``(seed, fold, image)``), the ``gt_*`` baselines
-    read ``truth``, the ``ft_*`` ones decode with ``finetuned``, and ``persam``,
-    ``persam_f`` with the fitted models in ``persam`` (by variant).
+    the prompt strategies of :data:`~selfprompt.strategies.STRATEGIES` that read the
+    coarse mask; those draw from generators seeded by ``seed`` (the protocol passes
+    ``(seed, fold, image)``). The methods fitted on the shots besides the classifier
+    (the fine-tuned decoder, PerSAM) and the bounds from the true mask are
+    :class:`selfprompt.methods.Variants`'s.
     """
-    from .strategies import NEEDS_LOGITS, Inputs, run_strategies
+    from .strategies import NEEDS_LOGITS, NEEDS_PERSAM, NEEDS_TRUTH, Inputs, run_strategies
 
     assert features.shape[-1] == GRID
+    elsewhere = [v for v in variants if v in NEEDS_TRUTH or v in NEEDS_PERSAM
+                 or v.startswith("ft_")]
+    if elsewhere:
+        raise ValueError(f"variants {elsewhere} need the true mask or a method fitted on "
+                         "the shots: segment them with selfprompt.methods.Variants")
     start = time.perf_counter()
     img_size = decoder.backbone.img_size
     coarse = coarse_mask(clf, features, size, preset, img_size)
@@ -214,9 +218,7 @@ def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.nda
     others = [v for v in variants if v not in VARIANTS]
     if others:
         logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
-        if finetuned is not None and any(v.startswith("ft_") for v in others):
-            finetuned.set_embedding(features, size)
-        inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size, persam)
-        masks.update(run_strategies(others, decoder, inputs, finetuned, seconds, quality))
+        inputs = Inputs(prompts, preset, logits, None, tuple(seed), img_size)
+        masks.update(run_strategies(others, decoder, inputs, None, seconds, quality))
     return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds,
                         {v: quality[v] for v in variants})

@@ -4,7 +4,6 @@ against the backbone's checkpoint."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

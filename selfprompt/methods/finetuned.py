@@ -73,8 +73,14 @@ class FineTuned(Method):
     def predict(self, features: np.ndarray, size: tuple[int, int], *,
                 seed: tuple[int, ...] = (0,)) -> Prediction:
         self._check_fitted("decoder_")
-        v = self.variant
-        seg = segment(self.classifier_, self.base_decoder_, np.asarray(features, np.float32),
-                      tuple(size), self.preset_, np.random.default_rng(list(seed)), (v,),
-                      seed=tuple(seed), finetuned=self.decoder_)
-        return Prediction(seg.masks[v], seg.quality[v], v)
+        from ..strategies import Inputs, run_strategies
+
+        v, features, size = self.variant, np.asarray(features, np.float32), tuple(size)
+        seg = segment(self.classifier_, self.base_decoder_, features, size, self.preset_,
+                      np.random.default_rng(list(seed)), (), seed=tuple(seed))
+        self.decoder_.set_embedding(features, size)
+        x = Inputs(seg.prompts, self.preset_, None, None, tuple(seed),
+                   self.base_decoder_.backbone.img_size)
+        quality: dict[str, float] = {}
+        mask = run_strategies([v], self.base_decoder_, x, self.decoder_, scores=quality)[v]
+        return Prediction(mask, quality[v], v)
