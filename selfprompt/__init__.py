@@ -20,8 +20,9 @@ The method is the top of the package, in the order it runs:
 Around it, in subpackages: ``models`` (the backbone registry, encoders, weights),
 ``datasets`` (reading, layouts, the public sets), ``assets`` (checked downloads),
 ``evaluation`` (the k-shot protocol, ablations, reports, the committed reference),
-``teaching`` (notebook helpers, explorer, exercises, classroom check, book, bundle) and
-``utils``. ``python -m selfprompt`` is the command line for all of it.
+``own`` (one's own images: which to label, masks for the rest), ``teaching``
+(notebook helpers, explorer, exercises, classroom check, book, bundle) and ``utils``.
+``python -m selfprompt`` is the command line for all of it.
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ _EXPORTS = {
     "draw_shots": "evaluation.protocol",
     # beyond the paper: which images to label, and a recipe chosen on them
     "select_shots": "shots", "SHOT_STRATEGIES": "shots", "choose_recipe": "recipe",
+    # one's own images: fit on the labelled ones, predict the rest; every method compared
+    "SelfPrompt": "api", "Prediction": "methods.base", "METHODS": "methods.registry",
+    "make_method": "methods.registry",
 }
 __all__ = sorted(_EXPORTS) + ["print_config", "__version__"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

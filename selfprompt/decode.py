@@ -18,6 +18,11 @@ from .frame import input_size
 from .presets import VARIANTS
 
 
+def _unit(iou) -> float:
+    """SAM's predicted IoU as a quality score: its head is a plain MLP, so clipped to [0, 1]."""
+    return min(max(float(iou), 0.0), 1.0)
+
+
 class PromptDecoder:
     """Numpy in, numpy out, like ``SamPredictor``; fed with cached embeddings."""
 
@@ -30,11 +35,15 @@ class PromptDecoder:
         #: once (:mod:`selfprompt.models.batchdecode`: equal to SAM's calls up to rounding,
         #: and faster on a CPU); False: SAM's own calls, one per prompt, bit for bit
         self.batched = batched
+        #: ``(SAM's predicted IoU, mask area)`` of each :meth:`predict` call since the
+        #: image was set: what a variant's quality score is read from
+        self.scores: list[tuple[float, int]] = []
 
     def set_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:
         """Use ``features`` ``(256, 64, 64)`` as the embedding of an ``(H, W)`` image."""
         p = self.predictor
         p.reset_image()
+        self.scores = []
         # a copy: cached embeddings are read-only memory maps (and may be float16)
         p.features = torch.from_numpy(np.array(features, dtype=np.float32)).to(p.device)[None]
         p.original_size = tuple(int(v) for v in original_size)
@@ -52,19 +61,22 @@ class PromptDecoder:
         also returns SAM's own ``(256, 256)`` low-resolution logits, which iterative
         refinement feeds back as the next ``mask_input``.
         """
-        masks, _, low = self.predictor.predict(
+        masks, iou, low = self.predictor.predict(
             point_coords=None if points is None else np.asarray(points, dtype=np.float32),
             point_labels=None if labels is None else np.asarray(labels),
             box=None if box is None else np.asarray(box, dtype=np.float32)[None],
             mask_input=None if mask_input is None else np.asarray(mask_input, np.float32)[None],
             multimask_output=False)
+        self.scores.append((_unit(iou[0]), int(masks[0].sum())))
         return (masks[0], low[0]) if return_logits else masks[0]
 
-    def variants(self, prompts, variants=VARIANTS) -> dict[str, np.ndarray]:
+    def variants(self, prompts, variants=VARIANTS, return_scores: bool = False):
         """SAM's mask for each prompt variant; the ``linear`` one is the cleaned coarse mask.
 
         A variant whose prompt is missing (an empty coarse mask in the ``corrected``
-        preset) gives an empty mask rather than an unprompted SAM guess.
+        preset) gives an empty mask rather than an unprompted SAM guess. With
+        ``return_scores`` also SAM's predicted IoU of each decoded mask (0 for an empty
+        one, None for ``linear``, which SAM does not decode), as a second dict.
         """
         p = prompts
         asks = {"point": (p.points, p.labels, None), "box": (None, None, p.box),
@@ -73,15 +85,24 @@ class PromptDecoder:
         if unknown:
             raise ValueError(f"unknown variant {unknown[0]!r}; choose from {VARIANTS}")
         prompted = [v for v in variants if v in asks and any(a is not None for a in asks[v])]
+        iou: dict[str, float] = {}
         if self.batched and prompted:
             from .models.batchdecode import decode_batch
 
-            decoded = dict(zip(prompted, decode_batch(self.predictor,
-                                                      [asks[v] for v in prompted])))
+            batch = decode_batch(self.predictor, [asks[v] for v in prompted],
+                                 return_iou=return_scores)
+            decoded = dict(zip(prompted, batch[0] if return_scores else batch))
+            if return_scores:
+                iou = {v: _unit(x) for v, x in zip(prompted, batch[-1])}
         else:
-            decoded = {v: self.predict(*asks[v]) for v in prompted}
+            decoded = {}
+            for v in prompted:
+                decoded[v] = self.predict(*asks[v])
+                iou[v] = self.scores[-1][0]
         out: dict[str, np.ndarray] = {}
         for v in variants:
             out[v] = (p.cleaned.astype(bool) if v == "linear" else decoded[v] if v in decoded
                       else np.zeros(self.predictor.original_size, dtype=bool))
-        return out
+        if not return_scores:
+            return out
+        return out, {v: None if v == "linear" else iou.get(v, 0.0) for v in variants}

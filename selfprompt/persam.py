@@ -313,32 +313,41 @@ class PerSAM:
         """The mask of one image, ``bool (H, W)``. ``decoder``: a
         :class:`~selfprompt.decode.PromptDecoder`; with ``features`` and ``size`` it is
         given that embedding, without them it decodes the one it holds."""
+        return self.predict_scored(decoder, features, size)[0]
+
+    def predict_scored(self, decoder, features: np.ndarray | None = None,
+                       size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+        """:meth:`predict`'s mask and SAM's predicted IoU of it (its last decoding's)."""
         features, size = self._image(decoder, features, size)
         prior = self.location_prior(features, size)
         pts, labels = self.points(prior)
         hooks = ({"bias": self.attention_bias(features, prior).ravel(),
                   "target": self.target_embedding_} if self.guidance else {})
-        masks, _, low = decode(decoder, pts, labels, multimask=False, **hooks)
-        return self._cascade(decoder, pts, labels, masks[0], low[0], box_first=False)
+        masks, iou, low = decode(decoder, pts, labels, multimask=False, **hooks)
+        return self._cascade(decoder, pts, labels, masks[0], low[0], box_first=False,
+                             score=min(max(float(iou[0]), 0.0), 1.0))
 
-    def _cascade(self, decoder, pts, labels, mask, low, box_first: bool) -> np.ndarray:
+    def _cascade(self, decoder, pts, labels, mask, low, box_first: bool,
+                 score: float) -> tuple[np.ndarray, float]:
         """PerSAM's post-refinement: decode again with the last logits as SAM's mask prompt
         (three masks, the best by SAM's score), then with its box too; ``box_first``: the
-        box in both passes (PerSAM-F)."""
+        box in both passes (PerSAM-F). Returns the mask and SAM's score of it (``score``:
+        the first pass's, kept without refinement)."""
         if not self.refine:
-            return mask
+            return mask, score
         p = decoder.predictor
         for step in range(2):
             box = bounding_box(mask) if (box_first or step == 1) else None
             if (box_first or step == 1) and box is None:
-                return np.zeros_like(mask, dtype=bool)
+                return np.zeros_like(mask, dtype=bool), 0.0
             masks, scores, lows = p.predict(
                 point_coords=np.asarray(pts, np.float32), point_labels=labels,
                 box=None if box is None else box.astype(np.float32),
                 mask_input=low[None], multimask_output=True)
             best = int(np.argmax(scores))
             mask, low = masks[best], lows[best]
-        return mask
+            score = min(max(float(scores[best]), 0.0), 1.0)
+        return mask, score
 
 
 def _dice_focal(logits: torch.Tensor, target: torch.Tensor, shot: torch.Tensor, n: int,
@@ -435,17 +444,20 @@ class PerSAMF(PerSAM):
         self.seconds_ = round(time.perf_counter() - t0, 3)
         return self
 
-    def predict(self, decoder, features: np.ndarray | None = None,
-                size: tuple[int, int] | None = None) -> np.ndarray:
+    def predict_scored(self, decoder, features: np.ndarray | None = None,
+                       size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+        """The mask and its score: SAM's after refinement; without it the trained weights'
+        mean of the three outputs' predicted IoUs."""
         features, size = self._image(decoder, features, size)
         pts, labels = self.points(self.location_prior(features, size), negative=False)
-        _, _, low = decode(decoder, pts, labels, multimask=True)
+        _, iou, low = decode(decoder, pts, labels, multimask=True)
         low = np.tensordot(self.weights_, low, axes=1).astype(np.float32)   # (256, 256)
+        score = float(np.clip(np.dot(self.weights_, iou), 0.0, 1.0))
         p = decoder.predictor
         mask = (p.model.postprocess_masks(torch.from_numpy(low)[None, None].to(p.device),
                                           p.input_size, p.original_size)[0, 0]
                 > p.model.mask_threshold).cpu().numpy()
-        return self._cascade(decoder, pts, labels, mask, low, box_first=True)
+        return self._cascade(decoder, pts, labels, mask, low, box_first=True, score=score)
 
 
 #: the variants' models, by name

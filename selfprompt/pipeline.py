@@ -14,7 +14,8 @@ import numpy as np
 from .classifier import LinearPixelClassifier, make_classifier
 from .decode import PromptDecoder
 from .embeddings import to_float32
-from .frame import GRID, IMG_SIZE, grid_to_image, labels_aligned, labels_stretched
+from .frame import (GRID, IMG_SIZE, content_fraction, grid_to_image, labels_aligned,
+                    labels_stretched)
 from .metrics import dice, iou
 from .presets import VARIANTS, Preset
 from .prompts import Prompts, make_prompts
@@ -149,6 +150,20 @@ def widening_draws(clf: LinearPixelClassifier, features: np.ndarray, size: tuple
     return make_prompts(coarse, preset, np.random.RandomState(0)).draws
 
 
+def classifier_confidence(clf: LinearPixelClassifier, features: np.ndarray,
+                          size: tuple[int, int], preset: Preset,
+                          img_size: int = IMG_SIZE) -> float:
+    """The quality score of the classifier's own mask (``linear``): its mean confidence
+    ``max(p, 1 - p)`` over the cells that describe the image (with ``aligned`` labels
+    the cells at least half image content; with ``stretched`` ones every cell), in
+    [0.5, 1]: near 1 where every cell is clearly lesion or clearly not."""
+    p = clf.probability_map(features).astype(np.float64)
+    confidence = np.maximum(p, 1 - p)
+    if preset.labels == "aligned":
+        confidence = confidence[content_fraction(size[0], size[1], img_size) >= 0.5]
+    return float(confidence.mean()) if confidence.size else 0.0
+
+
 @dataclass
 class Segmentation:
     """Everything computed for one test image, kept for display and for the table."""
@@ -159,6 +174,11 @@ class Segmentation:
     #: seconds this image took: ``self_prompt`` (the coarse mask, its prompts and the
     #: paper's variants, decoded in one call), then each other variant's own
     seconds: dict[str, float] = field(default_factory=dict)
+    #: each variant's quality score in [0, 1] (higher: more trustworthy): SAM's predicted
+    #: IoU of the mask it returned (0 for an empty mask nothing decoded; one box per
+    #: lesion: the area-weighted mean, :func:`~selfprompt.strategies.quality`), and for
+    #: ``linear`` the classifier's mean confidence (:func:`classifier_confidence`)
+    quality: dict[str, float] = field(default_factory=dict)
 
     def scores(self, truth: np.ndarray) -> dict[str, tuple[float, float]]:
         return {v: (dice(m, truth), iou(m, truth)) for v, m in self.masks.items()}
@@ -166,33 +186,39 @@ class Segmentation:
 
 def segment(clf: LinearPixelClassifier, decoder: PromptDecoder, features: np.ndarray,
             size: tuple[int, int], preset: Preset, rng, variants=VARIANTS,
-            truth: np.ndarray | None = None, seed: tuple[int, ...] = (0,),
-            finetuned: PromptDecoder | None = None, persam: dict | None = None
-            ) -> Segmentation:
+            seed: tuple[int, ...] = (0,)) -> Segmentation:
     """Self-prompt SAM on one image from its cached embedding (the decoder's backbone
     sets the frame).
 
     ``variants`` may name the paper's four (:data:`~selfprompt.presets.VARIANTS`) and
-    any of :data:`~selfprompt.strategies.STRATEGIES`; those draw from generators seeded
-    by ``seed`` (the protocol passes ``(seed, fold, image)``), the ``gt_*`` baselines
-    read ``truth``, the ``ft_*`` ones decode with ``finetuned``, and ``persam``,
-    ``persam_f`` with the fitted models in ``persam`` (by variant).
+    the prompt strategies of :data:`~selfprompt.strategies.STRATEGIES` that read the
+    coarse mask; those draw from generators seeded by ``seed`` (the protocol passes
+    ``(seed, fold, image)``). The methods fitted on the shots besides the classifier
+    (the fine-tuned decoder, PerSAM) and the bounds from the true mask are
+    :class:`selfprompt.methods.Variants`'s.
     """
-    from .strategies import NEEDS_LOGITS, Inputs, run_strategies
+    from .strategies import NEEDS_LOGITS, NEEDS_PERSAM, NEEDS_TRUTH, Inputs, run_strategies
 
     assert features.shape[-1] == GRID
+    elsewhere = [v for v in variants if v in NEEDS_TRUTH or v in NEEDS_PERSAM
+                 or v.startswith("ft_")]
+    if elsewhere:
+        raise ValueError(f"variants {elsewhere} need the true mask or a method fitted on "
+                         "the shots: segment them with selfprompt.methods.Variants")
     start = time.perf_counter()
     img_size = decoder.backbone.img_size
     coarse = coarse_mask(clf, features, size, preset, img_size)
     prompts = make_prompts(coarse, preset, rng)
     decoder.set_embedding(features, size)
-    masks = decoder.variants(prompts, [v for v in variants if v in VARIANTS])
+    masks, quality = decoder.variants(prompts, [v for v in variants if v in VARIANTS],
+                                      return_scores=True)
     seconds = {"self_prompt": time.perf_counter() - start}
+    if "linear" in quality:
+        quality["linear"] = classifier_confidence(clf, features, size, preset, img_size)
     others = [v for v in variants if v not in VARIANTS]
     if others:
         logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
-        if finetuned is not None and any(v.startswith("ft_") for v in others):
-            finetuned.set_embedding(features, size)
-        inputs = Inputs(prompts, preset, logits, truth, tuple(seed), img_size, persam)
-        masks.update(run_strategies(others, decoder, inputs, finetuned, seconds))
-    return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds)
+        inputs = Inputs(prompts, preset, logits, None, tuple(seed), img_size)
+        masks.update(run_strategies(others, decoder, inputs, None, seconds, quality))
+    return Segmentation(coarse, prompts, {v: masks[v] for v in variants}, seconds,
+                        {v: quality[v] for v in variants})

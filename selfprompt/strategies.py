@@ -211,7 +211,9 @@ def _persam(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
         if model is None:
             raise ValueError(f"variant {name!r} needs a fitted {name} model (selfprompt."
                              "persam; the protocol fits it on the shots); none was given")
-        return model.predict(d)
+        out, score = model.predict_scored(d)
+        d.scores.append((score, int(out.sum())))
+        return out
     run.__doc__ = f"{name} (selfprompt.persam) fitted on the fold's shots."
     return run
 
@@ -219,7 +221,9 @@ def _persam(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
 def _base(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
     """The paper's own prompts, for the fine-tuned decoder (``ft_box``, ...)."""
     def run(d: PromptDecoder, x: Inputs) -> np.ndarray:
-        masks = d.variants(x.prompts, (name,))
+        masks, scores = d.variants(x.prompts, (name,), return_scores=True)
+        if masks[name].any():
+            d.scores.append((scores[name], int(masks[name].sum())))
         return masks[name]
     run.__doc__ = f"The preset's {name} prompt."
     return run
@@ -284,12 +288,33 @@ def needs_persam(variants) -> tuple[str, ...]:
     return tuple(v for v in NEEDS_PERSAM if v in variants)
 
 
+#: variants whose mask unites several decoded masks: their quality is the mean of SAM's
+#: predicted IoUs weighted by each decoded mask's area (the others: the last decode's)
+AREA_WEIGHTED = ("box_cc",)
+
+
+def quality(variant: str, decoded: list[tuple[float, int]]) -> float:
+    """A strategy's quality score from its decoder calls ``(SAM's predicted IoU, mask
+    area)``, in order: the last call's IoU (the mask it returned: refinement's last
+    round), or for :data:`AREA_WEIGHTED` variants the area-weighted mean; 0 when nothing
+    was decoded (no prompt: an empty mask)."""
+    if not decoded:
+        return 0.0
+    if variant in AREA_WEIGHTED:
+        area = sum(a for _, a in decoded)
+        return (float(sum(s * a for s, a in decoded) / area) if area
+                else float(np.mean([s for s, _ in decoded])))
+    return float(decoded[-1][0])
+
+
 def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
                    finetuned: PromptDecoder | None = None,
-                   seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                   seconds: dict[str, float] | None = None,
+                   scores: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Masks of the strategy variants, in the order given. The decoders must hold the
     image's embedding (``set_embedding``) already. ``seconds``, when given, receives each
-    variant's own time (what it costs an image beyond the shared coarse mask)."""
+    variant's own time (what it costs an image beyond the shared coarse mask);
+    ``scores`` each variant's quality (:func:`quality`)."""
     out = {}
     for v in variants:
         start = time.perf_counter()
@@ -301,7 +326,11 @@ def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
                 raise ValueError(f"variant {v!r} needs a fine-tuned decoder "
                                  "(selfprompt.evaluation.finetune); none was given")
             d = finetuned
+        log = getattr(d, "scores", [])    # a decoder of one's own may keep none
+        before = len(log)
         out[v] = np.asarray(STRATEGIES[v][1](d, x), dtype=bool)
         if seconds is not None:
             seconds[v] = time.perf_counter() - start
+        if scores is not None:
+            scores[v] = quality(v, log[before:])
     return out

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-PACKAGES = ("selfprompt", "selfprompt.models", "selfprompt.datasets")
+PACKAGES = ("selfprompt", "selfprompt.models", "selfprompt.datasets", "selfprompt.methods",
+            "selfprompt.own")
 
 
 @pytest.mark.parametrize("name", PACKAGES)

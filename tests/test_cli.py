@@ -16,6 +16,7 @@ def run_cli(*args):
 
 
 GROUPS = {"the method": ["check", "embed", "run", "summarise", "progress"],
+          "your own images": ["suggest", "predict"],
           "data and weights": ["datasets", "assets", "fetch", "synthetic", "preflight"],
           "evaluation": ["ablations", "reference"],
           "teaching": ["exercises", "classroom", "book", "bundle"],

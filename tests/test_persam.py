@@ -230,7 +230,7 @@ def test_persam_is_scored_through_the_protocol(tiny_backbone, synthetic_dir, tmp
     by = {v: [r["image"] for r in rows if r["variant"] == v]
           for v in ("linear", "box", "persam", "persam_f")}
     assert by["persam"] == by["persam_f"] == by["linear"] and len(by["persam"]) == 2
-    fitted = exp.persam(PRESETS["corrected"], "2", 0)
+    fitted = {n: m.model_ for n, m in exp.fitted("corrected", "2", 0).persam_.items()}
     shots = exp.shots("2", 0)
     again = PerSAM().fit(emb.take(shots), [exp.mask(i, PRESETS["corrected"].mask_threshold)
                                            for i in shots], tiny_backbone.img_size)

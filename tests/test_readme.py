@@ -21,34 +21,61 @@ DOCS = sorted((REPO / "docs").glob("*.md"))
 VARIANTS = ("linear", "point", "box", "point_box")
 
 
-def quick_start_code() -> str:
+def quick_start_blocks() -> list[str]:
+    """The ```python blocks of the README's quick start section, in order."""
     text = README.read_text()
     heading = re.search(r"^## Python quick start\s*$", text, re.MULTILINE)
     assert heading, "README.md has no '## Python quick start' heading"
-    block = re.search(r"```python\n(.*?)```", text[heading.end():], re.DOTALL)
-    assert block, "no ```python block after the README's Python quick start heading"
-    return block.group(1)
+    section = re.split(r"^## ", text[heading.end():], maxsplit=1, flags=re.MULTILINE)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert blocks, "no ```python block after the README's Python quick start heading"
+    return blocks
 
 
-@pytest.mark.slow
-def test_python_quick_start_runs(tmp_path):
+def quick_start_code() -> str:
+    """The step-by-step block: the method's own calls, one Dice per variant."""
+    return quick_start_blocks()[-1]
+
+
+def _run(code: str, tmp_path: Path) -> str:
     data = tmp_path / "data" / "kvasir-seg"
-    data.parent.mkdir()
-    if (KVASIR / "images").is_dir():
-        data.symlink_to(KVASIR)
-    else:
-        from selfprompt.datasets.synthetic import make_synthetic
+    if not data.exists():
+        data.parent.mkdir(exist_ok=True)
+        if (KVASIR / "images").is_dir():
+            data.symlink_to(KVASIR)
+        else:
+            from selfprompt.datasets.synthetic import make_synthetic
 
-        make_synthetic(data, 30, 0)
-    (tmp_path / "quick_start.py").write_text(quick_start_code())
+            make_synthetic(data, 30, 0)
+    (tmp_path / "quick_start.py").write_text(code)
     env = {**os.environ, "SELFPROMPT_CACHE": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
                                                        os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "quick_start.py"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = [line for line in done.stdout.splitlines() if "Dice" in line]
-    assert [line.split()[0] for line in lines] == list(VARIANTS), done.stdout
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_python_quick_start_fits_predicts_and_saves(tmp_path):
+    """The first block: SelfPrompt on one's own images, a line per unlabelled image."""
+    out = _run(quick_start_blocks()[0], tmp_path)
+    lines = [line for line in out.splitlines() if "quality" in line]
+    assert len(lines) == 5, out
+    for line in lines:
+        assert re.fullmatch(r"\S+\.jpg  \w+  quality [01]\.\d\d  \d+ pixels", line), line
+    import selfprompt as sp
+
+    model = sp.SelfPrompt.load(tmp_path / "polyps.npz")
+    assert model.n_shots_ == 20 and model.prompt_ in {line.split()[1] for line in lines}
+
+
+@pytest.mark.slow
+def test_python_quick_start_runs(tmp_path):
+    out = _run(quick_start_code(), tmp_path)
+    lines = [line for line in out.splitlines() if "Dice" in line]
+    assert [line.split()[0] for line in lines] == list(VARIANTS), out
     for line in lines:
         match = re.fullmatch(r"(\w+)\s+Dice (\d\.\d{3})", line.strip())
         assert match, line

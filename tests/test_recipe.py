@@ -69,10 +69,10 @@ def test_auto_never_reads_a_test_mask_and_leaves_the_other_variants_alone(
         return ds.mask(i, threshold)
 
     auto.mask = poisoned
-    recipe = auto.recipe(p, "4", fold)
+    recipe = auto.fitted(p, "4", fold).auto_.recipe_
     assert read and not set(read) & test and set(read) <= set(auto.shots("4", fold))
     honest = dataclasses.replace(plain, variants=("auto",))
-    assert honest.recipe(p, "4", fold).as_dict()["scores"] == recipe.scores_
+    assert honest.fitted(p, "4", fold).auto_.recipe_.as_dict()["scores"] == recipe.scores_
 
     auto.mask = lambda i, threshold: ds.mask(i, threshold)   # scoring reads the truth
     path = auto.run_fold(p, 4, fold)
@@ -89,7 +89,7 @@ def test_auto_never_reads_a_test_mask_and_leaves_the_other_variants_alone(
     assert [r for r in rows if r["variant"] != "auto"] == base
     # auto's mask is the recipe applied to the test image
     i = int(auto.folds[fold][1][0])
-    clf = auto.classifier(p, "4", fold)
+    clf = auto.fitted(p, "4", fold).classifier_
     truth = ds.mask(i, p.mask_threshold)
     want = apply_recipe(recipe, clf, auto.decoder, np.asarray(emb[i], np.float32),
                         truth.shape, p, (auto.seed, fold, i))

@@ -53,7 +53,7 @@ def stages_child(args) -> dict:
         preset, k, fold = get_preset(args.stages_preset), args.stages_k, 0
         t = {s: 0.0 for s in ("fit", "mask", "prompts", "decode", "decode_batched", "score")}
         t0 = time.perf_counter()
-        clf = exp.classifier(preset, k, fold)
+        clf = exp.fitted(preset, k, fold).classifier_
         t["fit"] = time.perf_counter() - t0
         one, batched = PromptDecoder(backbone, batched=False), PromptDecoder(backbone, batched=True)
         test = [int(i) for i in exp.folds[fold][1][:args.stages_test]]

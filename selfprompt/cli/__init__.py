@@ -13,11 +13,11 @@ import logging
 import os
 import sys
 
-from . import data, evaluation, kit, method, teaching
+from . import data, evaluation, kit, method, own, teaching
 
 #: the commands by purpose, in the order ``--help`` lists them
-GROUPS = (("the method", method), ("data and weights", data), ("evaluation", evaluation),
-          ("teaching", teaching), ("the kit", kit))
+GROUPS = (("the method", method), ("your own images", own), ("data and weights", data),
+          ("evaluation", evaluation), ("teaching", teaching), ("the kit", kit))
 
 #: the kit's errors: (module, class, exit status). An error can only have been raised by a
 #: module that was imported, so main() looks each up in sys.modules instead of importing it

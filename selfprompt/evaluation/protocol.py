@@ -12,7 +12,6 @@ skipped on rerun and an interrupted one redone.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import json
@@ -29,7 +28,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from ..decode import PromptDecoder
-from ..pipeline import Segmentation, fit_classifier, segment, widening_draws
+from ..pipeline import Segmentation, widening_draws
 from ..presets import VARIANTS, Preset, get_preset
 from ..shots import DRAW_STRIDE, SHOT_STRATEGIES, parse_k, select_shots
 from ..utils.io import atomic_open, atomic_write_text, locked
@@ -37,9 +36,10 @@ from .results import COLUMNS, SHOTS_COLUMN, k_order
 
 if TYPE_CHECKING:  # annotations only: importing them here would pull torch in at import
     from ..classifier import LinearPixelClassifier
-    from ..recipe import Recipe
     from ..datasets.reader import Dataset
     from ..embeddings import DatasetEmbeddings
+    from ..methods.base import Shots
+    from ..methods.variants import Variants
     from ..models.backbone import Backbone
     from .finetune import DecoderFineTuner
 
@@ -159,7 +159,8 @@ class _Stopwatch:
 class Experiment:
     """Runs (preset, k, fold) cells of a sweep over one data set and backbone.
 
-    :meth:`score` is the method on one fold, in its order (shots, classifier, then per
+    :meth:`score` is the method on one fold, in its order (the fold's shots, the
+    methods fitted on them: a clone of :class:`~selfprompt.methods.Variants`, then per
     test image coarse mask, prompts, SAM's decoder and scores); around it the protocol
     keeps the folds and draws, the ``paper`` preset's random stream, and the run folder
     (:class:`RunFolder`) that makes a sweep resumable. Presets and k are resolved once,
@@ -213,12 +214,9 @@ class Experiment:
             raise ValueError(f"decoding must be 'batched' or 'sam', not {self.decoding!r}")
         self.decoder = PromptDecoder(self.backbone, batched=self.decoding == "batched")
         self.folds = make_folds(len(self.dataset), self.n_folds, self.seed)
-        # tiny (257 numbers each) and fitted once: the stream replay and notebooks reuse them
-        self._classifiers: dict[tuple, LinearPixelClassifier] = {}
-        self._finetuned: dict[tuple, tuple[PromptDecoder, DecoderFineTuner]] = {}
-        self._recipes: dict[tuple, Recipe] = {}
+        # fitted once per (preset, k, fold): the stream replay, case() and notebooks reuse them
+        self._fitted: dict[tuple, Variants] = {}
         self._pooled: dict[int, np.ndarray] = {}   # pooled embeddings the shot strategies read
-        self._persam: dict[tuple, dict] = {}  # (k, fold, threshold) -> fitted PerSAM models
 
     @property
     def _auto(self) -> bool:
@@ -231,6 +229,37 @@ class Experiment:
         from ..strategies import needs_finetuned
 
         return needs_finetuned(self.variants)
+
+    def method(self, preset: Preset) -> Variants:
+        """The unfitted estimator of the run's variants under ``preset``
+        (:class:`~selfprompt.methods.Variants`); :meth:`fitted` fits a clone of it."""
+        from ..methods.variants import Variants
+
+        finetune = None
+        if self._needs_finetuned:
+            finetune = {**self.finetune.get_params(),
+                        "progress": self.finetune.progress or self.progress}
+        return Variants(preset, tuple(self.variants), finetune)
+
+    def fitted(self, preset: str | Preset, k: str | int, fold: int) -> Variants:
+        """The run's methods fitted on the fold's k shots, once per (preset, k, fold)."""
+        from sklearn.base import clone
+
+        preset, k = get_preset(preset), parse_k(k)
+        key = (preset, k, fold)
+        if key not in self._fitted:
+            self._fitted[key] = clone(self.method(preset)).fit(self.fold_shots(preset, k, fold))
+        return self._fitted[key]
+
+    def fold_shots(self, preset: Preset, k: str, fold: int) -> Shots:
+        """The fold's k shots as the methods are fitted on them: embeddings read from the
+        cache when needed, masks at the preset's threshold."""
+        from ..methods.base import Shots
+
+        shots = self.shots(k, fold)
+        return Shots(self.embeddings.take(shots),
+                     [self.mask(i, preset.mask_threshold) for i in shots], self.decoder,
+                     seed=self.seed)
 
     # ---------------------------------------------------------------- entries
     def run_fold(self, preset: str | Preset, k: str | int, fold: int,
@@ -257,11 +286,8 @@ class Experiment:
         preset, k = get_preset(preset), parse_k(k)
         i = self.dataset.names.index(name)
         truth = self.mask(i, preset.mask_threshold)
-        finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
-        recipe = self.recipe(preset, k, fold) if self._auto else None
-        seg = self._segment(self.classifier(preset, k, fold), preset, fold, i, truth,
-                            np.random.default_rng([self.seed, fold, i]), finetuned, recipe,
-                            self.persam(preset, k, fold))
+        seg = self._segment(self.fitted(preset, k, fold), fold, i, truth,
+                            np.random.default_rng([self.seed, fold, i]))
         return self.dataset.image(i), truth, seg
 
     # ---------------------------------------------------------------- one fold
@@ -280,14 +306,15 @@ class Experiment:
         """
         from tqdm.auto import tqdm
 
-        # the fine-tuned decoder first: its own time is in the fold's JSON (seconds.finetune)
-        finetuned = self.finetuned(preset, k, fold)[0] if self._needs_finetuned else None
-        # and auto's recipe, chosen on the shots alone (its time: seconds.auto)
-        recipe = self.recipe(preset, k, fold) if self._auto else None
-        persam = self.persam(preset, k, fold)  # PerSAM's fit: seconds.<variant>_fit
         clock = _Stopwatch()
-        clf = self.classifier(preset, k, fold)        # fitted on the fold's k shots
+        # every method on the fold's k shots; each one's fit time is in the fold's JSON
+        # (seconds.fit: the classifier, 0 when an earlier call fitted it; .finetune,
+        # .auto, .<persam variant>_fit)
+        fresh = (preset, k, fold) not in self._fitted
+        fitted = self.fitted(preset, k, fold)
         clock.lap("fit")
+        if fresh:
+            clock.seconds["fit"] = fitted.seconds_["fit"]
         widening = self._widening(preset, k, fold)    # each test image's box randomness
         clock.lap("replay")
         rows, draws, per_image = [], 0, defaultdict(float)
@@ -297,96 +324,22 @@ class Experiment:
             i = int(i)
             truth = self.mask(i, preset.mask_threshold)
             # coarse mask -> prompts -> SAM's decoder, for every variant
-            seg = self._segment(clf, preset, fold, i, truth, widening(i), finetuned, recipe,
-                                persam)
+            seg = self._segment(fitted, fold, i, truth, widening(i))
             draws += seg.prompts.draws
             rows += self._rows(preset, k, fold, i, seg, truth)
             for part, seconds in seg.seconds.items():
                 per_image[part] += seconds
         clock.lap("segment")
         per_image = {part: round(s / max(len(test), 1), 4) for part, s in per_image.items()}
-        return rows, draws, clf, {**clock.seconds, "per_image": per_image}
+        return rows, draws, fitted.classifier_, {**clock.seconds, "per_image": per_image}
 
-    def _segment(self, clf: LinearPixelClassifier, preset: Preset, fold: int, i: int,
-                 truth: np.ndarray, rng, finetuned: PromptDecoder | None,
-                 recipe: Recipe | None, persam: dict | None = None) -> Segmentation:
-        """Test image ``i`` through :func:`~selfprompt.pipeline.segment`, and through the
-        fold's ``auto`` recipe when asked for (:func:`~selfprompt.recipe.apply_recipe`:
-        the same computation as the variant it chose, which is reused when it was
-        computed alike: same threshold, per-image box widening)."""
-        from ..recipe import AUTO, apply_recipe
-
+    def _segment(self, fitted: Variants, fold: int, i: int, truth: np.ndarray,
+                 rng) -> Segmentation:
+        """Test image ``i`` through the fold's fitted methods
+        (:meth:`Variants.segment <selfprompt.methods.Variants.segment>`); its own draws
+        seeded by (seed, fold, image), the ``gt_*`` bounds given its true mask."""
         features = np.asarray(self.embeddings[i], np.float32)
-        seed = (self.seed, fold, i)
-        seg = segment(clf, self.decoder, features, truth.shape, preset, rng,
-                      [v for v in self.variants if v != AUTO], truth=truth, seed=seed,
-                      finetuned=finetuned, persam=persam)
-        if recipe is not None:
-            start = time.perf_counter()
-            same = (recipe.threshold == clf.threshold and preset.rng != "sequential"
-                    and recipe.prompt in seg.masks)
-            seg.masks[AUTO] = (seg.masks[recipe.prompt] if same else
-                               apply_recipe(recipe, clf, self.decoder, features,
-                                            truth.shape, preset, seed))
-            seg.masks = {v: seg.masks[v] for v in self.variants}
-            seg.seconds[AUTO] = time.perf_counter() - start
-        return seg
-
-    def recipe(self, preset: Preset, k: str, fold: int) -> Recipe:
-        """The ``auto`` variant's prompt and threshold for the fold, chosen by
-        cross-validation inside its k shots (:func:`~selfprompt.recipe.choose_recipe`):
-        reads the shots' embeddings and masks, no test image. Once per (preset, k, fold)."""
-        from ..recipe import choose_recipe
-
-        key = (preset, parse_k(k), fold)
-        if key not in self._recipes:
-            shots = self.shots(k, fold)
-            self._recipes[key] = choose_recipe(
-                self.embeddings.take(shots), [self.mask(i, preset.mask_threshold) for i in shots],
-                preset, self.decoder, seed=self.seed)
-        return self._recipes[key]
-
-    def classifier(self, preset: Preset, k: str, fold: int) -> LinearPixelClassifier:
-        """Fitted on the fold's k shots (embeddings read from the cache one at a time),
-        once per (preset, k, fold): the random-stream replay and the notebooks reuse it."""
-        key = (preset, parse_k(k), fold)
-        if key not in self._classifiers:
-            shots = self.shots(k, fold)
-            self._classifiers[key] = fit_classifier(
-                self.embeddings.take(shots),
-                (self.mask(i, preset.mask_threshold) for i in shots), preset,
-                img_size=self.backbone.img_size)
-        return self._classifiers[key]
-
-    def finetuned(self, preset: Preset, k: str, fold: int
-                  ) -> tuple[PromptDecoder, DecoderFineTuner]:
-        """The fold's fine-tuned decoder (trained once per (k, fold, mask threshold) on
-        the same k shots as the classifier), and its fitted tuner."""
-        key = (parse_k(k), fold, preset.mask_threshold)
-        if key not in self._finetuned:
-            shots = self.shots(k, fold)
-            tuner = copy.deepcopy(self.finetune)
-            tuner.progress = tuner.progress or self.progress  # minutes on a CPU: show them
-            tuner.fit(
-                self.backbone, self.embeddings.take(shots),
-                [self.mask(i, preset.mask_threshold) for i in shots])
-            self._finetuned[key] = (tuner.decoder(self.backbone), tuner)
-        return self._finetuned[key]
-
-    def persam(self, preset: Preset, k: str, fold: int) -> dict | None:
-        """The fold's PerSAM models the variants ask for (:mod:`selfprompt.persam`), fitted
-        once per (k, fold, mask threshold) on the classifier's k shots; None if none."""
-        from ..persam import MODELS
-        from ..strategies import needs_persam
-
-        names, key = needs_persam(self.variants), (parse_k(k), fold, preset.mask_threshold)
-        if names and key not in self._persam:
-            shots = self.shots(k, fold)
-            masks = [self.mask(i, preset.mask_threshold) for i in shots]
-            self._persam[key] = {n: MODELS[n]().fit(self.embeddings.take(shots), masks,
-                                                    self.backbone.img_size, self.decoder)
-                                 for n in names}
-        return self._persam.get(key) if names else None
+        return fitted.segment(features, truth.shape, rng, (self.seed, fold, i), truth)
 
     def _rows(self, preset: Preset, k: str, fold: int, i: int, seg: Segmentation,
               truth: np.ndarray) -> list[dict]:
@@ -439,10 +392,19 @@ class Experiment:
         meta = self.finished(preset, k, fold)
         if meta is not None:
             return meta["box_draws"]
-        clf = self.classifier(preset, k, fold)
+        clf = self._classifier(preset, k, fold)
         return sum(widening_draws(clf, self.embeddings[i], self.mask(i, preset.mask_threshold)
                                   .shape, preset, self.backbone.img_size)
                    for i in map(int, self.folds[fold][1]))
+
+    def _classifier(self, preset: Preset, k: str, fold: int) -> LinearPixelClassifier:
+        """The fold's classifier alone (what replaying the stream needs): the fitted
+        methods' when fitted already, else fitted on its own, not kept."""
+        from ..methods.self_prompt import SelfPrompting
+
+        if (preset, k, fold) in self._fitted:
+            return self._fitted[preset, k, fold].classifier_
+        return SelfPrompting(preset).fit(self.fold_shots(preset, k, fold)).classifier_
 
     # ---------------------------------------------------------------- the run folder
     @property
@@ -480,10 +442,10 @@ class Experiment:
             out["test_per_fold"] = self.test_per_fold
         if self._needs_finetuned:
             out["finetune"] = self.finetune.get_params()
-        from ..persam import MODELS
+        from ..methods.registry import METHODS
         from ..strategies import needs_persam
         if needs_persam(self.variants):
-            out["persam"] = {n: MODELS[n]().get_params() for n in needs_persam(self.variants)}
+            out["persam"] = {n: METHODS[n]().get_params() for n in needs_persam(self.variants)}
         return out
 
     def _fold_meta(self, preset: Preset, k: str, fold: int, rows: list[dict], draws: int,
@@ -504,15 +466,16 @@ class Experiment:
                 "environment": environment()}
         if self.shot_strategy != "random":
             meta["shots"] = [self.dataset.samples[i].name for i in self.shots(k, fold)]
+        fitted = self.fitted(preset, k, fold)
         if self._auto:
-            recipe = self.recipe(preset, k, fold)
-            meta["auto"] = recipe.as_dict()
-            meta["seconds"]["auto"] = recipe.seconds_
+            meta["auto"] = fitted.auto_.recipe_.as_dict()
+            meta["seconds"]["auto"] = fitted.auto_.recipe_.seconds_
         if self._needs_finetuned:
-            tuner = self.finetuned(preset, k, fold)[1]
+            tuner = fitted.finetuned_.tuner_
             meta["finetune_losses"] = tuner.losses_
             meta["seconds"]["finetune"] = tuner.seconds_
-        for name, model in (self.persam(preset, k, fold) or {}).items():
+        for name, method in fitted.persam_.items():
+            model = method.model_
             meta["seconds"][f"{name}_fit"] = model.seconds_
             if hasattr(model, "weights_"):
                 meta[f"{name}_weights"] = [round(float(w), 5) for w in model.weights_]

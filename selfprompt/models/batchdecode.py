@@ -135,7 +135,9 @@ def _two_way(transformer, image: torch.Tensor, image_pe: torch.Tensor,
              tokens: torch.Tensor, key_bias: torch.Tensor):
     """``TwoWayTransformer.forward`` for b prompts of one image: ``image``, ``image_pe``
     ``(1, N, C)``, ``tokens (b, t, C)``. Returns the mask token's output ``(b, 1, C)``
-    (the only one a single-mask prediction reads) and the image cells ``(b, N, C)``."""
+    (the only one a single-mask prediction reads), the image cells ``(b, N, C)``, and
+    the tokens before the final attention with their positional term (``queries``,
+    ``query_pe``: :func:`_iou_token` reads the IoU token from them)."""
     keys, key_pe = image, image_pe
     queries, query_pe = tokens, tokens
     for block in transformer.layers:
@@ -154,7 +156,18 @@ def _two_way(transformer, image: torch.Tensor, image_pe: torch.Tensor,
     mask_token = queries[:, 1:2]                     # after the IoU token: mask token 0
     attended = _tokens_to_image(transformer.final_attn_token_to_image,
                                 mask_token + query_pe[:, 1:2], keys + key_pe, keys)
-    return transformer.norm_final_attn(mask_token + attended), keys
+    return transformer.norm_final_attn(mask_token + attended), keys, queries, query_pe
+
+
+def _iou_token(transformer, queries: torch.Tensor, query_pe: torch.Tensor,
+               image: torch.Tensor, image_pe: torch.Tensor) -> torch.Tensor:
+    """The IoU token's output ``(b, C)`` after the final attention: the same step as the
+    mask token's, for token 0 (each token attends to the image on its own, so doing it
+    apart leaves the mask token's arithmetic exactly as it was)."""
+    iou_token = queries[:, 0:1]
+    attended = _tokens_to_image(transformer.final_attn_token_to_image,
+                                iou_token + query_pe[:, 0:1], image + image_pe, image)
+    return transformer.norm_final_attn(iou_token + attended)[:, 0]
 
 
 def _low_res_logits(decoder, image: torch.Tensor, hyper: torch.Tensor,
@@ -207,10 +220,13 @@ def _prompt_tokens(predictor,
 
 
 @torch.no_grad()
-def decode_batch(predictor, prompts: list[Prompt], return_logits: bool = False):
+def decode_batch(predictor, prompts: list[Prompt], return_logits: bool = False,
+                 return_iou: bool = False):
     """Single-mask prediction (``multimask_output=False``) for each prompt of the image
     the ``SamPredictor`` holds, in one decoder call: ``bool (H, W)`` masks, in order
-    (and, with ``return_logits``, SAM's ``(n, 256, 256)`` low-resolution logits).
+    (and, with ``return_logits``, SAM's ``(n, 256, 256)`` low-resolution logits; with
+    ``return_iou``, SAM's predicted IoU of each mask ``(n,)``, last). The masks are the
+    same either way: the IoU token is carried through the final attention apart.
 
     Each prompt needs a point or a box (an unprompted call has no tokens to batch)."""
     sam = predictor.model
@@ -224,9 +240,15 @@ def decode_batch(predictor, prompts: list[Prompt], return_logits: bool = False):
     _, c, h, w = predictor.features.shape
     image = (predictor.features + dense[:1]).flatten(2).transpose(1, 2).contiguous()
     image_pe = sam.prompt_encoder.get_dense_pe().flatten(2).transpose(1, 2).contiguous()
-    mask_token, image = _two_way(dec.transformer, image, image_pe, tokens, bias)
+    mask_token, image, queries, query_pe = _two_way(dec.transformer, image, image_pe,
+                                                    tokens, bias)
     hyper = dec.output_hypernetworks_mlps[0](mask_token[:, 0])   # single mask: token 0
     low = _low_res_logits(dec, image, hyper, h, w)
     masks = sam.postprocess_masks(low, predictor.input_size, predictor.original_size)
     masks = list((masks > sam.mask_threshold)[:, 0].cpu().numpy())
-    return (masks, low[:, 0].cpu().numpy()) if return_logits else masks
+    out = [masks] + ([low[:, 0].cpu().numpy()] if return_logits else [])
+    if return_iou:   # single mask: the IoU head's first output, as MaskDecoder keeps it
+        iou = dec.iou_prediction_head(_iou_token(dec.transformer, queries, query_pe, image,
+                                                 image_pe))[:, 0]
+        out.append(iou.cpu().numpy())
+    return tuple(out) if len(out) > 1 else masks
