@@ -1,4 +1,4 @@
-"""PerSAM and PerSAM-F (selfprompt.persam): its prior finds a known target, its fit sees
+"""PerSAM and PerSAM-F (selfprompt.methods.persam): its prior finds a known target, its fit sees
 only the shots, its decoder forward is SAM's when unhooked and the authors' when
 hooked, and its variants are scored through the protocol beside self-prompting."""
 import csv
@@ -15,7 +15,8 @@ from selfprompt.decode import PromptDecoder
 from selfprompt.embeddings import embed_dataset
 from selfprompt.evaluation.protocol import Experiment
 from selfprompt.frame import input_size
-from selfprompt.persam import PerSAM, PerSAMF, decode, guided_decode, shot_cells
+from selfprompt.methods.persam import PerSAM, PerSAMF, shot_cells
+from selfprompt.models.guided import decode, guided_decode
 from selfprompt.presets import PRESETS
 from selfprompt.strategies import run_strategies
 

@@ -2,13 +2,13 @@
 ``__init__``, ``fit(shots)`` on the k labelled images, ``predict(features, size)`` one
 image's mask and quality score (``base``); the paper's method (``self_prompt``), its
 prompt and threshold chosen on the shots (``auto``), the fine-tuned decoder
-(``finetuned``) and PerSAM (``persam``), named in one registry (``registry``)."""
+(``finetune``) and PerSAM (``persam``), named in one registry (``registry``)."""
 from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "Shots": "base", "Prediction": "base", "Method": "base",
     "METHODS": "registry", "make_method": "registry",
-    "SelfPrompting": "self_prompt", "Auto": "auto", "FineTuned": "finetuned",
+    "SelfPrompting": "self_prompt", "Auto": "auto", "FineTuned": "finetune",
     "PerSAMMethod": "persam", "PerSAMFMethod": "persam",
 }
 __all__ = sorted(_EXPORTS)
