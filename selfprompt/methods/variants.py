@@ -19,10 +19,9 @@ import numpy as np
 from ..pipeline import Segmentation, segment
 from ..presets import VARIANTS, Preset
 from .base import Method, Shots
+from .recipe import AUTO
 from .registry import METHODS
 from .self_prompt import SelfPrompting
-
-AUTO = "auto"
 
 
 def _split(variants) -> dict[str, list[str]]:
@@ -67,8 +66,8 @@ class Variants(Method):
     def fit(self, shots: Shots, own: SelfPrompting | None = None) -> "Variants":
         """Fit every method the variants need on ``shots`` (``own``: the preset's
         classifier when already fitted on the same shots)."""
-        from .recipe import choose_recipe
         from .auto import Auto
+        from .recipe import choose_recipe
         from .finetune import FineTuned
 
         parts, self.seconds_ = _split(self.variants), {}
