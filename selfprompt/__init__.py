@@ -15,9 +15,11 @@ The method is the top of the package, in the order it runs:
 - ``presets``: the authors' computation (``paper``) and the corrected one;
 - ``strategies``: other prompts and the baselines, as extra variants;
 - ``shots``: which k images to label, chosen from the embeddings alone;
-- ``recipe``: ``auto``, the prompt and threshold chosen on the k shots.
+- ``api``: ``SelfPrompt``, the method on one's own images (fit, predict, save).
 
-Around it, in subpackages: ``models`` (the backbone registry, encoders, weights),
+Around it, in subpackages: ``methods`` (every method the kit compares as one
+estimator: the paper's, ``auto``, the fine-tuned decoder, PerSAM; their registry),
+``models`` (the backbone registry, encoders, weights),
 ``datasets`` (reading, layouts, the public sets), ``assets`` (checked downloads),
 ``evaluation`` (the k-shot protocol, ablations, reports, the committed reference),
 ``own`` (one's own images: which to label, masks for the rest), ``teaching``
@@ -49,7 +51,7 @@ _EXPORTS = {
     "Experiment": "evaluation.protocol", "make_folds": "evaluation.protocol",
     "draw_shots": "evaluation.protocol",
     # beyond the paper: which images to label, and a recipe chosen on them
-    "select_shots": "shots", "SHOT_STRATEGIES": "shots", "choose_recipe": "recipe",
+    "select_shots": "shots", "SHOT_STRATEGIES": "shots", "choose_recipe": "methods.recipe",
     # one's own images: fit on the labelled ones, predict the rest; every method compared
     "SelfPrompt": "api", "Prediction": "methods.base", "METHODS": "methods.registry",
     "make_method": "methods.registry",

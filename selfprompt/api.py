@@ -315,7 +315,7 @@ class SelfPrompt(BaseEstimator):
         from .classifier import LinearPixelClassifier
         from .methods.self_prompt import SelfPrompting
         from .presets import get_preset
-        from .recipe import Recipe
+        from .methods.recipe import Recipe
 
         clf = LinearPixelClassifier(**{**settings["classifier"],
                                        "threshold": settings["threshold"]})

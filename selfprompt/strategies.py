@@ -10,9 +10,9 @@ the same cached embedding, on the same folds and shots:
   (``box_neg``), one box per lesion (``box_cc``), the classifier's own map as SAM's
   mask prompt (``mask``, ``box_mask``) and SAM's output fed back (``box_refine``).
 - **a fine-tuned decoder** (``ft_*``): the same prompts on a mask decoder trained on
-  the k shots (:mod:`selfprompt.evaluation.finetune`); the protocol supplies that decoder.
+  the k shots (:mod:`selfprompt.methods.finetune`); the protocol supplies that decoder.
 - **a training-free peer**: PerSAM and PerSAM-F (``persam``, ``persam_f``,
-  :mod:`selfprompt.persam`), fitted on the same k shots; the protocol supplies them.
+  :mod:`selfprompt.methods.persam`), fitted on the same k shots; the protocol supplies them.
 
 Each variant is one small function ``(decoder, inputs) -> bool (H, W)``. Random draws
 (box widening) come from a generator of the variant's own, seeded by (seed, fold,
@@ -45,7 +45,7 @@ class Inputs:
     truth: np.ndarray | None    #: the true mask (the ``gt_*`` baselines only)
     seed: tuple[int, ...]       #: (seed, fold, image): each variant's draws start from it
     img_size: int = 1024        #: the encoder's frame (``Backbone.img_size``)
-    #: the fold's fitted :mod:`selfprompt.persam` models by variant (``persam``, ...)
+    #: the fold's fitted :mod:`selfprompt.methods.persam` models by variant (``persam``, ...)
     persam: dict | None = None
 
     def rng(self, variant: str) -> np.random.Generator:
@@ -210,11 +210,11 @@ def _persam(name: str) -> Callable[[PromptDecoder, Inputs], np.ndarray]:
         model = (x.persam or {}).get(name)
         if model is None:
             raise ValueError(f"variant {name!r} needs a fitted {name} model (selfprompt."
-                             "persam; the protocol fits it on the shots); none was given")
+                             "methods.persam; the protocol fits it on the shots); none was given")
         out, score = model.predict_scored(d)
         d.scores.append((score, int(out.sum())))
         return out
-    run.__doc__ = f"{name} (selfprompt.persam) fitted on the fold's shots."
+    run.__doc__ = f"{name} (selfprompt.methods.persam) fitted on the fold's shots."
     return run
 
 
@@ -279,7 +279,7 @@ def needs_finetuned(variants) -> bool:
     return any(v.startswith("ft_") for v in variants)
 
 
-#: variants that decode with a fitted :mod:`selfprompt.persam` model of that name
+#: variants that decode with a fitted :mod:`selfprompt.methods.persam` model of that name
 NEEDS_PERSAM = ("persam", "persam_f")
 
 
@@ -324,7 +324,7 @@ def run_strategies(variants, decoder: PromptDecoder, x: Inputs,
         if v.startswith("ft_"):
             if finetuned is None:
                 raise ValueError(f"variant {v!r} needs a fine-tuned decoder "
-                                 "(selfprompt.evaluation.finetune); none was given")
+                                 "(selfprompt.methods.finetune); none was given")
             d = finetuned
         log = getattr(d, "scores", [])    # a decoder of one's own may keep none
         before = len(log)

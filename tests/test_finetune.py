@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt.evaluation.finetune import DecoderFineTuner, dice_bce, lowres_target
+from selfprompt.methods.finetune import DecoderFineTuner, dice_bce, lowres_target
 
 
 def test_the_target_lies_in_sams_padded_low_resolution_frame():

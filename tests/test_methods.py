@@ -13,7 +13,7 @@ from selfprompt.embeddings import embed_dataset
 from selfprompt.methods import METHODS, Prediction, Shots, make_method
 from selfprompt.pipeline import fit_classifier, segment
 from selfprompt.presets import get_preset
-from selfprompt.recipe import apply_recipe, choose_recipe
+from selfprompt.methods.recipe import apply_recipe, choose_recipe
 from selfprompt.strategies import quality
 
 SHOTS, TEST = (0, 1, 2), 6

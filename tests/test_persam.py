@@ -1,4 +1,4 @@
-"""PerSAM and PerSAM-F (selfprompt.persam): its prior finds a known target, its fit sees
+"""PerSAM and PerSAM-F (selfprompt.methods.persam): its prior finds a known target, its fit sees
 only the shots, its decoder forward is SAM's when unhooked and the authors' when
 hooked, and its variants are scored through the protocol beside self-prompting."""
 import csv
@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from selfprompt import persam as ps
+from selfprompt.methods import persam as ps
 from selfprompt.datasets.reader import open_dataset
 from selfprompt.decode import PromptDecoder
 from selfprompt.embeddings import embed_dataset
 from selfprompt.evaluation.protocol import Experiment
 from selfprompt.frame import input_size
-from selfprompt.persam import PerSAM, PerSAMF, decode, guided_decode, shot_cells
+from selfprompt.methods.persam import PerSAM, PerSAMF, shot_cells
+from selfprompt.models import guided
+from selfprompt.models.guided import decode, guided_decode
 from selfprompt.presets import PRESETS
 from selfprompt.strategies import run_strategies
 
@@ -161,10 +163,10 @@ def test_the_attention_bias_pulls_the_tokens_to_the_favoured_cells():
     q, k = torch.randn(1, 3, 32), torch.randn(1, 10, 32)
     bias = torch.zeros(10)
     bias[7] = 60.0                                 # after softmax + bias: all weight on 7
-    out = ps._attend(layer, q, k, k, bias.view(1, 1, 1, 10))
+    out = guided._attend(layer, q, k, k, bias.view(1, 1, 1, 10))
     only7 = layer.out_proj(layer.v_proj(k[:, 7:8])).expand(1, 3, 32)
     assert torch.allclose(out, only7, atol=1e-5)
-    assert torch.equal(ps._attend(layer, q, k, k, None), layer(q=q, k=k, v=k))
+    assert torch.equal(guided._attend(layer, q, k, k, None), layer(q=q, k=k, v=k))
 
 
 def test_persam_f_learns_to_weight_the_output_that_fits(monkeypatch):

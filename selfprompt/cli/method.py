@@ -25,7 +25,8 @@ def default_cache() -> Path:
 
 #: the catalog's sets (plain data, no NumPy: the parser stays instant)
 DATASET_NAMES = list(CATALOG)
-#: selfprompt.shots.SHOT_STRATEGIES and selfprompt.recipe.AUTO, named here for the same reason
+#: selfprompt.shots.SHOT_STRATEGIES and selfprompt.methods.recipe.AUTO, named here for the
+#: same reason
 SHOT_STRATEGIES = ("random", "kcenter", "medoids")
 AUTO = "auto"
 

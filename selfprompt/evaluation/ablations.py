@@ -14,14 +14,14 @@ Studies (:data:`STUDIES`):
 - ``baselines``: SAM with no prompt, SAM with prompts from the true mask (upper bound),
   beside the paper's self-prompts on the same images (the paper's comparison table).
 - ``finetune``: SAM's mask decoder fine-tuned on the k shots
-  (:mod:`selfprompt.evaluation.finetune`), decoded with no prompt and with the self-prompts.
+  (:mod:`selfprompt.methods.finetune`), decoded with no prompt and with the self-prompts.
 - ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
 - ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
 - ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.
 - ``selection``: which k images to label: the paper's random draw (three draws) beside
   shots chosen from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse;
   ``medoids``, representative).
-- ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.recipe`)
+- ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.methods.recipe`)
   beside the fixed recipes it chooses among, and how often it chose each.
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
     ``ks`` overrides the study's k values (CI-sized runs); ``test_per_fold`` scores the
     first that many test images of each fold only (each study decodes several prompts
     an image: on 2 CPU cores all 1000 Kvasir-SEG images take hours). ``finetune``: the
-    :class:`~selfprompt.evaluation.finetune.DecoderFineTuner` of the ``ft_*`` variants (default: its
+    :class:`~selfprompt.methods.finetune.DecoderFineTuner` of the ``ft_*`` variants (default: its
     defaults, seeded by ``seed``). Returns the fold CSVs.
     """
     from .protocol import Experiment

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # annotations only: importing them here would pull torch in a
     from ..methods.base import Shots
     from ..methods.variants import Variants
     from ..models.backbone import Backbone
-    from .finetune import DecoderFineTuner
+    from ..methods.finetune import DecoderFineTuner
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class Experiment:
     shot_strategy: str = "random"
 
     def __post_init__(self) -> None:
-        from ..recipe import AUTO
+        from ..methods.recipe import AUTO
         from ..strategies import STRATEGIES, needs_finetuned
 
         self.out_dir = Path(self.out_dir)
@@ -207,7 +207,7 @@ class Experiment:
             raise ValueError(f"unknown shot strategy {self.shot_strategy!r}; choose from "
                              f"{', '.join(SHOT_STRATEGIES)}")
         if needs_finetuned(self.variants) and self.finetune is None:
-            from .finetune import DecoderFineTuner
+            from ..methods.finetune import DecoderFineTuner
 
             self.finetune = DecoderFineTuner(seed=self.seed)
         if self.decoding not in ("batched", "sam"):
@@ -220,7 +220,7 @@ class Experiment:
 
     @property
     def _auto(self) -> bool:
-        from ..recipe import AUTO
+        from ..methods.recipe import AUTO
 
         return AUTO in self.variants
 
@@ -435,7 +435,7 @@ class Experiment:
         if self.shot_strategy != "random":  # likewise: the paper's draw keeps its identity
             out["shot_strategy"] = self.shot_strategy
         if self._auto:
-            from ..recipe import AUTO_PROMPTS, AUTO_THRESHOLDS
+            from ..methods.recipe import AUTO_PROMPTS, AUTO_THRESHOLDS
 
             out["auto"] = {"prompts": list(AUTO_PROMPTS), "thresholds": list(AUTO_THRESHOLDS)}
         if self.test_per_fold is not None:

@@ -1,5 +1,5 @@
 """``auto`` as an estimator: the prompt and threshold chosen on the k shots
-(:func:`~selfprompt.recipe.choose_recipe`), then the paper's method with them."""
+(:func:`~selfprompt.methods.recipe.choose_recipe`), then the paper's method with them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,14 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..presets import Preset
-from ..recipe import AUTO, AUTO_PROMPTS, AUTO_THRESHOLDS, choose_recipe
+from .recipe import AUTO, AUTO_PROMPTS, AUTO_THRESHOLDS, choose_recipe
 from .base import Method, Prediction, Shots
 from .self_prompt import SelfPrompting, with_threshold
 
 
 class Auto(Method):
     """Self-prompted SAM with the prompt and threshold cross-validated inside the shots
-    (registry name ``auto``; :mod:`selfprompt.recipe` says how).
+    (registry name ``auto``; :mod:`selfprompt.methods.recipe` says how).
 
     Parameters
     ----------

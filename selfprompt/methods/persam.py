@@ -1,16 +1,360 @@
-"""PerSAM and PerSAM-F (:mod:`selfprompt.persam`) as estimators on :class:`Shots`."""
+"""PerSAM and PerSAM-F: a training-free peer of self-prompting, on cached embeddings.
+
+Zhang et al., *Personalize Segment Anything Model with One Shot* (ICLR 2024; code:
+github.com/ZrrSkywalker/Personalize-SAM) also segment from a few labelled images
+without training SAM, but with no classifier: the shot's mask picks out a **target
+feature** (the mean embedding of its cells), and a test image is segmented from how
+much each of its cells resembles it. :class:`PerSAM` and :class:`PerSAMF` are the
+models on embeddings; :class:`PerSAMMethod` and :class:`PerSAMFMethod` the estimators the
+protocol fits on :class:`~selfprompt.methods.Shots`; the decoder's guided forward is
+:mod:`selfprompt.models.guided`.
+
+1. **location prior**: the cosine similarity between the target feature and every
+   cell, brought to the image; its maximum is a positive point, its minimum a
+   negative one.
+2. **target-guided attention**: the similarity map, standardised and squashed by a
+   sigmoid, biases the attention of SAM's prompt tokens to the image (in the decoder's
+   two-way blocks: the attention weights plus the bias, normalised again by softmax).
+3. **target-semantic prompting**: the (unnormalised) target feature is added to the
+   prompt tokens before each block and before the final attention.
+4. **cascaded post-refinement**: a second decoding with the first one's logits as
+   SAM's mask prompt (three masks, the best by SAM's IoU score), a third with that
+   mask's box as well.
+
+Steps 2-3 change SAM's decoder. Here they are :func:`guided_decode`, the kit's own
+forward over the stock modules of whichever backbone is loaded (SAM, MobileSAM,
+LiteMedSAM): without a bias and a target it is SAM's ``MaskDecoder`` (a test holds
+the logits equal), so segment_anything is not forked.
+
+**PerSAM-F** (:class:`PerSAMF`) adds two learnable numbers: the weights of SAM's three
+multimask outputs (the first is one minus the others), trained on the shots with a
+Dice + focal loss from the positive point of each shot's own location prior; at test
+time the weighted mask starts the same refinement (box and logits, twice). As in the
+authors' ``persam_f.py`` its target feature is the mean of the mean and the maximum
+of the shot's cell features, and it uses neither the attention bias nor the target
+tokens, nor a negative point.
+
+**k shots** (the paper uses one): each shot gives its own target feature (the mean of
+its masked cells' features, ``shot_targets_``); the model's target is their mean,
+each shot counting once whatever the size of its lesion, so one large polyp does
+not outweigh many small ones; for k = 1 it is exactly PerSAM's. The normalised mean
+(``target_``) gives the location prior; the unnormalised one (``target_embedding_``)
+the semantic tokens, as in the authors' code.
+
+Where this differs from the authors' code, and why:
+
+- a shot's mask is brought onto the 64 x 64 grid in the encoder's padded frame as the
+  kit's aligned labels are (a cell is the lesion's when at least half of its content
+  is; :func:`~selfprompt.frame.labels_aligned`); theirs marks every cell a bilinear
+  resize touches, boundary cells half background included. A shot whose lesion fills
+  no cell to half falls back to every cell it touches.
+- the attention bias lies on the padded frame's grid (``bias_frame="aligned"``, the
+  default); the authors resize the image-sized similarity map to 64 x 64, which on a
+  non-square image stretches it over the padding (``bias_frame="stretched"``
+  reproduces that: the same kind of misalignment as the self-prompting authors' D4).
+- PerSAM-F's loss is computed on SAM's low-resolution logits (the unpadded part of
+  the 256 x 256 frame) against the true mask resized there, not at full image
+  resolution: the same weighted sum (it is linear, and so is the upsampling), at a
+  memory that grows with k as ``k x 3 x 256 x 256``, not with the images' size.
+- an empty mask before a refinement step ends the cascade with an empty mask (the
+  authors' code fails on an empty box).
+"""
 from __future__ import annotations
 
-import numpy as np
+import time
 
+import cv2
+import numpy as np
+import torch
+
+from ..embeddings import to_float32
+from ..frame import GRID, IMG_SIZE, LOWRES, _to_frame, grid_to_image, input_size, labels_aligned
+from ..models.guided import decode
+from ..prompts import bounding_box
 from .base import Method, Prediction, Shots
 
+BIAS_FRAMES = ("aligned", "stretched")
 
+
+# ------------------------------------------------------------------ the shots
+def shot_cells(mask: np.ndarray, img_size: int = IMG_SIZE) -> np.ndarray:
+    """``bool (64, 64)``: the cells a shot's mask marks, in the encoder's padded frame
+    (the kit's aligned labels; every touched cell when no cell is half lesion)."""
+    labels, _ = labels_aligned(mask, img_size)
+    if labels.any():
+        return labels.astype(bool)
+    frac = cv2.resize(_to_frame(mask > 0, img_size), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    return frac > 0
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+class PerSAM:
+    """PerSAM, fitted on k shots' cached embeddings, scikit-learn style.
+
+    Parameters
+    ----------
+    bias_frame : {"aligned", "stretched"}, default="aligned"
+        Where the attention bias lies: on the padded frame's grid, under the cells it
+        describes, or stretched over the whole grid as the authors' code resizes it.
+    guidance : bool, default=True
+        Use target-guided attention and target-semantic prompting in the first pass
+        (False: the location prior's points alone; an ablation).
+    refine : bool, default=True
+        Run the two cascaded post-refinement passes.
+    """
+
+    name = "persam"
+
+    def __init__(self, bias_frame: str = "aligned", guidance: bool = True,
+                 refine: bool = True) -> None:
+        if bias_frame not in BIAS_FRAMES:
+            raise ValueError(f"bias_frame must be one of {BIAS_FRAMES}, not {bias_frame!r}")
+        self.bias_frame = bias_frame
+        self.guidance = guidance
+        self.refine = refine
+
+    def get_params(self) -> dict:
+        return {"bias_frame": self.bias_frame, "guidance": self.guidance,
+                "refine": self.refine}
+
+    # ---------------------------------------------------------------- fitting
+    @staticmethod
+    def _pool(cells: np.ndarray) -> np.ndarray:
+        """One shot's target feature from its masked cells ``(n, C)``: their mean."""
+        return cells.mean(axis=0)
+
+    def fit(self, embeddings, masks, img_size: int = IMG_SIZE, decoder=None) -> "PerSAM":
+        """Target features from the shots: ``embeddings`` a sequence of ``(C, 64, 64)``
+        arrays (read one at a time), ``masks`` their true masks. Shots with an empty
+        mask are skipped. Sets ``shot_targets_ (n, C)``, ``target_embedding_`` (their
+        mean), ``target_`` (normalised), ``n_shots_``, ``img_size_``, ``seconds_``."""
+        t0 = time.perf_counter()
+        masks = [np.asarray(m) for m in masks]
+        if len(masks) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(masks)} masks")
+        targets, self.shots_used_ = [], []
+        for j, m in enumerate(masks):
+            if not m.any():
+                continue
+            cells = shot_cells(m, img_size).ravel()
+            f = to_float32(embeddings[j])
+            targets.append(self._pool(f.reshape(f.shape[0], -1)[:, cells].T))
+            self.shots_used_.append(j)
+        if not targets:
+            raise ValueError("every shot's mask is empty: PerSAM has no target feature")
+        self.shot_targets_ = np.stack(targets).astype(np.float32)
+        self.target_embedding_ = self.shot_targets_.mean(axis=0)
+        self.target_ = _unit(self.target_embedding_)
+        self.n_shots_ = len(targets)
+        self.img_size_ = img_size
+        self.seconds_ = round(time.perf_counter() - t0, 3)
+        return self
+
+    # ---------------------------------------------------------------- the prior
+    def similarity(self, features: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every cell to the target: ``float32 (64, 64)``."""
+        f = np.asarray(features, np.float32).reshape(len(self.target_), -1)
+        norms = np.maximum(np.linalg.norm(f, axis=0), 1e-12)
+        return (self.target_ @ f / norms).reshape(GRID, GRID).astype(np.float32)
+
+    def location_prior(self, features: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The similarity at the image's resolution (bilinear, the padding cut off)."""
+        return grid_to_image(self.similarity(features), size[0], size[1], aligned=True,
+                             smooth=True, img_size=self.img_size_)
+
+    @staticmethod
+    def points(prior: np.ndarray, negative: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The prior's maximum (label 1) and, with ``negative``, its minimum (label 0),
+        as ``(x, y)`` pixels."""
+        at = [np.unravel_index(int(np.argmax(prior)), prior.shape)]
+        if negative:
+            at.append(np.unravel_index(int(np.argmin(prior)), prior.shape))
+        pts = np.array([[x, y] for y, x in at], dtype=np.int64)
+        return pts, np.array([1, 0][:len(at)], dtype=np.int64)
+
+    def attention_bias(self, features: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """``float32 (64, 64)``: the similarity standardised by the image's prior (mean,
+        standard deviation), then a sigmoid; on the padded frame's grid, or stretched
+        from the image as the authors do (``bias_frame``)."""
+        mu, sd = float(prior.mean()), max(float(prior.std(ddof=1)), 1e-12)
+        if self.bias_frame == "aligned":
+            z = (self.similarity(features) - mu) / sd
+        else:
+            z = cv2.resize((prior - mu) / sd, (GRID, GRID), interpolation=cv2.INTER_LINEAR)
+        return (1 / (1 + np.exp(-z))).astype(np.float32)
+
+    # ---------------------------------------------------------------- prediction
+    def _image(self, decoder, features, size):
+        """Set (or read) the decoder's image: ``(features (C, 64, 64), size (H, W))``."""
+        if not hasattr(self, "target_"):
+            raise RuntimeError(f"fit {type(self).__name__} on the shots first")
+        if features is None:
+            p = decoder.predictor
+            return p.features[0].cpu().numpy(), tuple(p.original_size)
+        decoder.set_embedding(features, size)
+        return np.asarray(features, np.float32), tuple(size)
+
+    def predict(self, decoder, features: np.ndarray | None = None,
+                size: tuple[int, int] | None = None) -> np.ndarray:
+        """The mask of one image, ``bool (H, W)``. ``decoder``: a
+        :class:`~selfprompt.decode.PromptDecoder`; with ``features`` and ``size`` it is
+        given that embedding, without them it decodes the one it holds."""
+        return self.predict_scored(decoder, features, size)[0]
+
+    def predict_scored(self, decoder, features: np.ndarray | None = None,
+                       size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+        """:meth:`predict`'s mask and SAM's predicted IoU of it (its last decoding's)."""
+        features, size = self._image(decoder, features, size)
+        prior = self.location_prior(features, size)
+        pts, labels = self.points(prior)
+        hooks = ({"bias": self.attention_bias(features, prior).ravel(),
+                  "target": self.target_embedding_} if self.guidance else {})
+        masks, iou, low = decode(decoder, pts, labels, multimask=False, **hooks)
+        return self._cascade(decoder, pts, labels, masks[0], low[0], box_first=False,
+                             score=min(max(float(iou[0]), 0.0), 1.0))
+
+    def _cascade(self, decoder, pts, labels, mask, low, box_first: bool,
+                 score: float) -> tuple[np.ndarray, float]:
+        """PerSAM's post-refinement: decode again with the last logits as SAM's mask prompt
+        (three masks, the best by SAM's score), then with its box too; ``box_first``: the
+        box in both passes (PerSAM-F). Returns the mask and SAM's score of it (``score``:
+        the first pass's, kept without refinement)."""
+        if not self.refine:
+            return mask, score
+        p = decoder.predictor
+        for step in range(2):
+            box = bounding_box(mask) if (box_first or step == 1) else None
+            if (box_first or step == 1) and box is None:
+                return np.zeros_like(mask, dtype=bool), 0.0
+            masks, scores, lows = p.predict(
+                point_coords=np.asarray(pts, np.float32), point_labels=labels,
+                box=None if box is None else box.astype(np.float32),
+                mask_input=low[None], multimask_output=True)
+            best = int(np.argmax(scores))
+            mask, low = masks[best], lows[best]
+            score = min(max(float(scores[best]), 0.0), 1.0)
+        return mask, score
+
+
+def _dice_focal(logits: torch.Tensor, target: torch.Tensor, shot: torch.Tensor, n: int,
+                alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """PerSAM-F's loss, per shot and averaged over shots: Dice (smoothed by 1) + sigmoid
+    focal loss (RetinaNet's, mean over the shot's pixels). ``logits``, ``target``,
+    ``shot`` (which shot each pixel is) are flat over all shots' pixels."""
+    p = torch.sigmoid(logits)
+
+    def per_shot(x):
+        return torch.zeros(n, dtype=x.dtype).index_add_(0, shot, x)
+
+    dice = 1 - (2 * per_shot(p * target) + 1) / (per_shot(p) + per_shot(target) + 1)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    focal = (alpha * target + (1 - alpha) * (1 - target)) * ce * (1 - p_t) ** gamma
+    pixels = per_shot(torch.ones_like(target))
+    return (dice + per_shot(focal) / pixels).mean()
+
+
+class PerSAMF(PerSAM):
+    """PerSAM-F: PerSAM's prior (positive point only) and two trained weights over SAM's
+    three multimask outputs, then the refinement with box and logits.
+
+    Parameters
+    ----------
+    epochs : int, default=1000
+        AdamW steps over all shots at once (the authors' 1000, one shot per step there).
+    lr : float, default=1e-3
+        AdamW's learning rate, annealed to 0 on a cosine (the authors' schedule).
+    refine : bool, default=True
+        Run the two post-refinement passes.
+    """
+
+    name = "persam_f"
+
+    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True) -> None:
+        super().__init__(guidance=False, refine=refine)
+        self.epochs = epochs
+        self.lr = lr
+
+    def get_params(self) -> dict:
+        return {"epochs": self.epochs, "lr": self.lr, "refine": self.refine}
+
+    @staticmethod
+    def _pool(cells: np.ndarray) -> np.ndarray:
+        """PerSAM-F's target feature of one shot: mean of its cells' mean and maximum."""
+        return cells.mean(axis=0) / 2 + cells.max(axis=0) / 2
+
+    def fit(self, embeddings, masks, img_size: int = IMG_SIZE, decoder=None) -> "PerSAMF":
+        """The target features (:meth:`PerSAM.fit`), then the three output weights:
+        each shot decoded once from its own prior's positive point (``decoder`` holds
+        the backbone), the loss of the weighted logits minimised against its mask.
+        Adds ``weights_ (3,)`` and ``losses_`` (first and last)."""
+        if decoder is None:
+            raise ValueError("PerSAM-F trains on SAM's outputs: pass the decoder")
+        t0 = time.perf_counter()
+        masks = [np.asarray(m) for m in masks]
+        super().fit(embeddings, masks, img_size)
+        logits, targets, shot = [], [], []
+        for n, j in enumerate(self.shots_used_):
+            m = masks[j]
+            features, size = self._image(decoder, to_float32(embeddings[j]), m.shape)
+            pts, labels = self.points(self.location_prior(features, size), negative=False)
+            _, _, low = decode(decoder, pts, labels, multimask=True)
+            h, w = input_size(*m.shape, LOWRES)
+            logits.append(low[:, :h, :w].reshape(len(low), -1))
+            fg = cv2.resize((m > 0).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+            targets.append((fg >= 0.5).astype(np.float32).ravel())
+            shot.append(np.full(h * w, n, np.int64))
+        logits = torch.from_numpy(np.concatenate(logits, axis=1))        # (3, pixels)
+        target, shot = torch.from_numpy(np.concatenate(targets)), torch.from_numpy(
+            np.concatenate(shot))
+        w = torch.nn.Parameter(torch.full((len(logits) - 1,), 1 / len(logits)))
+        opt = torch.optim.AdamW([w], lr=self.lr, eps=1e-4)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs)
+        losses, threads = [], torch.get_num_threads()
+        # a thousand steps on a few hundred thousand numbers: a second thread costs its
+        # synchronisation at every step and gives little, more so on a busy CPU
+        torch.set_num_threads(1)
+        try:
+            for _ in range(self.epochs):
+                weights = torch.cat([1 - w.sum(0, keepdim=True), w])
+                loss = _dice_focal(weights @ logits, target, shot, self.n_shots_)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                schedule.step()
+                losses.append(loss.item())
+        finally:
+            torch.set_num_threads(threads)
+        self.weights_ = torch.cat([1 - w.sum(0, keepdim=True), w]).detach().numpy()
+        self.losses_ = [round(losses[0], 5), round(losses[-1], 5)] if losses else []
+        self.seconds_ = round(time.perf_counter() - t0, 3)
+        return self
+
+    def predict_scored(self, decoder, features: np.ndarray | None = None,
+                       size: tuple[int, int] | None = None) -> tuple[np.ndarray, float]:
+        """The mask and its score: SAM's after refinement; without it the trained weights'
+        mean of the three outputs' predicted IoUs."""
+        features, size = self._image(decoder, features, size)
+        pts, labels = self.points(self.location_prior(features, size), negative=False)
+        _, iou, low = decode(decoder, pts, labels, multimask=True)
+        low = np.tensordot(self.weights_, low, axes=1).astype(np.float32)   # (256, 256)
+        score = float(np.clip(np.dot(self.weights_, iou), 0.0, 1.0))
+        p = decoder.predictor
+        mask = (p.model.postprocess_masks(torch.from_numpy(low)[None, None].to(p.device),
+                                          p.input_size, p.original_size)[0, 0]
+                > p.model.mask_threshold).cpu().numpy()
+        return self._cascade(decoder, pts, labels, mask, low, box_first=True, score=score)
+
+
+# ------------------------------------------------------------------ the estimators
 class PerSAMMethod(Method):
     """PerSAM (registry name ``persam``): the shots' target feature, its location prior,
     target-guided attention and cascaded refinement; no classifier.
 
-    Parameters: as :class:`selfprompt.persam.PerSAM` (``bias_frame``, ``guidance``,
+    Parameters: as :class:`PerSAM` (``bias_frame``, ``guidance``,
     ``refine``). Fitted: ``model_`` (the fitted PerSAM). The score is SAM's predicted
     IoU of the mask the last refinement step kept.
     """
@@ -24,9 +368,7 @@ class PerSAMMethod(Method):
         self.refine = refine
 
     def model(self):
-        """The unfitted :mod:`selfprompt.persam` model with these settings."""
-        from ..persam import PerSAM
-
+        """The unfitted model (:class:`PerSAM`) with these settings."""
         return PerSAM(**self.get_params())
 
     def fit(self, shots: Shots) -> "PerSAMMethod":
@@ -45,7 +387,7 @@ class PerSAMMethod(Method):
 
 class PerSAMFMethod(PerSAMMethod):
     """PerSAM-F (registry name ``persam_f``): PerSAM's prior and two trained weights over
-    SAM's three outputs, then refinement. Parameters as :class:`selfprompt.persam.PerSAMF`
+    SAM's three outputs, then refinement. Parameters as :class:`PerSAMF`
     (``epochs``, ``lr``, ``refine``). Without refinement the score is the weights' mean
     of the three outputs' predicted IoUs."""
 
@@ -57,6 +399,4 @@ class PerSAMFMethod(PerSAMMethod):
         self.refine = refine
 
     def model(self):
-        from ..persam import PerSAMF
-
         return PerSAMF(**self.get_params())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .auto import Auto
 from .base import Method
-from .finetuned import FineTuned
+from .finetune import FineTuned
 from .persam import PerSAMFMethod, PerSAMMethod
 from .self_prompt import SelfPrompting
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..pipeline import fit_classifier, segment
 from ..presets import VARIANTS, Preset, get_preset
-from ..recipe import with_threshold
+from .recipe import with_threshold
 from .base import Method, Prediction, Shots
 
 

@@ -6,7 +6,7 @@ the fold's test order): they are decoded together (:func:`~selfprompt.pipeline.s
 and cannot be fitted apart without losing that. Around them the group holds the other
 methods the same table compares, each its own estimator of this package, fitted on
 the same shots: ``auto`` (:class:`~selfprompt.methods.auto.Auto`), the fine-tuned
-decoder (:class:`~selfprompt.methods.finetuned.FineTuned`, prompted with the group's
+decoder (:class:`~selfprompt.methods.finetune.FineTuned`, prompted with the group's
 own prompts: ``ft_*``), PerSAM and PerSAM-F; and the ``gt_*`` bounds, whose prompts
 come from the true mask, given to :meth:`Variants.segment` explicitly.
 """
@@ -19,10 +19,9 @@ import numpy as np
 from ..pipeline import Segmentation, segment
 from ..presets import VARIANTS, Preset
 from .base import Method, Shots
+from .recipe import AUTO
 from .registry import METHODS
 from .self_prompt import SelfPrompting
-
-AUTO = "auto"
 
 
 def _split(variants) -> dict[str, list[str]]:
@@ -47,7 +46,7 @@ class Variants(Method):
     variants : tuple of str, default=VARIANTS
         Any of the paper's, :data:`~selfprompt.strategies.STRATEGIES` and ``auto``.
     finetune : dict or None, default=None
-        :class:`~selfprompt.methods.finetuned.FineTuned`'s fine-tuning parameters for
+        :class:`~selfprompt.methods.finetune.FineTuned`'s fine-tuning parameters for
         the ``ft_*`` variants (None: its defaults).
 
     Fitted: ``own_`` (:class:`SelfPrompting`: ``classifier_``), and as the variants ask
@@ -67,9 +66,9 @@ class Variants(Method):
     def fit(self, shots: Shots, own: SelfPrompting | None = None) -> "Variants":
         """Fit every method the variants need on ``shots`` (``own``: the preset's
         classifier when already fitted on the same shots)."""
-        from ..recipe import choose_recipe
         from .auto import Auto
-        from .finetuned import FineTuned
+        from .recipe import choose_recipe
+        from .finetune import FineTuned
 
         parts, self.seconds_ = _split(self.variants), {}
         start = time.perf_counter()

@@ -7,8 +7,11 @@ Two layers, so that tests drive the logic without a browser:
   embeddings come from :func:`embed_dataset`'s cache (one encoder pass per image,
   ever); the classifier is refitted only when what it learns from changes (data,
   backbone, training images, label mapping); each image's 64 x 64 decision grid is
-  kept, so a threshold, clean-up, widening or prompt change costs only OpenCV steps
-  and a few SAM decodes (each a fraction of a second on a CPU).
+  kept for the probability map, and the method's steps are :mod:`selfprompt.pipeline`'s
+  own (``segment``: coarse mask, prompts, the paper's variants), remembered per image
+  and setting, so toggling back costs nothing; a threshold, clean-up, widening or
+  prompt change costs OpenCV steps and a few SAM decodes (each a fraction of a second
+  on a CPU). The training images are drawn as :mod:`selfprompt.shots` draws them.
 * :class:`Explorer` is a thin ipywidgets layer: controls call ``state.update`` and
   redraw. Clicks on an image panel (``ipyevents``) add positive/negative points.
 
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -110,8 +112,11 @@ class View:
 
 
 def draw_shots(n: int, k: int, seed: int) -> list[int]:
-    """k training indices, deterministic in seed (independent of the image shown)."""
-    return sorted(random.Random(seed).sample(range(n), max(1, min(k, n))))
+    """k training indices, deterministic in seed (independent of the image shown): the
+    paper's random draw (:func:`~selfprompt.shots.select_shots`), in index order."""
+    from ..shots import select_shots
+
+    return sorted(select_shots(None, range(n), max(1, min(k, n)), "random", seed))
 
 
 class ExplorerState:
@@ -129,6 +134,7 @@ class ExplorerState:
         self._grids: dict = {}
         self._pixels: dict = {}
         self._sam: dict = {}
+        self._segs: dict = {}
         self._decoder_at = None
         self.fits = 0  # how many times the classifier was fitted (tests check caching)
         self._normalise()
@@ -158,7 +164,8 @@ class ExplorerState:
                 warnings.simplefilter("ignore", UserWarning)
                 bb = load_backbone(self.s.backbone, self.path(self.s.checkpoint) or None,
                                    device="cpu", checkpoints_dir=self.root / "checkpoints")
-            self._backbones[key] = (bb, PromptDecoder(bb))
+            # SAM's own calls, one prompt at a time: what a click on the image adds to
+            self._backbones[key] = (bb, PromptDecoder(bb, batched=False))
         return self._backbones[key]
 
     def embeddings(self):
@@ -185,7 +192,7 @@ class ExplorerState:
             emb, idx = self.embeddings(), [self.names.index(n) for n in self.s.train_images]
             clf = fit_classifier([emb[i] for i in idx], [self._truth(i) for i in idx], p,
                                  img_size=self._backbone()[0].img_size)
-            self._clf, self._grids = (key, clf), {}
+            self._clf, self._grids, self._segs = (key, clf), {}, {}
             self.fits += 1
         return self._clf[1]
 
@@ -206,6 +213,23 @@ class ExplorerState:
         if key not in self._pixels:
             self._pixels[key] = (self.dataset.image(i), self._truth(i))
         return self._pixels[key]
+
+    def _segment(self, i: int, size, preset):
+        """The method on image ``i`` (:func:`~selfprompt.pipeline.segment`: the coarse
+        mask at the preset's threshold, its prompts, the paper's variants), memoised."""
+        key = (self.s.backbone, self.s.checkpoint, self.s.data_dir, i, preset, self.s.seed)
+        if key not in self._segs:
+            from ..methods.recipe import with_threshold
+            from ..pipeline import segment
+
+            _, decoder = self._backbone()
+            if len(self._segs) > 64:
+                self._segs.clear()
+            self._segs[key] = segment(with_threshold(self.classifier(), preset.threshold),
+                                      decoder, self.embeddings()[i], size, preset,
+                                      np.random.default_rng(self.s.seed))
+            self._decoder_at = key[:4]                  # segment set the image's embedding
+        return self._segs[key]
 
     def _decode(self, i: int, size, points, labels, box) -> np.ndarray:
         """SAM's mask for these prompts, memoised (toggling back costs nothing)."""
@@ -287,7 +311,6 @@ class ExplorerState:
     def compute(self) -> View:
         """Everything for the current image; only the cheap steps unless caches moved."""
         from ..frame import grid_to_image
-        from ..prompts import make_prompts
 
         t0 = time.perf_counter()
         p, i = self.s.preset_obj(), self.names.index(self.s.image)
@@ -295,17 +318,11 @@ class ExplorerState:
         size = truth.shape
         aligned, frame = p.labels == "aligned", self._backbone()[0].img_size
         grid = self._grid(i)
-        logit = np.log(p.threshold / (1.0 - p.threshold))
-        coarse = grid_to_image((grid > logit).astype(np.uint8), *size, aligned=aligned,
-                               img_size=frame)
         prob = grid_to_image((1 / (1 + np.exp(-grid))).astype(np.float32), *size,
                              aligned=aligned, smooth=True, img_size=frame)
-        prompts = make_prompts(coarse, p, np.random.default_rng(self.s.seed))
+        seg = self._segment(i, size, p)
+        coarse, prompts, masks = seg.coarse, seg.prompts, dict(seg.masks)
         pts, lab, box = prompts.points, prompts.labels, prompts.box
-        masks = {"linear": prompts.cleaned.astype(bool),
-                 "point": self._decode(i, size, pts, lab, None),
-                 "box": self._decode(i, size, None, None, box),
-                 "point_box": self._decode(i, size, pts, lab, box)}  # as decoder.variants
         selected = MODES[self.s.prompts]
         if self.s.clicks or self.s.prompts == "none":
             use_pts = self.s.prompts in ("point", "both") and pts is not None

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .embeddings import to_float32
-from .pipeline import fit_classifier, segment
-from .presets import Preset
+from ..embeddings import to_float32
+from ..pipeline import fit_classifier, segment
+from ..presets import Preset
 
 #: the variant name in results tables
 AUTO = "auto"

@@ -11,6 +11,7 @@ encoder (frozen) and mask decoder (trained), loss = soft Dice + binary cross-ent
 between SAM's ``(256, 256)`` low-resolution logits and the true mask in the same
 padded frame. AdamW; the order of shots, the box widening and torch's generator are
 seeded, so a fold's decoder is the same on a rerun of the same machine.
+:class:`FineTuned` is the estimator the protocol fits on :class:`~selfprompt.methods.Shots`.
 """
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ import torch.nn.functional as F
 from ..decode import PromptDecoder
 from ..embeddings import to_float32
 from ..frame import LOWRES, _to_frame
+from ..pipeline import segment
+from ..presets import Preset
 from ..prompts import bounding_box, widen
+from .base import Method, Prediction, Shots
+from .self_prompt import SelfPrompting
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +166,78 @@ class DecoderFineTuner:
     def decoder(self, backbone) -> PromptDecoder:
         """A :class:`PromptDecoder` that decodes with the fine-tuned mask decoder."""
         return PromptDecoder(self.backbone(backbone))
+
+
+# ------------------------------------------------------------------ the estimator
+#: the prompts the fine-tuned decoder is scored with (variant ``ft_<prompt>``)
+FT_PROMPTS = ("box", "point_box", "no_prompt")
+
+
+class FineTuned(Method):
+    """SAM's mask decoder fine-tuned on the shots (registry name ``finetuned``).
+
+    Parameters
+    ----------
+    preset : str or Preset, default="corrected"
+        The classifier whose coarse mask gives the prompts.
+    prompt : {"box", "point_box", "no_prompt"}, default="box"
+    epochs, lr, weight_decay, max_widen, seed :
+        The fine-tuning's (:class:`DecoderFineTuner`).
+    progress : bool, default=False
+
+    Fitted: ``tuner_`` (its losses, seconds), ``decoder_`` (the fine-tuned decoder),
+    ``classifier_``. The score is SAM's predicted IoU from the fine-tuned decoder.
+    """
+
+    def __init__(self, preset: str | Preset = "corrected", prompt: str = "box",
+                 epochs: int = 10, lr: float = 1e-4, weight_decay: float = 0.01,
+                 max_widen: int = 20, seed: int = 0, progress: bool = False) -> None:
+        self.preset = preset
+        self.prompt = prompt
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_widen = max_widen
+        self.seed = seed
+        self.progress = progress
+
+    def tuner(self):
+        """An unfitted :class:`DecoderFineTuner` with
+        this estimator's settings."""
+        return DecoderFineTuner(self.epochs, self.lr, self.weight_decay, self.max_widen,
+                                self.seed, self.progress)
+
+    def fit(self, shots: Shots) -> "FineTuned":
+        if self.prompt not in FT_PROMPTS:
+            raise ValueError(f"unknown prompt {self.prompt!r} for the fine-tuned decoder; "
+                             f"choose from {', '.join(FT_PROMPTS)}")
+        base = SelfPrompting(self.preset).fit(shots)
+        tuner = self.tuner().fit(shots.decoder.backbone, shots.embeddings, shots.masks)
+        return self._set(base, tuner)
+
+    def _set(self, base: SelfPrompting, tuner) -> "FineTuned":
+        self.preset_, self.classifier_ = base.preset_, base.classifier_
+        self.base_decoder_ = base.decoder_
+        self.tuner_ = tuner
+        self.decoder_ = tuner.decoder(base.decoder_.backbone)
+        self.n_shots_ = base.n_shots_
+        return self
+
+    @property
+    def variant(self) -> str:
+        return f"ft_{self.prompt}"
+
+    def predict(self, features: np.ndarray, size: tuple[int, int], *,
+                seed: tuple[int, ...] = (0,)) -> Prediction:
+        self._check_fitted("decoder_")
+        from ..strategies import Inputs, run_strategies
+
+        v, features, size = self.variant, np.asarray(features, np.float32), tuple(size)
+        seg = segment(self.classifier_, self.base_decoder_, features, size, self.preset_,
+                      np.random.default_rng(list(seed)), (), seed=tuple(seed))
+        self.decoder_.set_embedding(features, size)
+        x = Inputs(seg.prompts, self.preset_, None, None, tuple(seed),
+                   self.base_decoder_.backbone.img_size)
+        quality: dict[str, float] = {}
+        mask = run_strategies([v], self.base_decoder_, x, self.decoder_, scores=quality)[v]
+        return Prediction(mask, quality[v], v)
