@@ -45,6 +45,12 @@ def _is_path(x) -> bool:
     return isinstance(x, (str, Path))
 
 
+def content_seed(seed: int, key: str) -> tuple[int, int]:
+    """An image's seed for its prompt's random draws: ``(seed, the first 16 hex digits of
+    its sha256)``: it follows the image, not its place in a folder or a resumed run."""
+    return int(seed), int(key[:16], 16)
+
+
 class SelfPrompt(BaseEstimator):
     """The paper's method on one's own images.
 
@@ -148,15 +154,22 @@ class SelfPrompt(BaseEstimator):
                              f"{arr.shape}")
         return arr, None
 
+    @staticmethod
+    def _key(rgb: np.ndarray, data: bytes | None) -> str:
+        """An image's identity: a file's the sha256 of its bytes, as `embed` keys it; an
+        array's, of its pixels and size."""
+        from .embeddings import image_key
+
+        return image_key(data if data is not None else
+                         b"rgb-array:%dx%d:" % rgb.shape[:2] + np.ascontiguousarray(rgb).tobytes())
+
     def _embed(self, rgb: np.ndarray, data: bytes | None) -> np.ndarray:
-        from .embeddings import image_key, to_float32
+        from .embeddings import to_float32
 
         cache = self._cache()
         if cache is None:
             return to_float32(self._encoder()(rgb))
-        # a file: the sha256 of its bytes, as `embed` keys it; an array: of its pixels
-        key = image_key(data if data is not None else
-                        b"rgb-array:%dx%d:" % rgb.shape[:2] + np.ascontiguousarray(rgb).tobytes())
+        key = self._key(rgb, data)
         if not cache.is_valid(key):
             cache.save(key, self._encoder()(rgb))
         return to_float32(cache.load(key))
@@ -238,15 +251,22 @@ class SelfPrompt(BaseEstimator):
         prompt used."""
         self._check_fitted()
         rgb, data = self._read(image)
-        return self.predict_embedding(self._embed(rgb, data), rgb.shape[:2])
+        seed = content_seed(self.seed, self._key(rgb, data))
+        return self.predict_embedding(self._embed(rgb, data), rgb.shape[:2], seed=seed)
 
-    def predict_embedding(self, features: np.ndarray, size: tuple[int, int]) -> Prediction:
-        """The same from the image's ``(256, 64, 64)`` embedding and its ``(H, W)``."""
+    def predict_embedding(self, features: np.ndarray, size: tuple[int, int], *,
+                          seed: tuple[int, ...] | None = None) -> Prediction:
+        """The same from the image's ``(256, 64, 64)`` embedding and its ``(H, W)``.
+
+        ``seed`` seeds the prompt's random draws (box widening). :meth:`predict` and
+        ``python -m selfprompt predict`` pass the image's :func:`content_seed`, so an image
+        gets the same mask whichever way, and in whatever order, it is segmented; without
+        it, ``(seed,)``."""
         self._check_fitted()
         from .embeddings import to_float32
 
         return self.method_.predict(to_float32(features), tuple(int(s) for s in size),
-                                    seed=(self.seed,))
+                                    seed=(self.seed,) if seed is None else tuple(seed))
 
     # ---------------------------------------------------------------- one small file
     def save(self, path: str | Path) -> Path:

@@ -19,7 +19,8 @@ import pytest
 from selfprompt.cli import main
 from selfprompt.datasets.layouts import DatasetError
 from selfprompt.own.images import list_images
-from selfprompt.own.predict import (FAILED, JOURNAL, content_seed, overlay, predict_images,
+from selfprompt.api import content_seed
+from selfprompt.own.predict import (FAILED, JOURNAL, overlay, predict_images,
                                     read_table)
 
 
@@ -289,6 +290,14 @@ def test_predict_end_to_end_then_again_from_the_saved_model(
     for r in rows:
         assert (again / r["mask"]).read_bytes() == (out / r["mask"]).read_bytes()
     assert read_table(again / "predictions.csv") == rows
+    # and the Python API's predict, on each path, gives the command's mask and score
+    from selfprompt.api import SelfPrompt
+
+    model = SelfPrompt.load(fit, checkpoint=tiny_checkpoint, cache=tmp_path / "cache")
+    for r in rows:
+        got = model.predict(r["image"])
+        written = cv2.imread(str(out / r["mask"]), cv2.IMREAD_GRAYSCALE) > 127
+        assert np.array_equal(got.mask, written) and round(got.score, 6) == r["score"]
 
 
 def _dice_of(out: Path, rows: list[dict], truth) -> dict[str, float]:

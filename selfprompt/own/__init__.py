@@ -6,7 +6,7 @@ from ..utils.lazy import lazy_exports
 _EXPORTS = {
     "ImageFile": "images", "list_images": "images",
     "predict_images": "predict", "overlay": "predict", "read_table": "predict",
-    "content_seed": "predict", "Summary": "predict",
+    "Summary": "predict",
     "suggest": "suggest", "Suggestion": "suggest",
 }
 __all__ = sorted(_EXPORTS)

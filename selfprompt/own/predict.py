@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..api import content_seed
 from ..datasets.layouts import DatasetError
 from ..datasets.reader import decode_image, is_truncated
 from ..embeddings import EmbeddingCache, image_key, to_float32
@@ -55,11 +56,6 @@ COLUMNS = ("image", "mask", "overlay", "area_px", "score", "prompt")
 #: the overlay's tint and outline (RGB) and the tint's weight
 OVERLAY_COLOUR = (0, 255, 0)
 OVERLAY_ALPHA = 0.35
-
-
-def content_seed(seed: int, key: str) -> tuple[int, int]:
-    """An image's seed for its prompt's random draws: ``(seed, sha256 head)``."""
-    return int(seed), int(key[:16], 16)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = OVERLAY_COLOUR,
