@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb")  # exercises/ too
                    if ".ipynb_checkpoints" not in p.parts)
 #: the tutorial's notebooks (07, the explorer, is a widget app with its own tests)
-OURS = [p for p in NOTEBOOKS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08", "09",
-                                                       "10"}]
+OURS = [p for p in NOTEBOOKS
+        if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08", "09", "10"}]
 MAX_FILE_BYTES = 150_000
 MAX_OUTPUT_BYTES = 4_000
 CHECK = "nbval-check-output"   # the cell tag nbval compares outputs of (with --nbval-lax)
