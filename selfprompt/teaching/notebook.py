@@ -398,11 +398,13 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
 def unlabelled_copy(dataset, folder: str | Path) -> Path:
     """The data set's images alone, copied into ``folder``: what a user starts with (a
     folder of images, no mask). The masks stay where they are, unread, until
-    :func:`label_from_truth` plays the part of the person labelling."""
+    :func:`label_from_truth` plays the part of the person labelling. The folder is made
+    afresh: images of an earlier run with another ``limit`` must not stay in it."""
     import shutil
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     for s in dataset.samples:
         shutil.copy(s.image_path, folder / s.image_path.name)
     return folder
