@@ -134,14 +134,15 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
                  "--memory-encode", "1", "--memory-encoder-model", "tiny", "--mm-size", "256",
                  "--warmup", "0", "--workers", "0", "--stages-backbone", "tiny",
                  "--stages-images", "12", "--stages-k", "2", "--stages-test", "3",
-                 "--stages-bf16",
+                 "--stages-bf16", "--predict-images", "3", "--predict-k", "2",
+                 "--predict-backbone", "tiny", "--predict-prompt", "box", "--predict-n", "3", "6",
                  "--sweep-runs", str(tmp_path / "no-sweep"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     lines = [ln for ln in printed.splitlines() if ln.startswith("|")]
     assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:]]
     assert all(len(r) == len(COLUMNS) for r in rows)
-    assert {r[0] for r in rows} == {"1", "2", "3", "4", "5"}
+    assert {r[0] for r in rows} == {"1", "2", "3", "4", "5", "6"}
     by_name = {r[1]: r for r in rows}
     # 6 images, 2 folds of 3/3: authors' = sum over k=1, all(3) of 2 * (k + 2 * 3)
     assert int(by_name["authors' flow: encoder passes"][2]) == 2 * (1 + 6) + 2 * (3 + 6) == 32
@@ -187,6 +188,15 @@ def test_bench_tiny(tmp_path, capsys, synthetic_dir, monkeypatch):
         assert by_name["cuda: encoder speed, rate, GPU memory, end to end, compiled"][2] == \
             "not measured"
     assert by_name["measured sweep after encoding (make reproduce)"][2] == "not measured"
+    # 6: predict on a folder, cold then warm, the warm image's time taken apart; peaks by size
+    assert by_name["predict, cold cache: end to end"][4].startswith("3 images of ")
+    warm = by_name["predict, warm cache: after encoding"][4]
+    assert all(part in warm for part in ("SAM decoder", "classifier and prompt", "write PNGs"))
+    assert re.match(r"bound by (the decoder|the kit): ",
+                    by_name["predict, warm cache: decoder share"][4])
+    assert {f"predict peak RSS: {n} images, {c} cache" for n in (3, 6) for c in ("cold", "warm")
+            } <= set(by_name)
+    assert "predict peak RSS growth, warm cache" in by_name
     assert not [r for r in rows if r[2] == "failed"]
     text = out.read_text()
     assert text.splitlines()[2].startswith("`python -m benchmarks.bench --data ")
@@ -326,3 +336,23 @@ def test_a_measured_sweep_is_what_its_folds_recorded(tmp_path):
     assert m["folds"] == m["notebooks"] == 2 and m["threads"] == [1]
     assert m["wall"] == 180.0                          # first start to last end, side by side
     assert m["stage"] == {"fit": 20.0, "replay": 0.0, "segment": 120.0, "notebook rest": 110.0}
+
+
+def test_the_decoder_clock_counts_outermost_calls_once_and_restores(monkeypatch):
+    """Section 6 splits ``predict``'s time into the decoder and the rest: a decoder method
+    called inside another (``variants`` -> ``predict``) must not be counted twice."""
+    import benchmarks.bench.predict as bench_predict
+    from selfprompt.decode import PromptDecoder
+
+    ticks = iter(range(100))  # a clock that advances by one at each reading
+    monkeypatch.setattr(bench_predict.time, "perf_counter", lambda: float(next(ticks)))
+    monkeypatch.setattr(PromptDecoder, "predict", lambda self, *a, **kw: "mask")
+    monkeypatch.setattr(PromptDecoder, "variants", lambda self, *a, **kw: self.predict())
+    stubs = {n: PromptDecoder.__dict__[n] for n in ("set_embedding", "predict", "variants")}
+    decoder = object.__new__(PromptDecoder)
+    with bench_predict.decoder_clock() as spent:
+        assert decoder.variants() == "mask"
+        # outer start 0, inner start 1, outer end 2: counting the inner call too gives 4
+        assert spent == [2.0]
+    assert {n: PromptDecoder.__dict__[n] for n in stubs} == stubs
+    assert decoder.variants() == "mask" and spent == [2.0]  # no longer counted

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb")  # exercises/ too
                    if ".ipynb_checkpoints" not in p.parts)
 #: the tutorial's notebooks (07, the explorer, is a widget app with its own tests)
-OURS = [p for p in NOTEBOOKS if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08", "09"}]
+OURS = [p for p in NOTEBOOKS
+        if p.name[:2] in {"01", "02", "03", "04", "05", "06", "08", "09", "10"}]
 MAX_FILE_BYTES = 150_000
 MAX_OUTPUT_BYTES = 4_000
 CHECK = "nbval-check-output"   # the cell tag nbval compares outputs of (with --nbval-lax)
@@ -38,7 +39,7 @@ def _cells(path: Path):
 
 
 def test_the_tutorial_notebooks_exist():
-    assert [p.name[:2] for p in OURS] == ["01", "02", "03", "04", "05", "06", "08", "09"]
+    assert [p.name[:2] for p in OURS] == ["01", "02", "03", "04", "05", "06", "08", "09", "10"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -289,3 +290,37 @@ def test_defaults_teach_and_the_failures_are_shown_as_lessons():
     for cell in cells:  # what the tests check is not what a student reads
         if checked(cell) and "check_close" in cell.source:
             assert cell.metadata["jupyter"]["source_hidden"] is True
+
+
+def test_own_images_helpers_label_the_chosen_and_rank_by_truth(synthetic_dir, tmp_path):
+    """Notebook 10's stand-ins: the folder holds images alone; "labelling" copies the
+    chosen images' masks and no other (an earlier pick does not linger); the check
+    scores written masks against the true ones in the table's order."""
+    import cv2
+    import numpy as np
+
+    from selfprompt.datasets.reader import open_dataset
+
+    data = open_dataset(synthetic_dir)
+    nb.unlabelled_copy(data.subset(10), tmp_path / "images")
+    folder = nb.unlabelled_copy(data.subset(9), tmp_path / "images")
+    data = data.subset(9)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        s.image_path.name for s in data.samples)
+    files = sorted(folder.iterdir())
+    nb.label_from_truth(data, files[:3], tmp_path / "labelled")
+    labelled = nb.label_from_truth(data, files[3:5], tmp_path / "labelled")
+    assert sorted(p.name for p in (labelled / "images").iterdir()) == [f.name for f in files[3:5]]
+    assert len(list((labelled / "masks").iterdir())) == 2
+
+    rows = []
+    for j, (f, s) in enumerate(zip(files[5:8], data.samples[5:8])):
+        truth = data.mask(5 + j)
+        mask = truth if j != 1 else np.zeros_like(truth)   # one mask wrong, two right
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "masks" / f"{f.stem}.png"), mask.astype(np.uint8) * 255)
+        rows.append({"image": str(f), "mask": f"masks/{f.stem}.png", "score": 0.1 * j})
+    scored = nb.score_against_truth(rows, tmp_path, data)
+    assert [r["image"] for r in scored] == [r["image"] for r in rows]
+    assert [round(r["dice"], 6) for r in scored] == [1.0, 0.0, 1.0]
+    assert nb.review_curve(scored, bad=0.5) == [(1, 0), (2, 1), (3, 1)]

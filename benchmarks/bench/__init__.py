@@ -13,6 +13,9 @@
    full size (synthetic embeddings, no encoder needed); on a GPU, peak GPU memory.
 5. The sweep after encoding: its stages per test image, a bf16 encoder's Dice change on
    real weights, and a finished ``make reproduce`` timed against the committed reference.
+6. ``python -m selfprompt predict`` on one's own images: images/s end to end (cache cold)
+   and after encoding (cache warm), the decoder's share of an image's time after
+   encoding, and peak resident memory against the number of images.
 
 Each row is written out as soon as it is measured (:class:`~.table.Table`), and a
 measurement that raises becomes a ``failed`` row (:func:`~.table.measuring`): a borrowed
@@ -30,6 +33,7 @@ The modules, in the order :func:`~.run.main` runs them:
 - :mod:`.end_to_end`: section 2's whole embedding step beside the encoder-only rate;
 - :mod:`.memory`: section 4's peak resident memory, of encoding and of the k = all fit;
 - :mod:`.stages`: section 5, the sweep's stages after encoding and the bf16 Dice change;
+- :mod:`.predict`: section 6, ``predict``'s speed, decoder share and memory;
 - :mod:`.sweep_timing`: section 5's finished ``make reproduce``, against the reference;
 - :mod:`.compiled`: section 2's ``torch.compile`` rows, last because compiling is slow.
 

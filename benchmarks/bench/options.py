@@ -130,6 +130,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sweep-runs", default=str(REPO / "reports" / "runs" / "kvasir"
                                                / "medsam_lite"),
                    help="a finished sweep's folder (make reproduce's RUNS/<data set>/<backbone>)")
+    p.add_argument("--predict-images", type=int, default=20,
+                   help="section 6: images `predict` segments for its speed rows, the first "
+                   "of the data set (0: skip)")
+    p.add_argument("--predict-k", type=int, default=5,
+                   help="section 6: labelled pairs the speed rows fit on (the next images)")
+    p.add_argument("--predict-backbone", default="medsam_lite")
+    p.add_argument("--predict-prompt", default="auto")
+    p.add_argument("--predict-n", type=int, nargs="*", default=[50, 500],
+                   help="section 6: generated folder sizes for peak RSS against the number "
+                   "of images (tiny backbone; none: skip)")
+    p.add_argument("--predict-side", type=int, default=96, help="their side in pixels")
+    p.add_argument("--predict-argv", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(REPO / "reports" / "bench.md"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

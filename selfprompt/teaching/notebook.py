@@ -392,3 +392,69 @@ def missing_assets(model: str, dataset: str, data_dir: Path | None = None,
                         f"with IMAGES_{dataset}=... MASKS_{dataset}=... PAIR_{dataset}=... "
                         "when its layout is not detected)")
     return problems
+
+
+# --------------------------------------------------------------- notebook 10: own images
+def unlabelled_copy(dataset, folder: str | Path) -> Path:
+    """The data set's images alone, copied into ``folder``: what a user starts with (a
+    folder of images, no mask). The masks stay where they are, unread, until
+    :func:`label_from_truth` plays the part of the person labelling. The folder is made
+    afresh: images of an earlier run with another ``limit`` must not stay in it."""
+    import shutil
+
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for s in dataset.samples:
+        shutil.copy(s.image_path, folder / s.image_path.name)
+    return folder
+
+
+def label_from_truth(dataset, chosen: list[str | Path], folder: str | Path) -> Path:
+    """Stand-in for "label them in any tool": the ``chosen`` images (paths, as
+    ``suggest`` lists them) with the data set's own masks, in ``folder/images`` and
+    ``folder/masks`` (the layout ``predict --labelled`` reads). Only these masks are
+    copied; the model sees no other."""
+    import shutil
+
+    folder = Path(folder)
+    by_file = {s.image_path.name: s for s in dataset.samples}
+    for sub in ("images", "masks"):  # a fresh folder: an earlier run's picks must not stay
+        shutil.rmtree(folder / sub, ignore_errors=True)
+        (folder / sub).mkdir(parents=True)
+    for path in map(Path, chosen):
+        s = by_file[path.name]
+        shutil.copy(path, folder / "images" / path.name)
+        shutil.copy(s.mask_path, folder / "masks" / s.mask_path.name)
+    return folder
+
+
+def score_against_truth(rows: list[dict], out: str | Path, dataset,
+                        threshold: int = 127) -> list[dict]:
+    """``predict``'s table (as :func:`selfprompt.own.read_table` reads it, least
+    confident first) with each written mask's Dice against the data set's true mask:
+    how well the quality score ranked the images, which a user without masks cannot
+    see. Rows keep the table's order."""
+    import cv2
+
+    from ..metrics import dice
+
+    index = {s.image_path.name: i for i, s in enumerate(dataset.samples)}
+    scored = []
+    for row in rows:
+        mask = cv2.imread(str(Path(out) / row["mask"]), cv2.IMREAD_GRAYSCALE) > 127
+        truth = dataset.mask(index[Path(row["image"]).name], threshold)
+        scored.append(dict(row, dice=float(dice(mask, truth))))
+    return scored
+
+
+def review_curve(scored: list[dict], bad: float = 0.5) -> list[tuple[int, int]]:
+    """For a reviewer who checks the images least confident first: after ``n`` images
+    checked, how many of the bad masks (Dice below ``bad``) were found, for every ``n``.
+    A score that ranks well finds them early; a useless one finds them at the pace of a
+    random order (``n`` x the share of bad masks)."""
+    found, curve = 0, []
+    for n, row in enumerate(scored, start=1):
+        found += row["dice"] < bad
+        curve.append((n, found))
+    return curve
