@@ -46,13 +46,12 @@ def _timed(step: str, fn) -> Check:
 
 
 def pinned_versions(lock: Path = REPO / "requirements-lock.txt") -> dict[str, str]:
-    """``name -> version`` of :data:`PINNED` in the lock file (``name==version`` lines)."""
-    pins = {}
-    for line in lock.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line.strip())
-        if m and m.group(1).lower() in PINNED:
-            pins[m.group(1).lower()] = m.group(2)
-    return pins
+    """``name -> version`` of :data:`PINNED` in the lock file, as it applies to this
+    machine (its environment markers evaluated here)."""
+    from ..utils.lock import read_lock
+
+    return {name.lower(): version for name, version in read_lock(lock)
+            if name.lower() in PINNED}
 
 
 def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool, str]:
