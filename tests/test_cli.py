@@ -19,7 +19,7 @@ GROUPS = {"the method": ["check", "embed", "run", "summarise"],
           "data and weights": ["datasets", "assets", "fetch", "synthetic", "preflight"],
           "evaluation": ["ablations", "reference"],
           "teaching": ["exercises", "classroom", "book", "bundle"],
-          "the kit": ["provenance"]}
+          "the kit": ["provenance", "notebooks", "lab"]}
 
 
 def test_help_lists_every_command_in_its_group():
