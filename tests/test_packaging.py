@@ -202,3 +202,21 @@ def test_the_minimum_dependencies_are_the_lower_bounds():
         canonicalize_name(Requirement(r).name) for r in min_dependencies.requirements()}
     with pytest.raises(ValueError, match="cannot read"):
         min_dependencies.lower_bounds(["!!"])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_make_lab_opens_start_here_and_test_min_installs_the_lower_bounds(tmp_path):
+    def dry(target: str) -> str:
+        return subprocess.run(["make", "-n", "-s", target, "VENV=" + str(tmp_path / "v")],
+                              capture_output=True, text=True, cwd=REPO, check=True,
+                              env={**os.environ, "MAKEFLAGS": ""}).stdout
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / ".installed").touch()  # make -n: no environment is built
+    assert "-m selfprompt lab" in dry("lab")
+    steps = dry("test-min")
+    assert "tests/min_dependencies.py > .venv-min/constraints.txt" in steps
+    assert '-c .venv-min/constraints.txt -e ".[notebooks,test]"' in steps
+    assert 'pytest tests -m "not slow"' in steps
+    lock = dry("lock")
+    assert "pip compile pyproject.toml --extra notebooks --extra test --universal" in lock
