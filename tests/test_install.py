@@ -87,6 +87,8 @@ def test_an_installed_kit_runs_its_commands_and_a_notebook_outside_any_checkout(
     import selfprompt
 
     assert version.strip() == f"selfprompt-kit {selfprompt.__version__}"
+    provenance = _run(installed, "-m", "selfprompt", "provenance", cwd=anywhere)
+    assert f'"installed selfprompt-kit {selfprompt.__version__}"' in provenance
 
     data = root / "synthetic"
     _run(installed, "-m", "selfprompt", "synthetic", str(data), "--n", "12", cwd=anywhere)
@@ -153,3 +155,12 @@ def test_lab_opens_start_here_in_the_notebooks_folder(capsys):
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith(f"cd {REPO / 'notebooks'} && ")
     assert line.endswith("-m jupyterlab START_HERE.md --no-browser")
+
+
+def test_an_installed_kit_checks_its_environment_against_its_ranges(tmp_path):
+    """No checkout, no lock: the classroom check compares with the declared ranges."""
+    from selfprompt.teaching import classroom
+
+    ok, detail = classroom.check_environment(tmp_path / "no-lock.txt")
+    assert ok, detail
+    assert "within its ranges" in detail
