@@ -16,6 +16,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: ``name[extra]>=1.2,<3`` -> name, ">=1.2,<3"
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
+#: built in variants with a local version (2.13.0+cpu, +cu126) on other indexes and in
+#: find-links folders: ``===`` takes the release itself, so that torch and torchvision
+#: (whose compiled operators must match torch's build) come from the same one
+EXACT_BUILD = ("torch", "torchvision")
 
 
 def _load(text: str) -> dict:
@@ -52,7 +56,7 @@ def lower_bounds(reqs: list[str]) -> dict[str, str]:
 
 def main() -> int:
     for name, version in lower_bounds(requirements()).items():
-        print(f"{name}=={version}")
+        print(f"{name}{'===' if name in EXACT_BUILD else '=='}{version}")
     return 0
 
 
