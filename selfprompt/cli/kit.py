@@ -54,6 +54,12 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("jupyterlab") is None and not args.print_command:
+        print("error: JupyterLab is not installed in this environment: pip install "
+              "\"selfprompt-kit[notebooks]\" (or `make venv` in a checkout)", file=sys.stderr)
+        return 2
     folder = notebooks_folder(args.to, quiet=args.quiet)
     # JupyterLab rooted at the notebooks, START_HERE.md open; further options go to it
     extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
