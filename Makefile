@@ -61,7 +61,7 @@ DATA_DIR = $(call data_dir,$(DATASET))
 RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
-        smoke lab bench notebook-outputs lint lock clean distclean \
+        smoke lab bench notebook-outputs lint lock test-min clean distclean \
         reference verify-reference ablations reference-ablations reference-beyond reference-bench \
         classroom-check exercises book \
         bundle install-offline
@@ -313,8 +313,8 @@ reference-bench: $(VENV)/.installed ## the committed CPU bench table (after `mak
 	$(PY) -m benchmarks.bench --data $(REF_DATA) $(REF_BENCH_ARGS) \
 		--sweep-runs $(RUNS)/kvasir/$(REF_MODEL) --out reports/reference/bench.md
 
-lab: $(VENV)/.installed ## JupyterLab on the notebooks, with the kit's environment
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+lab: $(VENV)/.installed ## JupyterLab on the notebooks, START_HERE.md open, with the kit's environment
+	$(PY) -m selfprompt lab $(LAB_ARGS)
 
 notebook-outputs: $(VENV)/.installed ## re-record the outputs nbval checks (after a deliberate change)
 	$(PY) tests/refresh_notebook_outputs.py
@@ -322,9 +322,43 @@ notebook-outputs: $(VENV)/.installed ## re-record the outputs nbval checks (afte
 lint: $(VENV)/.installed ## flake8 over the package, tests and benchmarks
 	$(PY) -m flake8 --max-line-length 100 selfprompt tests benchmarks
 
-lock: $(VENV)/.installed ## rewrite requirements-lock.txt from .venv
-	{ head -2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable; } > requirements-lock.tmp
+# The lock: pyproject.toml's ranges resolved once for every platform and Python the kit
+# supports (uv's universal resolution: each pin that only some platforms need carries an
+# environment marker, which pip evaluates). Versions already in the lock are kept unless
+# pyproject.toml rules them out; LOCK_ARGS=--upgrade moves every pin to the newest allowed.
+# uv comes from PyPI into .uv/ unless UV names one.
+UV_VERSION ?= 0.13.9
+UV         ?= .uv/bin/uv
+LOCK_ARGS  ?=
+.uv/bin/uv:
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install -q uv==$(UV_VERSION)
+
+lock: $(filter .uv/bin/uv,$(UV)) ## rewrite requirements-lock.txt: pyproject.toml resolved for every platform
+	$(UV) pip compile pyproject.toml --extra notebooks --extra test --universal \
+		--python $(PYTHON) --python-version 3.10 --no-header --no-annotate $(LOCK_ARGS) -o requirements-lock.txt
+	@{ printf '%s\n' "$(LOCK_HEADER_1)" "$(LOCK_HEADER_2)" "$(LOCK_HEADER_3)"; \
+		grep -v '^# \(Exact versions\|(Linux\|say where\)' requirements-lock.txt; } > requirements-lock.tmp
 	mv requirements-lock.tmp requirements-lock.txt
+LOCK_HEADER_1 := \# Exact versions make venv and CI install: pyproject.toml resolved for every platform
+LOCK_HEADER_2 := \# (Linux x86_64/aarch64, macOS arm64, Windows amd64; Python 3.10-3.13). Markers after ;
+LOCK_HEADER_3 := \# say where a pin applies (pip evaluates them). Regenerate with make lock.
+
+# The oldest versions pyproject.toml allows (each lower bound made an exact pin by
+# tests/min_dependencies.py), in .venv-min, and the fast tests on them; all but the one
+# that checks the environment is the lock's (this one is not, by design). Measured on 2
+# shared CPU cores: 2-4 min to build (torch 2.13.0 and its CUDA wheels, about 2 GB, from
+# PyPI or pip's cache), 8-13 min of tests (537 passed).
+TEST_MIN_ARGS ?=
+test-min: ## the fast tests on the oldest versions pyproject.toml allows (.venv-min)
+	rm -rf .venv-min
+	$(PYTHON) -m venv .venv-min
+	.venv-min/bin/python -m pip install -q --upgrade pip
+	$(PYTHON) tests/min_dependencies.py > .venv-min/constraints.txt
+	.venv-min/bin/python -m pip install -q -c .venv-min/constraints.txt -e ".[notebooks,test]"
+	.venv-min/bin/python -m pytest tests -m "not slow" --deselect \
+		tests/test_classroom.py::test_the_pinned_versions_are_read_from_the_lock_and_a_mismatch_says_what_to_run \
+		$(TEST_MIN_ARGS)
 
 clean: ## remove generated results (keeps data, checkpoints, embedding cache, reports/reference)
 	rm -rf reports/runs reports/ablations reports/figures reports/*.md reports/*.csv \

@@ -20,7 +20,7 @@ GROUPS = {"the method": ["check", "embed", "run", "summarise", "progress"],
           "data and weights": ["datasets", "assets", "fetch", "synthetic", "preflight"],
           "evaluation": ["ablations", "reference"],
           "teaching": ["exercises", "classroom", "book", "bundle"],
-          "the kit": ["provenance"]}
+          "the kit": ["provenance", "notebooks", "lab"]}
 
 
 def test_help_lists_every_command_in_its_group():

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from .. import __version__
 from . import data, evaluation, kit, method, own, teaching
 
 #: the commands by purpose, in the order ``--help`` lists them
@@ -35,6 +36,7 @@ KIT_ERRORS = (("selfprompt.assets.registry", "AssetError", 2),
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m selfprompt",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"selfprompt-kit {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",

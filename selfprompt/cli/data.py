@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..utils.paths import KIT_ROOT
+from ..utils.paths import KIT_ROOT, default_path
 from .method import DATASET_NAMES
 
 
@@ -82,8 +82,8 @@ def add_commands(command) -> None:
 
     mirror_help = "local folder or base URL replacing the official source ($SELFPROMPT_MIRROR)"
     p = command("assets", "list checkpoints and data sets and their state", cmd_assets)
-    p.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
-    p.add_argument("--data", type=Path, default=Path("data"))
+    p.add_argument("--checkpoints", type=Path, default=default_path("checkpoints"))
+    p.add_argument("--data", type=Path, default=default_path("data"))
     p.add_argument("--mirror", default=None, help=mirror_help)
     p.add_argument("--verify", action="store_true", help="compute every checksum (slow)")
 
@@ -91,11 +91,11 @@ def add_commands(command) -> None:
     what = p.add_subparsers(dest="what", required=True)
     checkpoint = what.add_parser("checkpoint", help="a SAM checkpoint")
     checkpoint.add_argument("--model", choices=list(with_weights()), default="vit_b")
-    checkpoint.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    checkpoint.add_argument("--checkpoints", type=Path, default=default_path("checkpoints"))
     checkpoint.add_argument("--mirror", default=None, help=mirror_help)
     data = what.add_parser("data", help="a data set, extracted and checked")
     data.add_argument("--dataset", choices=list(CATALOG), default="kvasir")
-    data.add_argument("--data", type=Path, default=Path("data"))
+    data.add_argument("--data", type=Path, default=default_path("data"))
     data.add_argument("--mirror", default=None, help=mirror_help)
 
     p = command("synthetic", "write a small synthetic data set (Kvasir layout)", cmd_synthetic)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..utils.paths import default_path
 from .method import _add_backbone, _add_data, _dataset, _embeddings
 
 #: selfprompt.evaluation.ablations.STUDIES, named here so that ``--help`` needs no NumPy
@@ -24,7 +25,8 @@ def cmd_ablations(args) -> int:
         return 0
     dataset = _dataset(args)
     backbone, embeddings = _embeddings(args, dataset)
-    out = args.out or Path("reports/ablations/runs") / args.dataset_name / backbone.model_type
+    out = (args.out or default_path("reports/ablations/runs") / args.dataset_name
+           / backbone.model_type)
     for study in args.studies:
         paths = run_study(study, dataset, embeddings, backbone, out, args.dataset_name,
                           args.folds, args.seed, args.k, args.test_per_fold,

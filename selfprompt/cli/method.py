@@ -13,14 +13,15 @@ from pathlib import Path
 from ..datasets.catalog import CATALOG
 
 from ..presets import PRESETS, VARIANTS
+from ..utils.paths import default_path
 
 
 def default_data() -> Path:
-    return Path(os.environ.get("SELFPROMPT_DATA_DIR", "data/kvasir-seg"))
+    return Path(os.environ.get("SELFPROMPT_DATA_DIR") or default_path("data/kvasir-seg"))
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("SELFPROMPT_CACHE", "data/embeddings"))
+    return Path(os.environ.get("SELFPROMPT_CACHE") or default_path("data/embeddings"))
 
 
 #: the catalog's sets (plain data, no NumPy: the parser stays instant)
@@ -101,7 +102,7 @@ def _data_folder(args) -> Path:
     if args.dataset and not os.environ.get("SELFPROMPT_DATA_DIR"):
         from ..datasets.catalog import get
 
-        return Path("data") / get(args.dataset).folder
+        return default_path("data") / get(args.dataset).folder
     return default_data()
 
 
@@ -131,7 +132,8 @@ def _embeddings(args, dataset):
     from ..embeddings import embed_dataset
     from ..models.encoder import ImageEncoder
 
-    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    backbone = load_backbone(args.backbone, args.checkpoint, args.device,
+                             checkpoints_dir=default_path("checkpoints"))
     encoder = ImageEncoder(backbone, batch_size=args.batch_size, precision=args.precision,
                            fused=False if args.exact_encoder else
                            True if args.fused_encoder else None)
@@ -175,7 +177,7 @@ def cmd_run(args) -> int:
     name = args.dataset_name or (dataset.layout if dataset.layout != "folder"
                                  else dataset.root.name)  # "folder": named after itself
     # where `make reproduce` writes: chosen shots keep a subfolder and summary lines apart
-    out = args.out or Path("reports/runs") / name / backbone.model_type
+    out = args.out or default_path("reports/runs") / name / backbone.model_type
     exp = Experiment(dataset, embeddings, backbone, out, dataset_name=name, seed=args.seed,
                      n_folds=args.n_folds, variants=tuple(args.variants),
                      progress=not args.quiet,

@@ -73,19 +73,16 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_pins(path: Path) -> list[tuple[str, str]]:
-    """``(name, version)`` of each ``name==version`` line (comments and blanks skipped)."""
-    pins = []
-    for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9_.-]*)==([^\s;]+)", line)
-        if not m:
-            raise BundleError(f"{path}:{number}: expected `name==version` (a locked pin), "
-                              f"found {raw.strip()!r}")
-        pins.append((m.group(1), m.group(2)))
-    return pins
+def read_pins(path: Path, platform_tag: str | None = None,
+              python_version: str | None = None) -> list[tuple[str, str]]:
+    """``(name, version)`` of each pin of the lock that applies to the target platform and
+    Python (its environment markers evaluated for them; None: this machine)."""
+    from ..utils.lock import LockError, read_lock
+
+    try:
+        return read_lock(path, platform_tag, python_version)
+    except LockError as err:
+        raise BundleError(str(err)) from None
 
 
 def wheel_name_version(filename: str) -> tuple[str, str]:
@@ -413,10 +410,12 @@ def build(out: Path, data_source: Path | None = None, dataset: str = "kvasir",
         say("note: uncommitted changes are not in the bundle (it holds commit "
             f"{commit[:12]})")
     python = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
-    pins = read_pins(requirements)
+    pins = read_pins(requirements, platform_tag, python_version)
+    locked = {canonical(name) for name, _ in pins}
     boot = [(name, v) for name in bootstrap if (v := _have(name))]
     if len(boot) != len(bootstrap):
         raise BundleError(f"the building environment lacks one of {', '.join(bootstrap)}")
+    boot = [(name, v) for name, v in boot if canonical(name) not in locked]  # torch locks one
     options = _platform_options(platform_tag, python_version)
 
     say(f"[1/4] wheels: {len(pins)} locked pins and {len(boot)} for the install itself")

@@ -47,17 +47,19 @@ def _timed(step: str, fn) -> Check:
 
 
 def pinned_versions(lock: Path = REPO / "requirements-lock.txt") -> dict[str, str]:
-    """``name -> version`` of :data:`PINNED` in the lock file (``name==version`` lines)."""
-    pins = {}
-    for line in lock.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line.strip())
-        if m and m.group(1).lower() in PINNED:
-            pins[m.group(1).lower()] = m.group(2)
-    return pins
+    """``name -> version`` of :data:`PINNED` in the lock file, as it applies to this
+    machine (its environment markers evaluated here)."""
+    from ..utils.lock import read_lock
+
+    return {name.lower(): version for name, version in read_lock(lock)
+            if name.lower() in PINNED}
 
 
 def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool, str]:
-    """Installed versions of :data:`PINNED` against the lock file."""
+    """Installed versions of :data:`PINNED` against the lock file; an installed kit (no
+    checkout, so no lock) checks them against the ranges its package declares."""
+    if not Path(lock).is_file():
+        return check_ranges()
     wrong = []
     for name, want in sorted(pinned_versions(lock).items()):
         try:
@@ -70,6 +72,30 @@ def check_environment(lock: Path = REPO / "requirements-lock.txt") -> tuple[bool
         return False, "; ".join(wrong) + ": run `make venv` to install the locked versions"
     python = sys.version.split()[0]
     return True, f"{len(pinned_versions(lock))} pinned packages as locked (python {python})"
+
+
+def check_ranges(distribution: str = "selfprompt-kit") -> tuple[bool, str]:
+    """Installed versions of :data:`PINNED` within the ranges the installed package
+    declares (its metadata's requirements, extras' included)."""
+    from packaging.requirements import Requirement
+
+    reqs = {Requirement(r).name.lower(): Requirement(r)
+            for r in metadata.requires(distribution) or []}
+    wrong = []
+    for name in PINNED:
+        if name not in reqs:
+            continue
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            wrong.append(f"{name} missing ({reqs[name].specifier})")
+            continue
+        if not reqs[name].specifier.contains(have, prereleases=True):
+            wrong.append(f"{name} {have} (needs {reqs[name].specifier})")
+    if wrong:
+        return False, ("; ".join(wrong) + f": run `pip install \"{distribution}"
+                       "[notebooks]\"` again to install versions within its ranges")
+    return True, f"{distribution} {metadata.version(distribution)}: versions within its ranges"
 
 
 def check_model(backbone: str = "medsam_lite") -> tuple[bool, str]:

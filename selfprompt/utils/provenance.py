@@ -16,7 +16,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from .paths import KIT_ROOT as REPO
+from .paths import checkout
 
 #: environment variables that change floating-point results (or their speed)
 ARITHMETIC_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
@@ -37,11 +37,18 @@ def cpu_model() -> str:
 @lru_cache(maxsize=1)
 def kit_commit() -> str:
     """``git`` commit of the kit, ``+dirty`` when its code differs from that commit
-    (None-like "unknown" outside a clone). Only the package and notebooks count."""
+    (None-like "unknown" outside a clone). Only the package and notebooks count. An
+    installed kit has no clone: its version stands in (never the commit of whatever
+    repository its user folder may lie in)."""
+    repo = checkout()
+    if repo is None:
+        from .. import __version__
+
+        return f"installed selfprompt-kit {__version__}"
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--",
+        dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--",
                                 "selfprompt", "notebooks"], timeout=10).returncode != 0
     except (OSError, subprocess.SubprocessError):
         return "unknown"
