@@ -98,11 +98,13 @@ class SelfPrompt(BaseEstimator):
             import warnings
 
             from .models.backbone import load_backbone
+            from .utils.paths import default_path
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)   # tiny's random-weights note
                 self.backbone_ = load_backbone(self.backbone, self.checkpoint,
-                                               device=self.device)
+                                               device=self.device,
+                                               checkpoints_dir=default_path("checkpoints"))
         return self.backbone_
 
     def _cache(self):

@@ -103,6 +103,17 @@ def test_an_installed_kit_runs_its_commands_and_a_notebook_outside_any_checkout(
     runs = home / "reports" / "runs" / "synthetic" / "tiny"
     assert (runs / "corrected" / "k2" / "fold0.json").is_file(), sorted(_files(home))[:20]
 
+    # one's own images: which to label, then masks for the rest, written where asked
+    picked = root / "to_label.txt"
+    _run(installed, "-m", "selfprompt", "-q", "suggest", "--images", str(data / "images"),
+         "--k", "3", "--backbone", "tiny", "--out", str(picked), cwd=anywhere)
+    assert len(picked.read_text().split()) == 3
+    masks = root / "predicted"
+    _run(installed, "-m", "selfprompt", "-q", "predict", "--labelled", str(data),
+         "--images", str(data / "images"), "--backbone", "tiny", "--prompt", "box",
+         "--out", str(masks), cwd=anywhere)
+    assert len(list((masks / "masks").glob("*.png"))) == 12
+
     # the notebooks, copied to the home, run there as a student opens them
     _run(installed, "-m", "selfprompt", "notebooks", cwd=anywhere)
     notebooks = home / "notebooks"

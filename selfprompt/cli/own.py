@@ -61,13 +61,15 @@ def cmd_suggest(args) -> int:
     from ..own.images import list_images
     from ..own.suggest import suggest, write_list
     from ..utils.io import check_writable
+    from ..utils.paths import default_path
 
     images = list_images(args.images)
     if args.k > len(images):
         raise ValueError(f"--k {args.k} asks for more images than the {len(images)} given")
     check_writable(args.out.parent, "the list's folder", "give --out a writable path")
     start = time.perf_counter()
-    backbone = load_backbone(args.backbone, args.checkpoint, args.device)
+    backbone = load_backbone(args.backbone, args.checkpoint, args.device,
+                             checkpoints_dir=default_path("checkpoints"))
     encoder, cache = _encoding(backbone, args.cache)
     found = suggest(images, args.k, cache=cache, encoder=encoder, seed=args.seed,
                     progress=not args.quiet, say=_problems())
