@@ -45,12 +45,6 @@ def _is_path(x) -> bool:
     return isinstance(x, (str, Path))
 
 
-def content_seed(seed: int, key: str) -> tuple[int, int]:
-    """An image's seed for its prompt's random draws: ``(seed, the first 16 hex digits of
-    its sha256)``: it follows the image, not its place in a folder or a resumed run."""
-    return int(seed), int(key[:16], 16)
-
-
 class SelfPrompt(BaseEstimator):
     """The paper's method on one's own images.
 
@@ -253,17 +247,16 @@ class SelfPrompt(BaseEstimator):
         prompt used."""
         self._check_fitted()
         rgb, data = self._read(image)
-        seed = content_seed(self.seed, self._key(rgb, data))
-        return self.predict_embedding(self._embed(rgb, data), rgb.shape[:2], seed=seed)
+        return self.predict_embedding(self._embed(rgb, data), rgb.shape[:2])
 
     def predict_embedding(self, features: np.ndarray, size: tuple[int, int], *,
                           seed: tuple[int, ...] | None = None) -> Prediction:
         """The same from the image's ``(256, 64, 64)`` embedding and its ``(H, W)``.
 
-        ``seed`` seeds the prompt's random draws (box widening). :meth:`predict` and
-        ``python -m selfprompt predict`` pass the image's :func:`content_seed`, so an image
-        gets the same mask whichever way, and in whatever order, it is segmented; without
-        it, ``(seed,)``."""
+        ``seed`` seeds the prompt's random draws (box widening); by default ``(seed,)``
+        for every image, as ``python -m selfprompt predict`` draws them: an image gets the
+        same mask from its path, its pixels or its embedding, in any order, in any run.
+        (The protocol passes ``(seed, fold, image)``.)"""
         self._check_fitted()
         from .embeddings import to_float32
 

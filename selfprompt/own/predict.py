@@ -21,9 +21,10 @@ least. Images that cannot be read are listed in ``failed.txt`` (one line each, p
 reason) and are tried again by the next run.
 
 The random draws of an image's prompt (box widening) come from a generator seeded by
-``(seed, <the first 8 bytes of the image's sha256>)``: they depend on the image's content
-alone, not on its place in the folder or on which images were finished before, so a
-resumed run and an uninterrupted one write the same masks.
+``(seed,)`` for every image, as :meth:`selfprompt.api.SelfPrompt.predict` draws them:
+they do not depend on the image's place in the folder or on which images were finished
+before, so a resumed run and an uninterrupted one write the same masks, and the Python
+API gives each image the mask the command wrote.
 """
 from __future__ import annotations
 
@@ -39,7 +40,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..api import content_seed
 from ..datasets.layouts import DatasetError
 from ..datasets.reader import decode_image, is_truncated
 from ..embeddings import EmbeddingCache, image_key, to_float32
@@ -210,7 +210,7 @@ def predict_images(predict: Callable[[np.ndarray, tuple[int, int], tuple[int, ..
     (``mask``, ``score``, ``prompt``); ``cache`` and ``encoder`` the backbone's embedding
     cache and encoder; ``identity`` names the model (a journal of another identity is
     not resumed). ``seed_of(image, key)`` gives an image's seed tuple (default
-    :func:`content_seed`); the protocol's comparison passes ``(seed, fold, index)``.
+    ``(seed,)``); the protocol's comparison passes ``(seed, fold, index)``.
     An unreadable image is one line through ``say`` and a row in ``failed.txt``; the
     others are still written.
     """
@@ -223,7 +223,7 @@ def predict_images(predict: Callable[[np.ndarray, tuple[int, int], tuple[int, ..
     if journal.stale:
         say(f"{out}: earlier results there were made by another model or prompt: "
             "every image is computed again")
-    seed_of = seed_of or (lambda image, key: content_seed(seed, key))
+    seed_of = seed_of or (lambda image, key: (int(seed),))
     start = time.perf_counter()
     stages = dict.fromkeys(("read", "embed", "predict", "write"), 0.0)
     computed = reused = 0
