@@ -115,7 +115,7 @@ def fit_classifier(embeddings, masks, preset: Preset, in_memory_limit: int | Non
         raise ValueError("the k training masks hold only one class: draw other shots or a "
                          "larger k (a linear classifier needs lesion and background cells)")
     limit = fit_memory_limit() if in_memory_limit is None else in_memory_limit
-    clf = make_classifier(preset.classifier, preset.threshold)
+    clf = make_classifier(preset.classifier, preset.threshold, solver=preset.solver)
     if cells.n * 256 * 4 <= limit:
         return clf.fit(*cells.matrix())
     if preset.classifier != "logreg":
