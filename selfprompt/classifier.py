@@ -83,7 +83,7 @@ def _newton_fit(pieces: Sequence, d: int, C: float, class_weight, tol: float, ma
 
     def evaluate(w, hessian):
         parts = (pool.map if pool is not None else map)(lambda j: block(w, j, hessian),
-                                                          range(len(pieces)))
+                                                        range(len(pieces)))
         loss, g, H, n = 0.0, np.zeros(d + 1), (np.zeros((d + 1, d + 1)) if hessian else None), 0
         for lo, gj, Hj, nj in parts:       # summed in block order: the order never varies
             loss, g, n = loss + lo, g + gj, n + nj

@@ -72,7 +72,7 @@ PRESETS: dict[str, Preset] = {
                     drop_empty=True, rng="sequential"),
     "corrected": Preset("corrected", labels="aligned", point_source="cleaned", empty_box="none",
                         drop_empty=False, rng="per_image", mask_threshold=127,
-                           solver="newton"),
+                        solver="newton"),
 }
 
 

@@ -113,7 +113,7 @@ def _fold(env_changes: dict, data, ckpt, cache, out, threads: int = 1) -> dict:
 
 @pytest.mark.slow
 def test_corrected_fold_is_the_same_under_every_arithmetic(synthetic_dir, tiny_checkpoint,
-                                                             tmp_path):
+                                                           tmp_path):
     cache = tmp_path / "cache"          # encoded once, here: only the fit's arithmetic varies
     runs = {"here": _fold({}, synthetic_dir, tiny_checkpoint, cache, tmp_path / "here")}
     runs["2 BLAS threads"] = _fold({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"},
