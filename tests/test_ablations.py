@@ -34,7 +34,8 @@ def test_shots_curve_separates_the_spread_over_folds_from_the_spread_over_draws(
     # draw 0: folds at 0.4 and 0.6; draw 1: folds at 0.6 and 0.8 (one image each)
     rows = [row("5", "box", f, d, 0.4 + 0.2 * f + 0.2 * d) for f in (0, 1) for d in (0, 1)]
     (c,) = shots_curve(rows)
-    assert c["dice"] == 60.0 and c["std_over_folds"] == 10.0 and c["std_over_draws"] == 10.0
+    sd = round(100 * np.std([0.4, 0.6], ddof=1), 2)          # samples of two: ddof=1
+    assert c["dice"] == 60.0 and c["sd_folds"] == sd and c["sd_draws"] == sd
     assert (c["min_unit"], c["max_unit"], c["draws"], c["folds"]) == (40.0, 80.0, 2, 2)
 
 
@@ -227,15 +228,19 @@ def test_paired_tables_compare_the_same_images():
     rows += [_row(f, i, "persam", 0.5 + (0.2 if f == 0 else -0.1)) for f in (0, 1) for i in "ab"]
     rows.append(_row(1, "c", "persam", 0.9))           # no box on c: not a pair
     [line] = paired_table(rows, "box")
-    assert line["variant"] == "persam" and line["images"] == 4
-    assert line["minus_box"] == pytest.approx(5.0) and line["std_over_folds"] == pytest.approx(15.0)
-    assert line["ahead"] == "50%"
+    # the units are the folds: +20 and -10 points
+    assert (line["variant"], line["versus"], line["units"], line["images"]) == (
+        "persam", "box", 2, 4)
+    assert line["diff"] == pytest.approx(5.0) and line["ci_low"] < 0 < line["ci_high"]
+    assert line["p_holm"] == line["p"] and line["verdict"] == "no difference shown"
     # chosen shots against the mean of the random draws on each image
     rows = [_row(0, i, "box", d, draw=dr) for dr, d in ((0, 0.4), (1, 0.6)) for i in "ab"]
     rows += [_row(0, "a", "box", 0.8, shots="medoids"), _row(0, "b", "box", 0.3, shots="medoids")]
     [line] = selection_vs_random(rows)
-    assert (line["shots"], line["images"]) == ("medoids", 2)
-    assert line["minus_random"] == pytest.approx(5.0) and line["ahead"] == "50%"
+    assert (line["shots"], line["versus"], line["units"], line["images"]) == (
+        "medoids", "random", 1, 2)
+    assert line["diff"] == pytest.approx(5.0) and line["p"] is None    # one fold: no test
+    assert line["verdict"] == "no difference shown"
 
 
 @pytest.mark.parametrize("backbone", ["medsam_lite", "vit_t"])
