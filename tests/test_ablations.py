@@ -76,6 +76,14 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     assert table["no_prompt"]["ours"] is not None and table["no_prompt"]["paper"] == 52.66
     assert table["no_prompt"]["diff"] == round(table["no_prompt"]["ours"] - 52.66, 2)
     assert "make ablations STUDIES=finetune" in table["ft_box"]["note"]
+    page = paths["page"].read_text()         # the page says what its ± and p-values are
+    assert "ddof=1" in page and "Holm" in page and "95 % t interval" in page
+    baselines = {r["variant"]: r for r in ablations.variant_table(
+        root, "baselines", ("baselines", "point_box"))}
+    assert baselines["point_box"]["diff"] is None           # not against itself
+    box = baselines["box"]
+    assert box["versus"] == "point_box" and box["units"] == 2 and box["images"] == 2
+    assert box["verdict"] in ("ahead", "behind", "no difference shown")
     import gzip
 
     lines = gzip.decompress(paths["results"].read_bytes()).decode().splitlines()
