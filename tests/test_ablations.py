@@ -37,6 +37,9 @@ def test_shots_curve_separates_the_spread_over_folds_from_the_spread_over_draws(
     sd = round(100 * np.std([0.4, 0.6], ddof=1), 2)          # samples of two: ddof=1
     assert c["dice"] == 60.0 and c["sd_folds"] == sd and c["sd_draws"] == sd
     assert (c["min_unit"], c["max_unit"], c["draws"], c["folds"]) == (40.0, 80.0, 2, 2)
+    # another cross-validation seed's fold 0 is another fold, not more images of fold 0
+    (c,) = shots_curve(rows + [{**r, "seed": 7, "dice": r["dice"] + 0.1} for r in rows])
+    assert (c["folds"], c["draws"], c["sd_folds"]) == (4, 2, sd)
 
 
 @pytest.fixture(scope="module")

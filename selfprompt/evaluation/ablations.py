@@ -38,7 +38,7 @@ from .protocol import parse_k
 from .results import (SHOTS_COLUMN, k_order, load_runs, markdown_table, percent, stage_seconds,
                       summarise, summary_variant, write_csv, write_results_gz)
 from .stats import (PAIRED_MEANING, SD_UNITS, mean_sd_units, paired_difference, sd_units,
-                    with_holm)
+                    unit_of, with_holm)
 
 log = logging.getLogger(__name__)
 
@@ -282,21 +282,23 @@ def selection_vs_random(rows: list[dict]) -> list[dict]:
 
 def shots_curve(rows: list[dict]) -> list[dict]:
     """Per (k, variant): Dice pooled over every fold and draw; ``sd_folds``, the sd of
-    the fold means within a draw (averaged over draws); ``sd_draws``, the sd of the draw
-    means (each pooled over folds); both ddof=1."""
+    the fold means within a draw of one cross-validation seed (averaged over those);
+    ``sd_draws``, the sd of the draw means (each pooled over folds); both ddof=1. The
+    band (``min_unit``, ``max_unit``) spans the means of the units, (seed, fold, draw);
+    ``folds`` counts (seed, fold) pairs."""
     units: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["counted"]:
-            units[(r["preset"], r["k"], r["variant"])][(r["draw"], r["fold"])].append(r["dice"])
+            units[(r["preset"], r["k"], r["variant"])][unit_of(r)].append(r["dice"])
     out = []
     for (preset, k, variant), by_unit in sorted(units.items(),
                                                 key=lambda kv: (kv[0][0], k_order(kv[0][1]),
                                                                 kv[0][2])):
-        draws = sorted({d for d, _ in by_unit})
-        fold_sd = [sd_units([np.mean(v) for (d, _), v in by_unit.items() if d == dr])
-                   for dr in draws]
+        draws = sorted({d for _, _, d in by_unit})
+        fold_sd = [sd_units([np.mean(v) for (s, _, d), v in by_unit.items() if (s, d) == sd])
+                   for sd in sorted({(s, d) for s, _, d in by_unit})]
         fold_sd = [x for x in fold_sd if x is not None]
-        draw_means = [np.mean([x for (d, _), v in by_unit.items() if d == dr for x in v])
+        draw_means = [np.mean([x for (_, _, d), v in by_unit.items() if d == dr for x in v])
                       for dr in draws]
         every = [x for v in by_unit.values() for x in v]
         unit_means = [np.mean(v) for v in by_unit.values()]
@@ -304,7 +306,7 @@ def shots_curve(rows: list[dict]) -> list[dict]:
                     "sd_folds": percent(np.mean(fold_sd)) if fold_sd else None,
                     "sd_draws": percent(sd_units(draw_means)),
                     "min_unit": percent(min(unit_means)), "max_unit": percent(max(unit_means)),
-                    "draws": len(draws), "folds": len({f for _, f in by_unit}),
+                    "draws": len(draws), "folds": len({(s, f) for s, f, _ in by_unit}),
                     "images": len(every)})
     return out
 
