@@ -34,8 +34,12 @@ def test_shots_curve_separates_the_spread_over_folds_from_the_spread_over_draws(
     # draw 0: folds at 0.4 and 0.6; draw 1: folds at 0.6 and 0.8 (one image each)
     rows = [row("5", "box", f, d, 0.4 + 0.2 * f + 0.2 * d) for f in (0, 1) for d in (0, 1)]
     (c,) = shots_curve(rows)
-    assert c["dice"] == 60.0 and c["std_over_folds"] == 10.0 and c["std_over_draws"] == 10.0
+    sd = round(100 * np.std([0.4, 0.6], ddof=1), 2)          # samples of two: ddof=1
+    assert c["dice"] == 60.0 and c["sd_folds"] == sd and c["sd_draws"] == sd
     assert (c["min_unit"], c["max_unit"], c["draws"], c["folds"]) == (40.0, 80.0, 2, 2)
+    # another cross-validation seed's fold 0 is another fold, not more images of fold 0
+    (c,) = shots_curve(rows + [{**r, "seed": 7, "dice": r["dice"] + 0.1} for r in rows])
+    assert (c["folds"], c["draws"], c["sd_folds"]) == (4, 2, sd)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +79,14 @@ def test_write_fills_the_comparison_and_keeps_every_row_and_fold(studies, tmp_pa
     assert table["no_prompt"]["ours"] is not None and table["no_prompt"]["paper"] == 52.66
     assert table["no_prompt"]["diff"] == round(table["no_prompt"]["ours"] - 52.66, 2)
     assert "make ablations STUDIES=finetune" in table["ft_box"]["note"]
+    page = paths["page"].read_text()         # the page says what its ± and p-values are
+    assert "ddof=1" in page and "Holm" in page and "95 % t interval" in page
+    baselines = {r["variant"]: r for r in ablations.variant_table(
+        root, "baselines", ("baselines", "point_box"))}
+    assert baselines["point_box"]["diff"] is None           # not against itself
+    box = baselines["box"]
+    assert box["versus"] == "point_box" and box["units"] == 2 and box["images"] == 2
+    assert box["verdict"] in ("ahead", "behind", "no difference shown")
     import gzip
 
     lines = gzip.decompress(paths["results"].read_bytes()).decode().splitlines()
@@ -227,15 +239,19 @@ def test_paired_tables_compare_the_same_images():
     rows += [_row(f, i, "persam", 0.5 + (0.2 if f == 0 else -0.1)) for f in (0, 1) for i in "ab"]
     rows.append(_row(1, "c", "persam", 0.9))           # no box on c: not a pair
     [line] = paired_table(rows, "box")
-    assert line["variant"] == "persam" and line["images"] == 4
-    assert line["minus_box"] == pytest.approx(5.0) and line["std_over_folds"] == pytest.approx(15.0)
-    assert line["ahead"] == "50%"
+    # the units are the folds: +20 and -10 points
+    assert (line["variant"], line["versus"], line["units"], line["images"]) == (
+        "persam", "box", 2, 4)
+    assert line["diff"] == pytest.approx(5.0) and line["ci_low"] < 0 < line["ci_high"]
+    assert line["p_holm"] == line["p"] and line["verdict"] == "no difference shown"
     # chosen shots against the mean of the random draws on each image
     rows = [_row(0, i, "box", d, draw=dr) for dr, d in ((0, 0.4), (1, 0.6)) for i in "ab"]
     rows += [_row(0, "a", "box", 0.8, shots="medoids"), _row(0, "b", "box", 0.3, shots="medoids")]
     [line] = selection_vs_random(rows)
-    assert (line["shots"], line["images"]) == ("medoids", 2)
-    assert line["minus_random"] == pytest.approx(5.0) and line["ahead"] == "50%"
+    assert (line["shots"], line["versus"], line["units"], line["images"]) == (
+        "medoids", "random", 1, 2)
+    assert line["diff"] == pytest.approx(5.0) and line["p"] is None    # one fold: no test
+    assert line["verdict"] == "no difference shown"
 
 
 @pytest.mark.parametrize("backbone", ["medsam_lite", "vit_t"])

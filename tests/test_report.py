@@ -150,3 +150,29 @@ def test_several_data_sets_get_a_table_each(runs, tmp_path):
     assert "### cvc-clinicdb" in shots and "### kvasir" in shots
     cvc = shots.split("### cvc-clinicdb")[1].split("###")[0]
     assert "| cvc-clinicdb |" in cvc and "| kvasir |" not in cvc
+
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reports" / "reference" / "kvasir"
+
+
+@pytest.mark.parametrize("backbone", ["medsam_lite", "vit_t"])
+def test_committed_reference_tables_are_the_summaries_of_the_committed_rows(backbone,
+                                                                            tmp_path):
+    """The committed sweep's tables (every ± quoted in docs/reference.md and the README)
+    are recomputed from its committed per-image rows and must equal them byte for byte."""
+    import shutil
+
+    from selfprompt.evaluation.results import SHOTS_COLUMN, read_results_gz
+
+    committed = REFERENCE / backbone
+    runs = tmp_path / "runs"
+    (runs / "all").mkdir(parents=True)
+    with open(runs / "all" / "fold0.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS + [SHOTS_COLUMN], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(read_results_gz(committed / "results.csv.gz"))
+    (runs / "all" / "fold0.json").write_text("{}")
+    shutil.copyfile(committed / "folds.json", runs / "folds.json")
+    report.write_report(runs, tmp_path / "out", k="20")
+    for name in ("summary.csv", "table_methods.csv", "table_shots.csv", "table_presets.csv"):
+        assert (tmp_path / "out" / name).read_bytes() == (committed / name).read_bytes(), name

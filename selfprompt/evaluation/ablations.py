@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import (k_order, load_runs, markdown_table, percent, stage_seconds, summarise,
-                      write_csv, write_results_gz)
+from .results import (SHOTS_COLUMN, k_order, load_runs, markdown_table, percent, stage_seconds,
+                      summarise, summary_variant, write_csv, write_results_gz)
+from .stats import (PAIRED_MEANING, SD_UNITS, mean_sd_units, paired_difference, sd_units,
+                    unit_of, with_holm)
 
 log = logging.getLogger(__name__)
 
@@ -174,117 +176,137 @@ def comparison_table(run_root: str | Path, k: str = "20", preset: str = "correct
     return out
 
 
+#: the columns every paired comparison reports (:mod:`.stats`), after the arms' names
+PAIRED_COLUMNS = ("diff", "ci_low", "ci_high", "p", "p_holm", "units", "images", "verdict")
+
+
+def _paired(a: list[dict], b: list[dict]) -> dict:
+    """One comparison's row part: A - B over units (p_holm and verdict once the table's
+    family is complete: :func:`~.stats.with_holm`)."""
+    out = paired_difference(a, b).row()
+    return {c: out.get(c) for c in PAIRED_COLUMNS}
+
+
+def _by_cell(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """(preset, k, variant as the summary names it) -> rows."""
+    out: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[(r["preset"], r["k"], summary_variant(r["variant"], r.get(SHOTS_COLUMN)))].append(r)
+    return out
+
+
 def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | None = None,
                   versus_preset: str | None = None) -> list[dict]:
-    """One row per (preset, k, variant) of a study: Dice and IoU, mean +- std over folds,
-    and the paired difference to a reference on the same images: ``versus`` = (study,
-    variant) of the same preset and k, or ``versus_preset`` (same variant and k)."""
+    """One row per (preset, k, variant) of a study: Dice and IoU pooled over the test
+    images, ``dice_sd_units`` the sd of the fold means (ddof=1), and the paired difference
+    to a reference on the same images (:data:`PAIRED_COLUMNS`, Holm over the table's
+    rows): ``versus`` = (study, variant) of the same preset and k, or ``versus_preset``
+    (same variant and k)."""
     from ..presets import get_preset
     from ..strategies import STRATEGIES
 
-    overall = _overall(study_rows(run_root, study))
-    ref_overall = overall if versus is None else _overall(study_rows(run_root, versus[0]))
-    column = (f"minus_{versus[1]}" if versus else
-              f"minus_{versus_preset}" if versus_preset else None)
+    own = study_rows(run_root, study)
+    overall = _overall(own)
+    cells = _by_cell(own)
+    ref_cells = cells if versus is None or versus[0] == study else _by_cell(
+        study_rows(run_root, versus[0]))
+    reference = versus[1] if versus else versus_preset
     out = []
     for (preset, k, variant), s in sorted(overall.items(),
                                           key=lambda kv: (kv[0][0], k_order(kv[0][1]))):
-        d = percent(s["dice_mean"])
         p = get_preset(preset)
         row = {"preset": preset, "classifier": p.classifier, "threshold": p.threshold, "k": k,
                "variant": variant,
                "what": STRATEGIES[variant][0] if variant in STRATEGIES else variant,
-               "dice": d, "dice_std": percent(s["dice_std"]), "iou": percent(s["iou_mean"]),
-               "images": f"{s['n_counted']}/{s['n_images']}"}
-        if column:
-            key = ((preset, k, versus[1]) if versus else (versus_preset, k, variant))
-            ref = ref_overall.get(key)
+               "dice": percent(s["dice_mean"]),
+               "dice_sd_units": _round(mean_sd_units(cells[(preset, k, variant)])
+                                       ["dice_sd_units"]),
+               "iou": percent(s["iou_mean"]), "counted": f"{s['n_counted']}/{s['n_images']}"}
+        if reference:
+            key = (preset, k, versus[1]) if versus else (versus_preset, k, variant)
             itself = key == (preset, k, variant) and (versus is None or versus[0] == study)
-            row[column] = (None if ref is None or itself
-                           else round(d - percent(ref["dice_mean"]), 2))
+            ref = None if itself else ref_cells.get(key)
+            row["versus"] = reference
+            row.update(_paired(cells[(preset, k, variant)], ref) if ref
+                       else dict.fromkeys(PAIRED_COLUMNS))
         out.append(row)
+    tested = [r for r in out if r.get("units")]
+    with_holm(tested)
     return out
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def paired_table(rows: list[dict], versus: str) -> list[dict]:
-    """Each variant against ``versus`` on the same images: per (preset, k, variant, shot
-    strategy) the mean of the per-image Dice differences (points), its spread over the
-    fold means, and the share of images where the variant is ahead."""
-    own: dict[tuple, dict[tuple, float]] = defaultdict(dict)
+    """Each variant against ``versus`` on the same images, per (preset, k, shot
+    strategy): the paired difference over units (seed, fold, draw) with its 95 %
+    interval, paired t-test and Holm's adjustment over the table's comparisons
+    (:data:`PAIRED_COLUMNS`; :mod:`.stats`)."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        if r["counted"]:
-            unit = (r["preset"], r["k"], r.get("shots") or "random", r["draw"])
-            own[unit + (r["variant"],)][(r["fold"], r["image"])] = r["dice"]
+        cells[(r["preset"], r["k"], r.get(SHOTS_COLUMN) or "random", r["variant"])].append(r)
     out = []
-    order = lambda kv: (kv[0][0], k_order(kv[0][1]), *kv[0][2:])  # noqa: E731
-    for key, dice in sorted(own.items(), key=order):
-        ref = own.get(key[:4] + (versus,))
-        if ref is None or key[4] == versus:
+    for key in sorted(cells, key=lambda c: (c[0], k_order(c[1]), *c[2:])):
+        ref = cells.get(key[:3] + (versus,))
+        if ref is None or key[3] == versus:
             continue
-        pairs = [(f, dice[(f, i)] - ref[(f, i)]) for (f, i) in dice if (f, i) in ref]
-        if not pairs:
-            continue
-        diffs = np.array([d for _, d in pairs])
-        folds = sorted({f for f, _ in pairs})
-        fold_means = [np.mean([d for f2, d in pairs if f2 == f]) for f in folds]
-        out.append({"preset": key[0], "k": key[1], "shots": key[2], "draw": key[3],
-                    "variant": key[4], f"minus_{versus}": percent(diffs.mean()),
-                    "std_over_folds": percent(np.std(fold_means)),
-                    "ahead": f"{np.mean(diffs > 0):.0%}", "images": len(pairs)})
-    return out
+        line = _paired(cells[key], ref)
+        if line["units"]:
+            out.append({"preset": key[0], "k": key[1], "shots": key[2], "variant": key[3],
+                        "versus": versus, **line})
+    return with_holm(out)
 
 
 def selection_vs_random(rows: list[dict]) -> list[dict]:
-    """Each chosen set of shots against the random draws, image by image: per (preset, k,
-    variant, strategy) the mean over test images of the strategy's Dice minus that
-    image's mean Dice over the random draws (points), its spread over the fold means,
-    and the share of images where the chosen shots do better."""
-    by: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    """Each chosen set of shots against the random draws, per (preset, k, variant,
+    strategy): the paired difference over units (seed, fold), each image's random Dice
+    averaged over its draws first (:func:`~.stats.paired_difference`), with its 95 %
+    interval, paired t-test and Holm's adjustment over the table's comparisons."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        if r["counted"]:
-            key = (r["preset"], r["k"], r["variant"], r.get("shots") or "random")
-            by[key][(r["fold"], r["image"])].append(r["dice"])
+        cells[(r["preset"], r["k"], r["variant"], r.get(SHOTS_COLUMN) or "random")].append(r)
     out = []
-    for (preset, k, variant, strategy), dice in sorted(
-            by.items(), key=lambda kv: (kv[0][0], k_order(kv[0][1]), kv[0][2], kv[0][3])):
-        random_ = by.get((preset, k, variant, "random"))
+    for (preset, k, variant, strategy), mine in sorted(
+            cells.items(), key=lambda kv: (kv[0][0], k_order(kv[0][1]), kv[0][2], kv[0][3])):
+        random_ = cells.get((preset, k, variant, "random"))
         if strategy == "random" or random_ is None:
             continue
-        pairs = [(f, np.mean(v) - np.mean(random_[(f, i)])) for (f, i), v in dice.items()
-                 if (f, i) in random_]
-        diffs = np.array([d for _, d in pairs])
-        folds = sorted({f for f, _ in pairs})
-        fold_means = [np.mean([d for g, d in pairs if g == f]) for f in folds]
-        out.append({"preset": preset, "k": k, "variant": variant, "shots": strategy,
-                    "minus_random": percent(diffs.mean()),
-                    "std_over_folds": percent(np.std(fold_means)),
-                    "ahead": f"{np.mean(diffs > 0):.0%}", "images": len(pairs)})
-    return out
+        line = _paired(mine, random_)
+        if line["units"]:
+            out.append({"preset": preset, "k": k, "variant": variant, "shots": strategy,
+                        "versus": "random", **line})
+    return with_holm(out)
 
 
 def shots_curve(rows: list[dict]) -> list[dict]:
-    """Per (k, variant): Dice pooled over every fold and draw, the spread of fold means
-    within a draw (averaged over draws) and of draw means (each pooled over folds)."""
+    """Per (k, variant): Dice pooled over every fold and draw; ``sd_folds``, the sd of
+    the fold means within a draw of one cross-validation seed (averaged over those);
+    ``sd_draws``, the sd of the draw means (each pooled over folds); both ddof=1. The
+    band (``min_unit``, ``max_unit``) spans the means of the units, (seed, fold, draw);
+    ``folds`` counts (seed, fold) pairs."""
     units: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["counted"]:
-            units[(r["preset"], r["k"], r["variant"])][(r["draw"], r["fold"])].append(r["dice"])
+            units[(r["preset"], r["k"], r["variant"])][unit_of(r)].append(r["dice"])
     out = []
     for (preset, k, variant), by_unit in sorted(units.items(),
                                                 key=lambda kv: (kv[0][0], k_order(kv[0][1]),
                                                                 kv[0][2])):
-        draws = sorted({d for d, _ in by_unit})
-        fold_std = [np.std([np.mean(v) for (d, _), v in by_unit.items() if d == dr])
-                    for dr in draws]
-        draw_means = [np.mean([x for (d, _), v in by_unit.items() if d == dr for x in v])
+        draws = sorted({d for _, _, d in by_unit})
+        fold_sd = [sd_units([np.mean(v) for (s, _, d), v in by_unit.items() if (s, d) == sd])
+                   for sd in sorted({(s, d) for s, _, d in by_unit})]
+        fold_sd = [x for x in fold_sd if x is not None]
+        draw_means = [np.mean([x for (_, _, d), v in by_unit.items() if d == dr for x in v])
                       for dr in draws]
         every = [x for v in by_unit.values() for x in v]
         unit_means = [np.mean(v) for v in by_unit.values()]
         out.append({"preset": preset, "k": k, "variant": variant, "dice": percent(np.mean(every)),
-                    "std_over_folds": percent(np.mean(fold_std)),
-                    "std_over_draws": percent(np.std(draw_means)) if len(draws) > 1 else None,
+                    "sd_folds": percent(np.mean(fold_sd)) if fold_sd else None,
+                    "sd_draws": percent(sd_units(draw_means)),
                     "min_unit": percent(min(unit_means)), "max_unit": percent(max(unit_means)),
-                    "draws": len(draws), "folds": len({f for _, f in by_unit}),
+                    "draws": len(draws), "folds": len({(s, f) for s, f, _ in by_unit}),
                     "images": len(every)})
     return out
 
@@ -382,10 +404,11 @@ def bars_figure(table: list[dict], title: str, label: str = "variant"):
 
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(table) + 1.2))
     y = np.arange(len(table))
-    ax.barh(y, [r["dice"] for r in table], xerr=[r["dice_std"] for r in table], color="C0")
+    ax.barh(y, [r["dice"] for r in table], xerr=[r["dice_sd_units"] or 0 for r in table],
+            color="C0")
     ax.set_yticks(y, [str(r[label]) for r in table])
     ax.invert_yaxis()
-    ax.set_xlabel("Dice % (mean over test images; bar: std of the 5 fold means)")
+    ax.set_xlabel("Dice % (mean over test images; bar: sd of the fold means, ddof=1)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -463,23 +486,31 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
                             "preset)",
               "auto_choices": "What auto chose, fold by fold (inner Dice: the choice's "
                               "cross-validated Dice on the shots)",
-              "selection_paired": "Chosen shots against the random draws, image by image "
-                                  "(points of Dice; random: the mean of its draws)",
-              "auto_paired": "auto and the fixed recipes against the box, image by image",
-              "persam_paired": "PerSAM, PerSAM-F and self-prompting against the box, image by "
-                               "image"}
+              "selection_paired": "Chosen shots against the random draws, paired on the same "
+                                  "images, over folds (points of Dice; random: each image's "
+                                  "mean over its draws)",
+              "auto_paired": "auto and the fixed recipes against the box, paired on the same "
+                             "images, over folds",
+              "persam_paired": "PerSAM, PerSAM-F and self-prompting against the box, paired on "
+                               "the same images, over folds"}
     text = ["# Baselines and ablations\n",
             "Generated by `make ablations` (`python -m selfprompt ablations write`) from the "
             "finished folds under `" + run_root.as_posix() + "`; every row is in "
             "`results.csv.gz`, each fold's settings, timings and machine in `folds.jsonl`. "
-            "Dice % is pooled over the test images of every fold; ± is the spread of the "
-            "fold means.\n"]
+            "Dice % is pooled over the test images of every fold; its spread (`dice_sd_units`, "
+            "`ours_std`, `sd_folds`, the bars) is the " + SD_UNITS + "; `sd_draws`: the sd of "
+            "the draw means (ddof=1). Comparisons (" + PAIRED_MEANING + "). Each table is one "
+            "Holm family.\n"]
     for name, rows in tables.items():
         if rows:
             paths[name] = write_csv(out_dir / f"table_{name}.csv", rows, list(rows[0]))
         study = STUDIES.get(name)
         title = study.question if study else titles[name]
         text.append(f"## {name}: {title}\n\n{to_markdown(rows)}")
+        family = sum(1 for r in rows if r.get("p") is not None)
+        if family:
+            text.append(f"Holm's correction over this table's {family} comparisons "
+                        "(`p_holm`).\n")
         figure = None
         if name == "shots" and rows:
             figure = shots_figure(rows)

@@ -275,7 +275,8 @@ def dice_vs_k(summary: list[dict], title: str = "", variants=None):
                     yerr=[100 * s["dice_std"] for s in pts], capsize=3, marker="o",
                     linestyle="-" if preset == "paper" else "--", label=f"{preset} {variant}")
     ax.set_xticks(range(len(ks)), ks)
-    ax.set(xlabel="k (training images)", ylabel="Dice %", title=title or "Dice against k")
+    ax.set(xlabel="k (training images)", ylabel="Dice % (bars: sd of fold means, ddof=1)",
+           title=title or "Dice against k")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -205,8 +205,9 @@ def write_report(root: str | Path = "reports/runs", out_dir: str | Path = "repor
     tables = build(root, k)
     paths = {"summary": write_csv(out_dir / "summary.csv", tables["summary"], SUMMARY_COLUMNS)}
     text = [f"# Results\n\n{PAPER_SOURCE}\n"]
-    titles = {"methods": f"Method x data set (k = {k}, preset paper)",
-              "shots": "Variant x k (mean ± std over folds)",
+    titles = {"methods": (f"Method x data set (k = {k}, preset paper; ours_std: the sd of "
+                          "the fold means, ddof=1)"),
+              "shots": "Variant x k (ours ± ours_std: the sd of the fold means, ddof=1)",
               "presets": "paper against corrected preset (corrected minus paper)"}
     for name, title in titles.items():
         rows = tables[name]

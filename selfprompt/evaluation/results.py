@@ -26,6 +26,8 @@ COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "varia
 #: a last column only in folds whose shots were chosen (:mod:`selfprompt.shots`), not
 #: drawn at random: their strategy (a row without it: the paper's random draw)
 SHOTS_COLUMN = "shots"
+#: what a summary's overall ± means, for headers
+SD_FOLDS = "sd of the fold means, ddof=1; one fold: of its images"
 GROUP = ("dataset", "backbone", "preset", "k", "variant")
 SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
                                  "dice_mean", "dice_std", "iou_mean", "iou_std"]
@@ -107,8 +109,8 @@ def summarise(rows: list[dict]) -> list[dict]:
     :data:`GROUP` (the variant as :func:`summary_variant` names it).
 
     The overall line pools the counted images of every fold (the paper's "mean Dice
-    over test images"); ``dice_std`` there is the spread of the fold means, which is
-    what the paper's tables and our error bars show.
+    over test images"); ``dice_std`` there is the sample sd (ddof=1) of the fold means,
+    the spread our tables' ± and error bars show (a fold's own line: the sd of its images).
     """
     groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -126,8 +128,8 @@ def summarise(rows: list[dict]) -> list[dict]:
         every = [r for fold in per_fold.values() for r in fold]
         line = _line(key, "all", every)
         if len(fold_means) > 1:
-            line["dice_std"] = round(float(np.std([m[0] for m in fold_means])), 4)
-            line["iou_std"] = round(float(np.std([m[1] for m in fold_means])), 4)
+            line["dice_std"] = round(float(np.std([m[0] for m in fold_means], ddof=1)), 4)
+            line["iou_std"] = round(float(np.std([m[1] for m in fold_means], ddof=1)), 4)
         out.append(line)
     return out
 
@@ -168,9 +170,10 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, *,
 
 
 def to_markdown(summary: list[dict], fold: str = "all") -> str:
-    """The overall lines as a Markdown table (Dice in %, mean +- std: the std of the
-    fold means when there are several folds, of the images when there is one)."""
-    lines = ["| data set | backbone | preset | k | variant | Dice % | IoU % | images | empty |",
+    """The overall lines as a Markdown table (Dice in %, mean ± sd: the sd of the fold
+    means, ddof=1, when there are several folds; of the images when there is one)."""
+    lines = [f"| data set | backbone | preset | k | variant | Dice % (± {SD_FOLDS}) | "
+             f"IoU % (± {SD_FOLDS}) | images | empty |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         if str(s["fold"]) != fold:
