@@ -248,14 +248,12 @@ STRATEGIES: dict[str, tuple[str, Callable[[PromptDecoder, Inputs], np.ndarray]]]
     "ft_no_prompt": ("fine-tuned decoder, no prompt", no_prompt),
     "ft_box": ("fine-tuned decoder, the self-prompted box", _base("box")),
     "ft_point_box": ("fine-tuned decoder, self-prompted point and box", _base("point_box")),
-    "persam": ("PerSAM (authors' form): target prior, guided decoder, refinement",
-               _persam("persam")),
+    "persam": ("PerSAM: target prior, guided decoder, refinement", _persam("persam")),
     "persam_aligned": ("PerSAM, the kit's aligned cells and attention bias",
                        _persam("persam_aligned")),
-    "persam_noguide": ("PerSAM (authors' form) without target guidance",
+    "persam_noguide": ("PerSAM without target guidance (prior points, refinement)",
                        _persam("persam_noguide")),
-    "persam_f": ("PerSAM-F (authors' form): PerSAM with trained multimask weights",
-                 _persam("persam_f")),
+    "persam_f": ("PerSAM-F: PerSAM with trained multimask weights", _persam("persam_f")),
     "persam_f_aligned": ("PerSAM-F, the kit's aligned cells", _persam("persam_f_aligned")),
 }
 #: variants that need the true mask (never available at test time: bounds only)

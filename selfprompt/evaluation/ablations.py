@@ -18,11 +18,20 @@ Studies (:data:`STUDIES`):
 - ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
 - ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
 - ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.
-- ``selection``: which k images to label: the paper's random draw (three draws) beside
-  shots chosen from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse;
-  ``medoids``, representative).
+- ``selection``: which k images to label: the paper's random draw beside shots chosen
+  from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse; ``medoids``,
+  representative), each on three fold seeds (repeated cross-validation: every strategy
+  gets three units per fold position).
 - ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.methods.recipe`)
   beside the fixed recipes it chooses among, and how often it chose each.
+- ``persam``: PerSAM and PerSAM-F in the authors' form and the kit's aligned form, and
+  PerSAM without target guidance (:mod:`selfprompt.methods.persam`), beside
+  self-prompting, on three fold seeds.
+
+**Fold seeds.** A study runs the protocol's seed (42: its KFold split and draws) and,
+with ``seeds``, the whole protocol again under each other seed (another split, other
+shots) in a subfolder ``seed<N>/`` of the study's folder, with its own ``folds.json``;
+rows carry their ``seed``, and the tables pair and spread over (seed, fold) units.
 """
 from __future__ import annotations
 
@@ -35,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import (k_order, load_runs, markdown_table, percent, stage_seconds, summarise,
-                      write_csv, write_results_gz)
+from .results import (PROTOCOL_SEED, k_order, load_runs, markdown_table, percent,
+                      stage_seconds, summarise, write_csv, write_results_gz)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,8 @@ class Study:
     draws: tuple[int, ...] = (0,)
     #: how the shots are chosen (:data:`selfprompt.shots.SHOT_STRATEGIES`)
     shot_strategies: tuple[str, ...] = ("random",)
+    #: fold seeds, each a whole run of the protocol (None: the protocol's seed alone)
+    seeds: tuple[int, ...] | None = None
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -73,14 +84,17 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           ("linear", "box"), draws=(0, 1, 2)),
     Study("selection", "Which k images should be labelled: drawn at random, or chosen from "
           "the embeddings for diversity (kcenter) or representativeness (medoids)?",
-          ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0, 1, 2),
-          shot_strategies=("random", "kcenter", "medoids")),
+          ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0,),
+          shot_strategies=("random", "kcenter", "medoids"), seeds=(42, 43, 44)),
     Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
           "themselves (cross-validation inside the shots)?", ("corrected",), ("10", "20"),
           ("linear", "box", "point_box", "box_cc", "auto")),
     Study("persam", "How does a training-free peer, PerSAM (and PerSAM-F), compare with "
-          "self-prompting on the same folds, shots and images?", ("corrected",),
-          ("1", "5", "20"), ("linear", "box", "point_box", "persam", "persam_f")),
+          "self-prompting on the same folds, shots and images, in its authors' form and "
+          "the kit's aligned form, and without target guidance?", ("corrected",),
+          ("1", "5", "20"), ("linear", "box", "point_box", "persam", "persam_aligned",
+                             "persam_noguide", "persam_f", "persam_f_aligned"),
+          seeds=(42, 43, 44)),
 )}
 
 #: the studies beyond the paper, committed apart from the reference's own ablations
@@ -90,8 +104,12 @@ BEYOND = ("selection", "auto", "persam")
 def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str | Path,
               dataset_name: str, folds=range(5), seed: int = 42, ks=None,
               test_per_fold: int | None = None, finetune=None,
-              progress: bool = True) -> list[Path]:
-    """Every (preset, k, draw, fold) cell of ``study``; finished cells are skipped.
+              progress: bool = True, seeds=None) -> list[Path]:
+    """Every (seed, preset, k, draw, fold) cell of ``study``; finished cells are skipped.
+
+    ``seeds``: the fold seeds (default: the study's, else ``seed`` alone); ``seed`` is the
+    protocol's, written in the study's folder as always; every other seed runs the
+    protocol again (its own KFold split and shots) in ``<study>/seed<N>/``.
 
     ``ks`` overrides the study's k values (CI-sized runs); ``test_per_fold`` scores the
     first that many test images of each fold only (each study decodes several prompts
@@ -102,14 +120,15 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
     from .protocol import Experiment
 
     study = STUDIES[study] if isinstance(study, str) else study
-    out = Path(out_root) / study.name
+    seeds = tuple(int(s) for s in (seeds or study.seeds or (seed,)))
     paths = []
-    cells = [(s, d) for s in study.shot_strategies
+    cells = [(fold_seed, s, d) for fold_seed in seeds for s in study.shot_strategies
              for d in (study.draws if s == "random" else (0,))]
-    for strategy, draw in cells:
+    for fold_seed, strategy, draw in cells:
+        out = seed_folder(Path(out_root) / study.name, fold_seed, seed)
         exp = Experiment(dataset, embeddings, backbone, out, dataset_name=dataset_name,
-                         seed=seed, variants=study.variants, progress=progress, draw=draw,
-                         test_per_fold=test_per_fold, finetune=finetune,
+                         seed=fold_seed, variants=study.variants, progress=progress,
+                         draw=draw, test_per_fold=test_per_fold, finetune=finetune,
                          shot_strategy=strategy)
         ks_here = [parse_k(k) for k in (ks or study.ks)]
         if draw == 0 and strategy == "random":
@@ -121,6 +140,12 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
                 for fold in folds:
                     paths.append(exp.run_fold(preset, k, fold))
     return paths
+
+
+def seed_folder(study_dir: Path, fold_seed: int, protocol_seed: int = PROTOCOL_SEED) -> Path:
+    """Where a study's folds of one fold seed live: the study's folder for the protocol's
+    seed (as before seeds were repeated), ``seed<N>/`` in it for any other."""
+    return study_dir if fold_seed == protocol_seed else study_dir / f"seed{fold_seed}"
 
 
 # ------------------------------------------------------------------ tables
@@ -206,15 +231,21 @@ def variant_table(run_root: str | Path, study: str, versus: tuple[str, str] | No
     return out
 
 
+def _fold(r: dict) -> tuple[int, int]:
+    """A row's fold as a unit of repeated cross-validation: (fold seed, fold)."""
+    return int(r.get("seed", PROTOCOL_SEED)), r["fold"]
+
+
 def paired_table(rows: list[dict], versus: str) -> list[dict]:
     """Each variant against ``versus`` on the same images: per (preset, k, variant, shot
     strategy) the mean of the per-image Dice differences (points), its spread over the
-    fold means, and the share of images where the variant is ahead."""
+    fold means (a fold: one fold of one fold seed), and the share of images where the
+    variant is ahead."""
     own: dict[tuple, dict[tuple, float]] = defaultdict(dict)
     for r in rows:
         if r["counted"]:
             unit = (r["preset"], r["k"], r.get("shots") or "random", r["draw"])
-            own[unit + (r["variant"],)][(r["fold"], r["image"])] = r["dice"]
+            own[unit + (r["variant"],)][(_fold(r), r["image"])] = r["dice"]
     out = []
     order = lambda kv: (kv[0][0], k_order(kv[0][1]), *kv[0][2:])  # noqa: E731
     for key, dice in sorted(own.items(), key=order):
@@ -237,13 +268,14 @@ def paired_table(rows: list[dict], versus: str) -> list[dict]:
 def selection_vs_random(rows: list[dict]) -> list[dict]:
     """Each chosen set of shots against the random draws, image by image: per (preset, k,
     variant, strategy) the mean over test images of the strategy's Dice minus that
-    image's mean Dice over the random draws (points), its spread over the fold means,
-    and the share of images where the chosen shots do better."""
+    image's mean Dice over the random draws of the same fold seed (points), its spread
+    over the fold means ((seed, fold) units), and the share of images where the chosen
+    shots do better."""
     by: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["counted"]:
             key = (r["preset"], r["k"], r["variant"], r.get("shots") or "random")
-            by[key][(r["fold"], r["image"])].append(r["dice"])
+            by[key][(_fold(r), r["image"])].append(r["dice"])
     out = []
     for (preset, k, variant, strategy), dice in sorted(
             by.items(), key=lambda kv: (kv[0][0], k_order(kv[0][1]), kv[0][2], kv[0][3])):
@@ -264,11 +296,15 @@ def selection_vs_random(rows: list[dict]) -> list[dict]:
 
 def shots_curve(rows: list[dict]) -> list[dict]:
     """Per (k, variant): Dice pooled over every fold and draw, the spread of fold means
-    within a draw (averaged over draws) and of draw means (each pooled over folds)."""
+    within a draw (averaged over draws) and of draw means (each pooled over folds). With
+    several fold seeds a draw is a (seed, draw) repetition and ``draws`` counts them, a
+    fold a (seed, fold) unit."""
     units: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["counted"]:
-            units[(r["preset"], r["k"], r["variant"])][(r["draw"], r["fold"])].append(r["dice"])
+            seed = int(r.get("seed", PROTOCOL_SEED))
+            units[(r["preset"], r["k"], r["variant"])][((seed, r["draw"]), (seed, r["fold"]))
+                                                       ].append(r["dice"])
     out = []
     for (preset, k, variant), by_unit in sorted(units.items(),
                                                 key=lambda kv: (kv[0][0], k_order(kv[0][1]),
@@ -417,7 +453,9 @@ def provenance(metas: list[dict], command: str = "make reference-ablations") -> 
     studies = {}
     for name in sorted({m["study"] for m in metas}):
         mine = [m for m in metas if m["study"] == name]
-        studies[name] = {"folds": len(mine), "seconds": stage_seconds(mine),
+        studies[name] = {"folds": len(mine), "seeds": sorted({m["seed"] for m in mine
+                                                              if "seed" in m}),
+                         "seconds": stage_seconds(mine),
                          "seconds_per_image": per_image_seconds(mine)}
     return {"command": f"{command} (python -m selfprompt ablations run, then write)",
             "studies": studies, "seed": every("seed"), "model_hash": every("model_hash"),
@@ -498,8 +536,9 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
             text.append(f"![{name}](figures/{name}.png)\n")
     rows = [r for s in (studies or STUDIES) for r in study_rows(run_root, s)]
     paths["results"] = write_results_gz(
-        sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
-                                    r["variant"], r["image"])), out_dir / "results.csv.gz")
+        sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["seed"], r["draw"],
+                                    r["fold"], r["variant"], r["image"])),
+        out_dir / "results.csv.gz")
     metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
              for p in sorted(run_root.rglob("fold[0-9]*.json"))  # not folds.json
              if studies is None or p.relative_to(run_root).parts[0] in studies]
