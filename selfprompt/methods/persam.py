@@ -70,9 +70,10 @@ Variants (:data:`PERSAM_VARIANTS`, names in results tables and
 (``cells`` aligned; PerSAM-F has no bias), the kit's form; ``persam_noguide``, the
 authors' form with ``guidance=False``: the two location-prior points and the cascaded
 post-refinement with neither target-guided attention nor target-semantic prompting.
-That is the authors' notion of no guidance: their component ablation adds guided
-attention, then semantic prompting, on top of the positive and negative prior and the
-post-refinement, and ``persam_noguide`` is the step before both.
+That is the authors' split: the positive-negative location prior prompts SAM, and
+their two techniques on top of it are the guidance (target-guided attention and
+target-semantic prompting: in their code the two extra arguments of the first decoding
+only); ``persam_noguide`` drops both and keeps everything else.
 
 Where the kit still differs from the authors' code, and why:
 
