@@ -78,6 +78,10 @@ only); ``persam_noguide`` drops both and keeps everything else.
 Where the kit still differs from the authors' code, and why:
 
 - k shots (above): each shot's target feature counts once; for k = 1 it is theirs.
+- the location prior is brought from the grid to the padded frame in one bilinear step
+  (:func:`~selfprompt.frame.grid_to_image`); the authors go through SAM's 256 x 256
+  low-resolution frame first. With a 256 frame (LiteMedSAM) that is the same resize; with
+  1024 the two differ only in how the kinks between cells are smoothed.
 - PerSAM-F's loss is computed on SAM's low-resolution logits (the unpadded part of
   the 256 x 256 frame) against the true mask resized there, not at full image
   resolution: the same weighted sum (it is linear, and so is the upsampling), at a
