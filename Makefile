@@ -223,6 +223,9 @@ verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; 
 # --- baselines and ablations (selfprompt.evaluation.ablations): same folds, shots, cache ---
 # Each study is resumable fold by fold. On a CPU every study decodes several prompts an
 # image: ABLATION_TEST scores the first N test images of each fold (empty: all of them).
+# SEEDS="42 43 44" repeats every study's cross-validation under those fold seeds (other
+# seeds than SEED in <study>/seed<N>/); empty: each study's own seeds, else SEED alone.
+SEEDS            ?=
 ABLATION_MODEL   ?= medsam_lite
 ABLATION_STUDIES ?= baselines finetune strategies classifiers shots
 ABLATION_TEST    ?= 40
@@ -230,8 +233,8 @@ ABLATION_RUNS     = reports/ablations/runs/$(DATASET)/$(ABLATION_MODEL)
 ablations: $(VENV)/.installed ## baselines and ablations -> reports/ablations/<data>/<model>/ablations.md
 	$(PY) -m selfprompt ablations run $(call data_dir,$(DATASET)) $(call layout_args,$(DATASET)) \
 		--backbone $(ABLATION_MODEL) --dataset-name $(DATASET) --studies $(ABLATION_STUDIES) \
-		--folds $(FOLDS) --seed $(SEED) $(if $(ABLATION_TEST),--test-per-fold $(ABLATION_TEST)) \
-		--out $(ABLATION_RUNS)
+		--folds $(FOLDS) --seed $(SEED) $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(ABLATION_TEST),--test-per-fold $(ABLATION_TEST)) --out $(ABLATION_RUNS)
 	$(PY) -m selfprompt ablations write $(ABLATION_RUNS) reports/ablations/$(DATASET)/$(ABLATION_MODEL)
 
 reference-ablations: $(VENV)/.installed ## the committed ablations beside a reference (REF_MODEL, ABLATION_STUDIES)
@@ -244,7 +247,8 @@ BEYOND_TEST    ?= 40
 reference-beyond: $(VENV)/.installed ## beyond the paper: shot selection, auto, PerSAM on the reference's folds
 	$(PY) -m selfprompt ablations run $(abspath $(REF_DATA)) --backbone $(REF_MODEL) \
 		--dataset-name kvasir --studies $(BEYOND_STUDIES) --folds 0 1 2 3 4 --seed $(SEED) \
-		--test-per-fold $(BEYOND_TEST) --out reports/ablations/runs/kvasir/$(REF_MODEL)-beyond
+		$(if $(SEEDS),--seeds $(SEEDS)) --test-per-fold $(BEYOND_TEST) \
+		--out reports/ablations/runs/kvasir/$(REF_MODEL)-beyond
 	$(PY) -m selfprompt ablations write reports/ablations/runs/kvasir/$(REF_MODEL)-beyond \
 		$(REF_DIR)/beyond --studies $(BEYOND_STUDIES)
 

@@ -11,8 +11,10 @@ the same cached embedding, on the same folds and shots:
   mask prompt (``mask``, ``box_mask``) and SAM's output fed back (``box_refine``).
 - **a fine-tuned decoder** (``ft_*``): the same prompts on a mask decoder trained on
   the k shots (:mod:`selfprompt.methods.finetune`); the protocol supplies that decoder.
-- **a training-free peer**: PerSAM and PerSAM-F (``persam``, ``persam_f``,
-  :mod:`selfprompt.methods.persam`), fitted on the same k shots; the protocol supplies them.
+- **a training-free peer**: PerSAM and PerSAM-F (``persam``, ``persam_f``: the authors'
+  form; ``persam_aligned``, ``persam_f_aligned``: the kit's aligned form;
+  ``persam_noguide``: without target guidance; :mod:`selfprompt.methods.persam`), fitted
+  on the same k shots; the protocol supplies them.
 
 Each variant is one small function ``(decoder, inputs) -> bool (H, W)``. Random draws
 (box widening) come from a generator of the variant's own, seeded by (seed, fold,
@@ -247,7 +249,12 @@ STRATEGIES: dict[str, tuple[str, Callable[[PromptDecoder, Inputs], np.ndarray]]]
     "ft_box": ("fine-tuned decoder, the self-prompted box", _base("box")),
     "ft_point_box": ("fine-tuned decoder, self-prompted point and box", _base("point_box")),
     "persam": ("PerSAM: target prior, guided decoder, refinement", _persam("persam")),
+    "persam_aligned": ("PerSAM, the kit's aligned cells and attention bias",
+                       _persam("persam_aligned")),
+    "persam_noguide": ("PerSAM without target guidance (prior points, refinement)",
+                       _persam("persam_noguide")),
     "persam_f": ("PerSAM-F: PerSAM with trained multimask weights", _persam("persam_f")),
+    "persam_f_aligned": ("PerSAM-F, the kit's aligned cells", _persam("persam_f_aligned")),
 }
 #: variants that need the true mask (never available at test time: bounds only)
 NEEDS_TRUTH = ("gt_point", "gt_box", "gt_point_box")
@@ -280,7 +287,8 @@ def needs_finetuned(variants) -> bool:
 
 
 #: variants that decode with a fitted :mod:`selfprompt.methods.persam` model of that name
-NEEDS_PERSAM = ("persam", "persam_f")
+NEEDS_PERSAM = ("persam", "persam_aligned", "persam_noguide", "persam_f",
+                "persam_f_aligned")
 
 
 def needs_persam(variants) -> tuple[str, ...]:

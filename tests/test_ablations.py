@@ -259,9 +259,15 @@ def test_committed_beyond_tables_are_the_summaries_of_the_committed_rows(backbon
     """Every table of the study beyond the paper (what docs/reference.md and the README
     quote) is recomputed from its committed per-image rows and must equal the committed
     one; auto's choices come from the folds' JSON, not from rows, and are left out."""
+    from dataclasses import replace
+
     committed = REFERENCE.parent / backbone / "beyond"
+    # every draw the committed selection rows hold (three draws before the study
+    # repeated the fold seeds instead)
     studies = _runs_from_committed(committed / "results.csv.gz",
-                                   {n: STUDIES[n] for n in ablations.BEYOND}, tmp_path / "runs")
+                                   {n: replace(STUDIES[n], draws=(0, 1, 2))
+                                    if n == "selection" else STUDIES[n]
+                                    for n in ablations.BEYOND}, tmp_path / "runs")
     assert "persam" in studies
     write(tmp_path / "runs", tmp_path / "out", studies=tuple(studies))
     tables = sorted(p.name for p in committed.glob("table_*.csv")
@@ -269,3 +275,82 @@ def test_committed_beyond_tables_are_the_summaries_of_the_committed_rows(backbon
     assert tables
     for name in tables:
         assert (tmp_path / "out" / name).read_text() == (committed / name).read_text(), name
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every fold CSV and plan under ``root``, by relative path (the CSVs' text: rows)."""
+    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*"))
+            if p.suffix == ".csv" or p.name == "folds.json"}
+
+
+def test_fold_seeds_run_in_subfolders_carry_their_seed_and_resume(
+        studies, tiny_backbone, tmp_path):
+    from selfprompt.evaluation.results import summarise
+
+    _, _, (ds, emb) = studies
+    study = Study("twice", "?", ("corrected",), ("2",), ("linear",), seeds=(42, 43))
+    paths = run_study(study, ds, emb, tiny_backbone, tmp_path, "synthetic", folds=[0, 1],
+                      test_per_fold=2, progress=False)
+    base = tmp_path / "twice"
+    assert paths == [base / "corrected" / "k2" / f"fold{f}.csv" for f in (0, 1)] + [
+        base / "seed43" / "corrected" / "k2" / f"fold{f}.csv" for f in (0, 1)]
+    plans = [json.loads((d / "folds.json").read_text()) for d in (base, base / "seed43")]
+    assert [p["seed"] for p in plans] == [42, 43]
+    assert plans[0]["folds"] != plans[1]["folds"]           # another split, other shots
+    rows = ablations.study_rows(tmp_path, "twice")
+    assert sorted({(r["seed"], r["fold"]) for r in rows}) == [(42, 0), (42, 1), (43, 0), (43, 1)]
+    assert all(isinstance(r["seed"], int) for r in rows) and len(rows) == 8
+    units = [s["fold"] for s in summarise(rows)]
+    assert units == ["0@seed42", "1@seed42", "0@seed43", "1@seed43", "all"]
+    # resumed: every finished fold of every seed is skipped; the command's seeds override
+    stamp = [p.stat().st_mtime_ns for p in paths]
+    assert [p.stat().st_mtime_ns for p in run_study(
+        study, ds, emb, tiny_backbone, tmp_path, "synthetic", folds=[0, 1], test_per_fold=2,
+        progress=False)] == stamp
+    only = run_study(study, ds, emb, tiny_backbone, tmp_path, "synthetic", folds=[0],
+                     test_per_fold=2, progress=False, seeds=[43])
+    assert only == [paths[2]] and only[0].stat().st_mtime_ns == stamp[2]
+    meta = [json.loads(p.with_suffix(".json").read_text()) for p in paths]
+    prov = ablations.provenance([{"study": "twice", **m} for m in meta])
+    assert prov["seed"] == [42, 43] and prov["studies"]["twice"]["seeds"] == [42, 43]
+
+
+def test_the_protocol_seed_alone_writes_what_one_experiment_writes(
+        studies, tiny_backbone, tmp_path):
+    """The default (one seed, the protocol's): the same paths and rows as the protocol's
+    Experiment run straight into the study's folder, no seed subfolder."""
+    from selfprompt.evaluation.protocol import Experiment
+
+    _, _, (ds, emb) = studies
+    study = Study("one", "?", ("corrected",), ("2",), ("linear", "box"))
+    run_study(study, ds, emb, tiny_backbone, tmp_path / "a", "synthetic", folds=[0, 1],
+              test_per_fold=2, progress=False)
+    exp = Experiment(ds, emb, tiny_backbone, tmp_path / "b" / "one", dataset_name="synthetic",
+                     variants=study.variants, progress=False, test_per_fold=2)
+    exp.write_plan(["2"])
+    for fold in (0, 1):
+        exp.run_fold("corrected", "2", fold)
+    ours = _tree(tmp_path / "a" / "one")
+    assert ours == _tree(tmp_path / "b" / "one")
+    assert sorted(ours) == ["corrected/k2/fold0.csv", "corrected/k2/fold1.csv", "folds.json"]
+
+
+def test_rows_without_a_seed_read_as_the_protocols_and_seeds_are_units_of_the_tables(
+        tmp_path):
+    from selfprompt.evaluation.ablations import paired_table
+    from selfprompt.evaluation.results import load_runs
+
+    fold = tmp_path / "s" / "fold0.csv"
+    fold.parent.mkdir()
+    fold.write_text("dataset,image,fold,k,preset,backbone,variant,dice,iou,empty_prediction,"
+                    "counted\nd,a,0,5,corrected,b,box,0.5,0.4,False,True\n")
+    fold.with_suffix(".json").write_text("{}")
+    [r] = load_runs(tmp_path)
+    assert r["seed"] == 42 and r["draw"] == 0
+    # the same fold number and image under two seeds: two pairs, two units
+    rows = [{**_row(0, "a", v, d), "seed": s} for s, d in ((42, 0.5), (43, 0.7))
+            for v in ("box",)]
+    rows += [{**_row(0, "a", "persam", 0.6), "seed": s} for s in (42, 43)]
+    [line] = paired_table(rows, "box")
+    assert line["images"] == 2 and line["units"] == 2 and line["diff"] == pytest.approx(0.0)
+    assert line["ci_low"] < -10 and line["ci_high"] > 10     # +10 and -10: two units apart

@@ -148,6 +148,18 @@ def test_ablations_run_on_the_named_data_set_and_write_beside_their_runs():
     assert "--out reports/ablations/runs/mine/medsam_lite" in out
     assert ("ablations write reports/ablations/runs/mine/medsam_lite "
             "reports/ablations/mine/medsam_lite") in out
+    assert "--seeds" not in out            # each study's own seeds unless SEEDS is given
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+@pytest.mark.parametrize("target", ["ablations", "reference-ablations", "reference-beyond"])
+def test_seeds_reach_every_ablations_run(target):
+    proc = subprocess.run(["make", "-n", target, "SEEDS=42 43 44"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    runs = [line for line in proc.stdout.replace("\\\n\t", "").splitlines()
+            if "ablations run" in line]
+    assert runs and all("--seed 42 --seeds 42 43 44" in line for line in runs)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")

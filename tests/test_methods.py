@@ -18,7 +18,7 @@ from selfprompt.strategies import quality
 
 SHOTS, TEST = (0, 1, 2), 6
 #: cheap settings where a method trains
-QUICK = {"finetuned": {"epochs": 1}, "persam_f": {"epochs": 5}}
+QUICK = {"finetuned": {"epochs": 1}, "persam_f": {"epochs": 5}, "persam_f_aligned": {"epochs": 5}}
 
 
 @pytest.fixture(scope="module")

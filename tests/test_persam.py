@@ -53,6 +53,76 @@ def test_the_shot_mask_lands_on_the_cells_of_the_padded_frame():
     assert 1 <= shot_cells(tiny, 1024).sum() <= 4
 
 
+def _hand_mask():
+    """A 300 x 600 image (frame 1024: 9.375 image pixels a cell, content in cell rows
+    0..31): a block over image rows and columns 28..65, and a band 4 pixels high (rows
+    40..43) from column 66 to 159. Every edge lies 4 pixels or more from a cell centre
+    ((i + 0.5) * 9.375)."""
+    m = np.zeros(SIZE, np.uint8)
+    m[28:66, 28:66] = 1
+    m[40:44, 66:160] = 1
+    return m
+
+
+def test_the_authors_mark_the_cells_whose_centre_the_lesion_covers():
+    """By hand: the block covers the centres of cells 3..6 (32.8 .. 60.9; 70.3 is out),
+    and fills at least half of them (cell 3 is 28.1 .. 37.5); the band covers the centres
+    of row 4 (42.2) in columns 7..16 (70.3 .. 154.7) but fills 4 / 9.375 of each: the
+    authors mark them, the aligned labels (half the cell) do not. Both lie in the padded
+    frame (rows from the top, not stretched over 64 rows)."""
+    block = np.zeros((64, 64), bool)
+    block[3:7, 3:7] = True
+    band = block.copy()
+    band[4, 7:17] = True
+    assert (shot_cells(_hand_mask(), 1024) == band).all()             # the default
+    assert (ps.cells_authors(_hand_mask(), 1024) == band).all()
+    assert (shot_cells(_hand_mask(), 1024, "aligned") == block).all()
+    with pytest.raises(ValueError, match="cells must be one of"):
+        shot_cells(_hand_mask(), 1024, "stretched")
+
+
+def test_the_authors_cells_are_their_code_s():
+    """Their steps on random blobs of several image shapes, rebuilt here from torchvision
+    and torch as their predictor runs them (an RGB mask of 0 or 255 through SAM's
+    ResizeLongestSide, normalised by SAM's pixel mean and spread, zero-padded, resized to
+    64 x 64, red channel > 0)."""
+    from torchvision.transforms.functional import resize, to_pil_image
+
+    rng = np.random.default_rng(0)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1)
+    for size, img_size in (((300, 600), 1024), ((531, 417), 1024), ((300, 600), 256)):
+        blobs = cv2.GaussianBlur(rng.normal(0, 1, size), (0, 0), 12)
+        mask = blobs > np.quantile(blobs, 0.8)
+        rgb = np.repeat(np.where(mask, 255, 0).astype(np.uint8)[..., None], 3, axis=2)
+        h, w = input_size(*size, img_size)
+        x = torch.as_tensor(np.array(resize(to_pil_image(rgb), [h, w]))).permute(2, 0, 1)
+        x = torch.nn.functional.pad((x - mean) / std, (0, img_size - w, 0, img_size - h))
+        theirs = torch.nn.functional.interpolate(x[None], size=(64, 64), mode="bilinear")
+        theirs = (theirs.squeeze()[0] > 0).numpy()
+        assert theirs.any() and (ps.cells_authors(mask, img_size) == theirs).all()
+
+
+def test_the_defaults_are_the_authors_form():
+    from selfprompt.methods import METHODS
+    from selfprompt.strategies import NEEDS_PERSAM, STRATEGIES
+
+    model = PerSAM()
+    assert (model.bias_frame, model.cells, model.guidance) == ("stretched", "authors", True)
+    assert PerSAMF().cells == "authors" and not PerSAMF().guidance
+    forms = {n: METHODS[n]().get_params() for n in NEEDS_PERSAM}
+    assert forms["persam"] == {"bias_frame": "stretched", "cells": "authors", "guidance": True,
+                               "refine": True}
+    assert forms["persam_aligned"] == {**forms["persam"], "bias_frame": "aligned",
+                                       "cells": "aligned"}
+    assert forms["persam_noguide"] == {**forms["persam"], "guidance": False}
+    assert forms["persam_f"] == {"epochs": 1000, "lr": 1e-3, "refine": True, "cells": "authors"}
+    assert forms["persam_f_aligned"] == {**forms["persam_f"], "cells": "aligned"}
+    assert all(n in STRATEGIES for n in NEEDS_PERSAM)
+    with pytest.raises(ValueError, match="bias_frame must be one of"):
+        PerSAM(bias_frame="padded")
+
+
 def test_the_prior_points_at_the_target_and_away_from_it():
     rng = np.random.default_rng(0)
     v = rng.normal(0, 1, 256).astype(np.float32)
@@ -67,11 +137,12 @@ def test_the_prior_points_at_the_target_and_away_from_it():
     (px, py), (nx, ny) = model.points(prior)[0]
     assert 18 * CELL <= py < 26 * CELL and 40 * CELL <= px < 50 * CELL
     assert 2 * CELL <= ny < 6 * CELL and 2 * CELL <= nx < 6 * CELL   # outside the target
-    bias = model.attention_bias(test, prior)
-    assert bias.shape == (64, 64) and bias[20, 45] > 0.9 and bias[4, 4] < 0.1
-    # the authors' stretched bias puts the target lower: image rows span all 64 cells
-    stretched = PerSAM(bias_frame="stretched").fit(
+    aligned = PerSAM(bias_frame="aligned").fit(
         [shot], [_cells_mask(slice(3, 9), slice(5, 12))], 1024).attention_bias(test, prior)
+    assert aligned.shape == (64, 64) and aligned[20, 45] > 0.9 and aligned[4, 4] < 0.1
+    # the authors' stretched bias (the default) puts the target lower: image rows span
+    # all 64 cells
+    stretched = model.attention_bias(test, prior)
     assert stretched[44, 45] > 0.9 and stretched[20, 45] < 0.7   # background: ~sigmoid(0)
 
 
@@ -214,6 +285,31 @@ def test_persam_and_persam_f_run_on_sam(tiny_backbone):
         assert (model.predict(d) == out).all()          # the embedding the decoder holds
 
 
+def test_every_persam_variant_runs_through_the_variants_group(
+        tiny_backbone, synthetic_dir, tmp_path):
+    """The group fits each variant, in its own form, on the shots and decodes it beside the
+    paper's variants, in the order asked."""
+    from selfprompt.methods import Shots, Variants
+    from selfprompt.strategies import NEEDS_PERSAM
+
+    ds = open_dataset(synthetic_dir)
+    emb, _ = embed_dataset(ds, tiny_backbone, tmp_path / "cache", progress=False)
+    decoder = PromptDecoder(tiny_backbone)
+    shots = Shots(emb.take([0, 1]), [ds.mask(i, 128) for i in (0, 1)], decoder, seed=42)
+    group = Variants("corrected", ("box",) + NEEDS_PERSAM).fit(shots)
+    assert list(group.persam_) == list(NEEDS_PERSAM)
+    assert group.persam_["persam_f"].epochs == 1000
+    assert group.persam_["persam_aligned"].model_.cells == "aligned"
+    assert group.persam_["persam_noguide"].model_.guidance is False
+    truth = ds.mask(5, 128)
+    seg = group.segment(np.asarray(emb[5], np.float32), truth.shape,
+                        np.random.default_rng(0), (42, 0, 5))
+    assert list(seg.masks) == ["box", *NEEDS_PERSAM]
+    for v in NEEDS_PERSAM:
+        assert seg.masks[v].shape == truth.shape and seg.masks[v].dtype == bool
+        assert 0.0 <= seg.quality[v] <= 1.0 and seg.seconds[v] > 0
+
+
 @pytest.mark.slow
 def test_persam_is_scored_through_the_protocol(tiny_backbone, synthetic_dir, tmp_path):
     ds = open_dataset(synthetic_dir)
@@ -228,6 +324,7 @@ def test_persam_is_scored_through_the_protocol(tiny_backbone, synthetic_dir, tmp
     assert all(s > 0 for s in meta["seconds_per_image"].values())
     assert abs(sum(meta["persam_f_weights"]) - 1) < 1e-4
     assert meta["persam"]["persam_f"]["epochs"] == 1000
+    assert meta["persam"]["persam"]["cells"] == "authors"
     rows = list(csv.DictReader(path.open()))
     by = {v: [r["image"] for r in rows if r["variant"] == v]
           for v in ("linear", "box", "persam", "persam_f")}

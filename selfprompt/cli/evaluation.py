@@ -30,7 +30,7 @@ def cmd_ablations(args) -> int:
     for study in args.studies:
         paths = run_study(study, dataset, embeddings, backbone, out, args.dataset_name,
                           args.folds, args.seed, args.k, args.test_per_fold,
-                          progress=not args.quiet)
+                          progress=not args.quiet, seeds=args.seeds)
         print(f"{study}: {len(paths)} folds under {out / study}")
     return 0
 
@@ -77,7 +77,11 @@ def add_commands(command) -> None:
     r.add_argument("--studies", nargs="+", default=list(STUDIES), choices=list(STUDIES))
     r.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     r.add_argument("--k", nargs="+", default=None, help="override the studies' k values")
-    r.add_argument("--seed", type=int, default=42)
+    r.add_argument("--seed", type=int, default=42,
+                   help="the protocol's seed: its folds are written in the study's folder")
+    r.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="fold seeds, each a whole run of the protocol (other seeds than "
+                        "--seed in <study>/seed<N>/; default: each study's own, else --seed)")
     r.add_argument("--test-per-fold", type=int, default=None,
                    help="score the first N test images of each fold (default: all)")
     r.add_argument("--out", type=Path, default=None,

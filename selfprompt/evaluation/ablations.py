@@ -18,11 +18,20 @@ Studies (:data:`STUDIES`):
 - ``strategies``: prompts the paper did not try (:mod:`selfprompt.strategies`).
 - ``classifiers``: other pixel classifiers on the same cells, and other thresholds.
 - ``shots``: k from 1 to 40 with repeated draws of the k shots, spread over both.
-- ``selection``: which k images to label: the paper's random draw (three draws) beside
-  shots chosen from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse;
-  ``medoids``, representative).
+- ``selection``: which k images to label: the paper's random draw beside shots chosen
+  from the embeddings alone (:mod:`selfprompt.shots`: ``kcenter``, diverse; ``medoids``,
+  representative), each on three fold seeds (repeated cross-validation: every strategy
+  gets three units per fold position).
 - ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.methods.recipe`)
   beside the fixed recipes it chooses among, and how often it chose each.
+- ``persam``: PerSAM and PerSAM-F in the authors' form and the kit's aligned form, and
+  PerSAM without target guidance (:mod:`selfprompt.methods.persam`), beside
+  self-prompting, on three fold seeds.
+
+**Fold seeds.** A study runs the protocol's seed (42: its KFold split and draws) and,
+with ``seeds``, the whole protocol again under each other seed (another split, other
+shots) in a subfolder ``seed<N>/`` of the study's folder, with its own ``folds.json``;
+rows carry their ``seed``, and the tables pair and spread over (seed, fold) units.
 """
 from __future__ import annotations
 
@@ -35,8 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from .protocol import parse_k
-from .results import (SHOTS_COLUMN, k_order, load_runs, markdown_table, percent, stage_seconds,
-                      summarise, summary_variant, write_csv, write_results_gz)
+from .results import (PROTOCOL_SEED, SHOTS_COLUMN, k_order, load_runs, markdown_table, percent,
+                      stage_seconds, summarise, summary_variant, write_csv, write_results_gz)
 from .stats import (PAIRED_MEANING, SD_UNITS, mean_sd_units, paired_difference, sd_units,
                     unit_of, with_holm)
 
@@ -54,6 +63,8 @@ class Study:
     draws: tuple[int, ...] = (0,)
     #: how the shots are chosen (:data:`selfprompt.shots.SHOT_STRATEGIES`)
     shot_strategies: tuple[str, ...] = ("random",)
+    #: fold seeds, each a whole run of the protocol (None: the protocol's seed alone)
+    seeds: tuple[int, ...] | None = None
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -75,14 +86,17 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           ("linear", "box"), draws=(0, 1, 2)),
     Study("selection", "Which k images should be labelled: drawn at random, or chosen from "
           "the embeddings for diversity (kcenter) or representativeness (medoids)?",
-          ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0, 1, 2),
-          shot_strategies=("random", "kcenter", "medoids")),
+          ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0,),
+          shot_strategies=("random", "kcenter", "medoids"), seeds=(42, 43, 44)),
     Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
           "themselves (cross-validation inside the shots)?", ("corrected",), ("10", "20"),
           ("linear", "box", "point_box", "box_cc", "auto")),
     Study("persam", "How does a training-free peer, PerSAM (and PerSAM-F), compare with "
-          "self-prompting on the same folds, shots and images?", ("corrected",),
-          ("1", "5", "20"), ("linear", "box", "point_box", "persam", "persam_f")),
+          "self-prompting on the same folds, shots and images, in its authors' form and "
+          "the kit's aligned form, and without target guidance?", ("corrected",),
+          ("1", "5", "20"), ("linear", "box", "point_box", "persam", "persam_aligned",
+                             "persam_noguide", "persam_f", "persam_f_aligned"),
+          seeds=(42, 43, 44)),
 )}
 
 #: the studies beyond the paper, committed apart from the reference's own ablations
@@ -92,8 +106,12 @@ BEYOND = ("selection", "auto", "persam")
 def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str | Path,
               dataset_name: str, folds=range(5), seed: int = 42, ks=None,
               test_per_fold: int | None = None, finetune=None,
-              progress: bool = True) -> list[Path]:
-    """Every (preset, k, draw, fold) cell of ``study``; finished cells are skipped.
+              progress: bool = True, seeds=None) -> list[Path]:
+    """Every (seed, preset, k, draw, fold) cell of ``study``; finished cells are skipped.
+
+    ``seeds``: the fold seeds (default: the study's, else ``seed`` alone); ``seed`` is the
+    protocol's, written in the study's folder as always; every other seed runs the
+    protocol again (its own KFold split and shots) in ``<study>/seed<N>/``.
 
     ``ks`` overrides the study's k values (CI-sized runs); ``test_per_fold`` scores the
     first that many test images of each fold only (each study decodes several prompts
@@ -104,14 +122,15 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
     from .protocol import Experiment
 
     study = STUDIES[study] if isinstance(study, str) else study
-    out = Path(out_root) / study.name
+    seeds = tuple(int(s) for s in (seeds or study.seeds or (seed,)))
     paths = []
-    cells = [(s, d) for s in study.shot_strategies
+    cells = [(fold_seed, s, d) for fold_seed in seeds for s in study.shot_strategies
              for d in (study.draws if s == "random" else (0,))]
-    for strategy, draw in cells:
+    for fold_seed, strategy, draw in cells:
+        out = seed_folder(Path(out_root) / study.name, fold_seed, seed)
         exp = Experiment(dataset, embeddings, backbone, out, dataset_name=dataset_name,
-                         seed=seed, variants=study.variants, progress=progress, draw=draw,
-                         test_per_fold=test_per_fold, finetune=finetune,
+                         seed=fold_seed, variants=study.variants, progress=progress,
+                         draw=draw, test_per_fold=test_per_fold, finetune=finetune,
                          shot_strategy=strategy)
         ks_here = [parse_k(k) for k in (ks or study.ks)]
         if draw == 0 and strategy == "random":
@@ -123,6 +142,12 @@ def run_study(study: Study | str, dataset, embeddings, backbone, out_root: str |
                 for fold in folds:
                     paths.append(exp.run_fold(preset, k, fold))
     return paths
+
+
+def seed_folder(study_dir: Path, fold_seed: int, protocol_seed: int = PROTOCOL_SEED) -> Path:
+    """Where a study's folds of one fold seed live: the study's folder for the protocol's
+    seed (as before seeds were repeated), ``seed<N>/`` in it for any other."""
+    return study_dir if fold_seed == protocol_seed else study_dir / f"seed{fold_seed}"
 
 
 # ------------------------------------------------------------------ tables
@@ -440,7 +465,9 @@ def provenance(metas: list[dict], command: str = "make reference-ablations") -> 
     studies = {}
     for name in sorted({m["study"] for m in metas}):
         mine = [m for m in metas if m["study"] == name]
-        studies[name] = {"folds": len(mine), "seconds": stage_seconds(mine),
+        studies[name] = {"folds": len(mine), "seeds": sorted({m["seed"] for m in mine
+                                                              if "seed" in m}),
+                         "seconds": stage_seconds(mine),
                          "seconds_per_image": per_image_seconds(mine)}
     return {"command": f"{command} (python -m selfprompt ablations run, then write)",
             "studies": studies, "seed": every("seed"), "model_hash": every("model_hash"),
@@ -529,8 +556,9 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
             text.append(f"![{name}](figures/{name}.png)\n")
     rows = [r for s in (studies or STUDIES) for r in study_rows(run_root, s)]
     paths["results"] = write_results_gz(
-        sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["draw"], r["fold"],
-                                    r["variant"], r["image"])), out_dir / "results.csv.gz")
+        sorted(rows, key=lambda r: (r["preset"], k_order(r["k"]), r["seed"], r["draw"],
+                                    r["fold"], r["variant"], r["image"])),
+        out_dir / "results.csv.gz")
     metas = [{"study": p.relative_to(run_root).parts[0], **json.loads(p.read_text())}
              for p in sorted(run_root.rglob("fold[0-9]*.json"))  # not folds.json
              if studies is None or p.relative_to(run_root).parts[0] in studies]

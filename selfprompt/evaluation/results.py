@@ -28,6 +28,9 @@ COLUMNS = ["dataset", "image", "fold", "k", "seed", "preset", "backbone", "varia
 SHOTS_COLUMN = "shots"
 #: what a summary's overall ± means, for headers
 SD_FOLDS = "sd of the fold means, ddof=1; one fold: of its images"
+#: the protocol's seed (its KFold split and first draw of shots): what a row written
+#: before rows carried their seed was computed with
+PROTOCOL_SEED = 42
 GROUP = ("dataset", "backbone", "preset", "k", "variant")
 SUMMARY_COLUMNS = list(GROUP) + ["fold", "n_images", "n_counted", "n_empty",
                                  "dice_mean", "dice_std", "iou_mean", "iou_std"]
@@ -46,6 +49,7 @@ def parse_results(lines) -> list[dict]:
         r["empty_prediction"] = _truth(r["empty_prediction"])
         r["counted"] = _truth(r["counted"])
         r["draw"] = int(r.get("draw") or 0)  # a table with no draw column: draw 0
+        r["seed"] = int(r.get("seed") or PROTOCOL_SEED)   # likewise: the protocol's seed
         rows.append(r)
     return rows
 
@@ -67,9 +71,9 @@ def fold_files(run_dir: Path) -> list[Path]:
 def load_runs(root: str | Path) -> list[dict]:
     """Rows of every finished fold under ``root`` (a CSV counts only with its JSON).
 
-    The same (data set, backbone, preset, k, fold, draw, variant) found in two files (a
-    notebook run and ``make reproduce``) would be counted twice: the newest file wins,
-    with a warning. Files holding other variants of the same fold (``make ablations``
+    The same (data set, backbone, preset, k, seed, fold, draw, variant) found in two
+    files (a notebook run and ``make reproduce``) would be counted twice: the newest file
+    wins, with a warning. Files holding other variants of the same fold (``make ablations``
     beside ``make reproduce``) are both kept.
     """
     chosen: dict[tuple, tuple[float, Path, list[dict]]] = {}
@@ -77,8 +81,8 @@ def load_runs(root: str | Path) -> list[dict]:
         mtime = path.stat().st_mtime
         by_variant: dict[tuple, list[dict]] = {}
         for r in read_results([path]):
-            key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["fold"], r["draw"],
-                   r["variant"], r.get(SHOTS_COLUMN) or "random")
+            key = (r["dataset"], r["backbone"], r["preset"], r["k"], r["seed"], r["fold"],
+                   r["draw"], r["variant"], r.get(SHOTS_COLUMN) or "random")
             by_variant.setdefault(key, []).append(r)
         for key, rows in by_variant.items():
             if key in chosen:
@@ -111,18 +115,23 @@ def summarise(rows: list[dict]) -> list[dict]:
     The overall line pools the counted images of every fold (the paper's "mean Dice
     over test images"); ``dice_std`` there is the sample sd (ddof=1) of the fold means,
     the spread our tables' ± and error bars show (a fold's own line: the sd of its images).
+    Rows of several fold seeds (repeated cross-validation) make a fold per (seed, fold),
+    its line's ``fold`` written ``"<fold>@seed<seed>"``; rows of one seed keep the fold's
+    number.
     """
-    groups: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         key = tuple(summary_variant(r["variant"], r.get(SHOTS_COLUMN)) if c == "variant"
                     else r[c] for c in GROUP)
-        groups[key][r["fold"]].append(r)
+        groups[key][(int(r.get("seed", PROTOCOL_SEED)), r["fold"])].append(r)
     out = []
     for key in sorted(groups, key=lambda g: (g[0], g[1], g[2], k_order(g[3]), g[4])):
         per_fold = groups[key]
+        several = len({seed for seed, _ in per_fold}) > 1
         fold_means = []
-        for fold in sorted(per_fold):
-            out.append(_line(key, fold, per_fold[fold]))
+        for seed, fold in sorted(per_fold):
+            label = f"{fold}@seed{seed}" if several else fold
+            out.append(_line(key, label, per_fold[seed, fold]))
             if out[-1]["n_counted"]:
                 fold_means.append((out[-1]["dice_mean"], out[-1]["iou_mean"]))
         every = [r for fold in per_fold.values() for r in fold]

@@ -27,8 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: the fold seed of rows that carry none: the protocol's
-PROTOCOL_SEED = 42
+from .results import PROTOCOL_SEED
 #: the verdict's level (two-sided, after Holm) and its interval's coverage
 ALPHA = 0.05
 #: what a ± over units means, for column headers and page text

@@ -11,7 +11,8 @@ _EXPORTS = {
     "Shots": "base", "Prediction": "base", "Method": "base",
     "METHODS": "registry", "make_method": "registry",
     "SelfPrompting": "self_prompt", "Auto": "auto", "FineTuned": "finetune",
-    "PerSAMMethod": "persam", "PerSAMFMethod": "persam", "Variants": "variants",
+    "PerSAMMethod": "persam", "PerSAMFMethod": "persam", "PERSAM_VARIANTS": "persam",
+    "Variants": "variants",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -41,17 +41,47 @@ not outweigh many small ones; for k = 1 it is exactly PerSAM's. The normalised m
 (``target_``) gives the location prior; the unnormalised one (``target_embedding_``)
 the semantic tokens, as in the authors' code.
 
-Where this differs from the authors' code, and why:
+**Which form is the default.** ``PerSAM()`` and ``PerSAMF()`` (variants ``persam`` and
+``persam_f``) are the authors' form: their labelling of a shot's cells
+(``cells="authors"``) and, for PerSAM, their stretched attention bias
+(``bias_frame="stretched"``). The kit's aligned form is a named option beside it:
 
-- a shot's mask is brought onto the 64 x 64 grid in the encoder's padded frame as the
-  kit's aligned labels are (a cell is the lesion's when at least half of its content
-  is; :func:`~selfprompt.frame.labels_aligned`); theirs marks every cell a bilinear
-  resize touches, boundary cells half background included. A shot whose lesion fills
-  no cell to half falls back to every cell it touches.
-- the attention bias lies on the padded frame's grid (``bias_frame="aligned"``, the
-  default); the authors resize the image-sized similarity map to 64 x 64, which on a
-  non-square image stretches it over the padding (``bias_frame="stretched"``
-  reproduces that: the same kind of misalignment as the self-prompting authors' D4).
+- ``cells="authors"`` (:func:`cells_authors`): the authors hand the shot's mask to SAM's
+  predictor as if it were an image (0 or 255): resized to the encoder's long side
+  (bilinear), normalised as SAM normalises the red channel, zero-padded, then brought
+  to 64 x 64 by a bilinear resize that does not smooth (it samples the 2 x 2 pixels at
+  each cell's centre), and every cell above zero is the lesion's. In effect a cell is
+  the lesion's when its *centre* is: a boundary cell mostly background counts when the
+  lesion covers its centre, a thin lesion between centres marks no cell, and cells
+  lie in the padded frame, under the features they describe.
+  ``cells="aligned"`` (:func:`~selfprompt.frame.labels_aligned`, the kit's labels of
+  the ``corrected`` preset): a cell is the lesion's when at least half of its image
+  content is. Under either rule a shot that marks no cell falls back to every cell it
+  touches (the authors' code would take the mean of no feature: NaN).
+- ``bias_frame="stretched"``: the attention bias is the image-sized similarity map
+  resized to 64 x 64, as the authors' code does; on a non-square image that stretches it
+  over the padding, away from the cells it describes (the same kind of misalignment as
+  the self-prompting authors' D4). ``bias_frame="aligned"`` puts it on the padded
+  frame's grid, under the cells it describes.
+
+Variants (:data:`PERSAM_VARIANTS`, names in results tables and
+:data:`~selfprompt.methods.METHODS`): ``persam`` and ``persam_f``, the authors' form;
+``persam_aligned`` (``cells`` and ``bias_frame`` aligned) and ``persam_f_aligned``
+(``cells`` aligned; PerSAM-F has no bias), the kit's form; ``persam_noguide``, the
+authors' form with ``guidance=False``: the two location-prior points and the cascaded
+post-refinement with neither target-guided attention nor target-semantic prompting.
+That is the authors' split: the positive-negative location prior prompts SAM, and
+their two techniques on top of it are the guidance (target-guided attention and
+target-semantic prompting: in their code the two extra arguments of the first decoding
+only); ``persam_noguide`` drops both and keeps everything else.
+
+Where the kit still differs from the authors' code, and why:
+
+- k shots (above): each shot's target feature counts once; for k = 1 it is theirs.
+- the location prior is brought from the grid to the padded frame in one bilinear step
+  (:func:`~selfprompt.frame.grid_to_image`); the authors go through SAM's 256 x 256
+  low-resolution frame first. With a 256 frame (LiteMedSAM) that is the same resize; with
+  1024 the two differ only in how the kinks between cells are smoothed.
 - PerSAM-F's loss is computed on SAM's low-resolution logits (the unpadded part of
   the 256 x 256 frame) against the true mask resized there, not at full image
   resolution: the same weighted sum (it is linear, and so is the upsampling), at a
@@ -73,16 +103,45 @@ from ..models.guided import decode
 from ..prompts import bounding_box
 from .base import Method, Prediction, Shots
 
-BIAS_FRAMES = ("aligned", "stretched")
+BIAS_FRAMES = ("stretched", "aligned")
+#: how a shot's mask marks its cells: the authors' (centre) rule, or the kit's aligned labels
+CELL_RULES = ("authors", "aligned")
+#: SAM's pixel mean of the red channel: the authors' mask, normalised as an image, is
+#: positive where it is above it
+_RED_MEAN = 123.675
 
 
 # ------------------------------------------------------------------ the shots
-def shot_cells(mask: np.ndarray, img_size: int = IMG_SIZE) -> np.ndarray:
-    """``bool (64, 64)``: the cells a shot's mask marks, in the encoder's padded frame
-    (the kit's aligned labels; every touched cell when no cell is half lesion)."""
-    labels, _ = labels_aligned(mask, img_size)
-    if labels.any():
-        return labels.astype(bool)
+def cells_authors(mask: np.ndarray, img_size: int = IMG_SIZE) -> np.ndarray:
+    """``bool (64, 64)``: the cells the authors' code marks for a shot's mask, in the
+    encoder's padded frame. The mask (0 or 255) is resized like SAM's image (PIL
+    bilinear to the long side ``img_size``), normalised as SAM's red channel, padded
+    with zeros and brought to 64 x 64 by torch's bilinear resize (no antialiasing:
+    each cell reads the 2 x 2 pixels at its centre); a cell is marked above zero.
+    SAM's division by the channel's spread does not change the sign, so it is left out."""
+    from PIL import Image
+
+    h, w = input_size(*mask.shape[:2], img_size)
+    resized = Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).resize(
+        (w, h), Image.BILINEAR)
+    frame = np.zeros((img_size, img_size), np.float32)
+    frame[:h, :w] = np.asarray(resized, np.float32) - _RED_MEAN
+    cells = torch.nn.functional.interpolate(torch.from_numpy(frame)[None, None],
+                                            size=(GRID, GRID), mode="bilinear",
+                                            align_corners=False)
+    return cells[0, 0].numpy() > 0
+
+
+def shot_cells(mask: np.ndarray, img_size: int = IMG_SIZE, cells: str = "authors") -> np.ndarray:
+    """``bool (64, 64)``: the cells a shot's mask marks, in the encoder's padded frame, by
+    ``cells``: the authors' rule (:func:`cells_authors`) or the kit's aligned labels
+    (:func:`~selfprompt.frame.labels_aligned`); every touched cell when none is marked."""
+    if cells not in CELL_RULES:
+        raise ValueError(f"cells must be one of {CELL_RULES}, not {cells!r}")
+    marked = (cells_authors(mask, img_size) if cells == "authors"
+              else labels_aligned(mask, img_size)[0].astype(bool))
+    if marked.any():
+        return marked
     frac = cv2.resize(_to_frame(mask > 0, img_size), (GRID, GRID), interpolation=cv2.INTER_AREA)
     return frac > 0
 
@@ -96,29 +155,36 @@ class PerSAM:
 
     Parameters
     ----------
-    bias_frame : {"aligned", "stretched"}, default="aligned"
-        Where the attention bias lies: on the padded frame's grid, under the cells it
-        describes, or stretched over the whole grid as the authors' code resizes it.
+    bias_frame : {"stretched", "aligned"}, default="stretched"
+        Where the attention bias lies: stretched over the whole grid as the authors'
+        code resizes it, or on the padded frame's grid, under the cells it describes.
     guidance : bool, default=True
         Use target-guided attention and target-semantic prompting in the first pass
-        (False: the location prior's points alone; an ablation).
+        (False: the location prior's points and the refinement alone; the authors'
+        ablation without guidance).
     refine : bool, default=True
         Run the two cascaded post-refinement passes.
+    cells : {"authors", "aligned"}, default="authors"
+        Which cells a shot's mask marks (:func:`shot_cells`): the authors' rule or the
+        kit's aligned labels.
     """
 
     name = "persam"
 
-    def __init__(self, bias_frame: str = "aligned", guidance: bool = True,
-                 refine: bool = True) -> None:
+    def __init__(self, bias_frame: str = "stretched", guidance: bool = True,
+                 refine: bool = True, cells: str = "authors") -> None:
         if bias_frame not in BIAS_FRAMES:
             raise ValueError(f"bias_frame must be one of {BIAS_FRAMES}, not {bias_frame!r}")
+        if cells not in CELL_RULES:
+            raise ValueError(f"cells must be one of {CELL_RULES}, not {cells!r}")
         self.bias_frame = bias_frame
         self.guidance = guidance
         self.refine = refine
+        self.cells = cells
 
     def get_params(self) -> dict:
         return {"bias_frame": self.bias_frame, "guidance": self.guidance,
-                "refine": self.refine}
+                "refine": self.refine, "cells": self.cells}
 
     # ---------------------------------------------------------------- fitting
     @staticmethod
@@ -139,7 +205,7 @@ class PerSAM:
         for j, m in enumerate(masks):
             if not m.any():
                 continue
-            cells = shot_cells(m, img_size).ravel()
+            cells = shot_cells(m, img_size, self.cells).ravel()
             f = to_float32(embeddings[j])
             targets.append(self._pool(f.reshape(f.shape[0], -1)[:, cells].T))
             self.shots_used_.append(j)
@@ -269,17 +335,21 @@ class PerSAMF(PerSAM):
         AdamW's learning rate, annealed to 0 on a cosine (the authors' schedule).
     refine : bool, default=True
         Run the two post-refinement passes.
+    cells : {"authors", "aligned"}, default="authors"
+        Which cells a shot's mask marks (:func:`shot_cells`).
     """
 
     name = "persam_f"
 
-    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True) -> None:
-        super().__init__(guidance=False, refine=refine)
+    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True,
+                 cells: str = "authors") -> None:
+        super().__init__(guidance=False, refine=refine, cells=cells)
         self.epochs = epochs
         self.lr = lr
 
     def get_params(self) -> dict:
-        return {"epochs": self.epochs, "lr": self.lr, "refine": self.refine}
+        return {"epochs": self.epochs, "lr": self.lr, "refine": self.refine,
+                "cells": self.cells}
 
     @staticmethod
     def _pool(cells: np.ndarray) -> np.ndarray:
@@ -354,18 +424,19 @@ class PerSAMMethod(Method):
     """PerSAM (registry name ``persam``): the shots' target feature, its location prior,
     target-guided attention and cascaded refinement; no classifier.
 
-    Parameters: as :class:`PerSAM` (``bias_frame``, ``guidance``,
-    ``refine``). Fitted: ``model_`` (the fitted PerSAM). The score is SAM's predicted
-    IoU of the mask the last refinement step kept.
+    Parameters: as :class:`PerSAM` (``bias_frame``, ``guidance``, ``refine``,
+    ``cells``; by default the authors' form). Fitted: ``model_`` (the fitted PerSAM).
+    The score is SAM's predicted IoU of the mask the last refinement step kept.
     """
 
     name = "persam"
 
-    def __init__(self, bias_frame: str = "aligned", guidance: bool = True,
-                 refine: bool = True) -> None:
+    def __init__(self, bias_frame: str = "stretched", guidance: bool = True,
+                 refine: bool = True, cells: str = "authors") -> None:
         self.bias_frame = bias_frame
         self.guidance = guidance
         self.refine = refine
+        self.cells = cells
 
     def model(self):
         """The unfitted model (:class:`PerSAM`) with these settings."""
@@ -388,15 +459,61 @@ class PerSAMMethod(Method):
 class PerSAMFMethod(PerSAMMethod):
     """PerSAM-F (registry name ``persam_f``): PerSAM's prior and two trained weights over
     SAM's three outputs, then refinement. Parameters as :class:`PerSAMF`
-    (``epochs``, ``lr``, ``refine``). Without refinement the score is the weights' mean
-    of the three outputs' predicted IoUs."""
+    (``epochs``, ``lr``, ``refine``, ``cells``; by default the authors' form). Without
+    refinement the score is the weights' mean of the three outputs' predicted IoUs."""
 
     name = "persam_f"
 
-    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True) -> None:
+    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True,
+                 cells: str = "authors") -> None:
         self.epochs = epochs
         self.lr = lr
         self.refine = refine
+        self.cells = cells
 
     def model(self):
         return PerSAMF(**self.get_params())
+
+
+# the kit's forms and the ablation, each under the name results tables carry: the same
+# estimators with other defaults, so that a registry name is all a variant needs
+class PerSAMAlignedMethod(PerSAMMethod):
+    """PerSAM in the kit's aligned form (``persam_aligned``): the shot's cells by the
+    aligned labels and the attention bias on the padded frame's grid."""
+
+    name = "persam_aligned"
+
+    def __init__(self, bias_frame: str = "aligned", guidance: bool = True,
+                 refine: bool = True, cells: str = "aligned") -> None:
+        super().__init__(bias_frame, guidance, refine, cells)
+
+
+class PerSAMNoGuideMethod(PerSAMMethod):
+    """PerSAM in the authors' form without target guidance (``persam_noguide``): the
+    location prior's two points and the cascaded refinement alone."""
+
+    name = "persam_noguide"
+
+    def __init__(self, bias_frame: str = "stretched", guidance: bool = False,
+                 refine: bool = True, cells: str = "authors") -> None:
+        super().__init__(bias_frame, guidance, refine, cells)
+
+
+class PerSAMFAlignedMethod(PerSAMFMethod):
+    """PerSAM-F with the shot's cells by the kit's aligned labels (``persam_f_aligned``)."""
+
+    name = "persam_f_aligned"
+
+    def __init__(self, epochs: int = 1000, lr: float = 1e-3, refine: bool = True,
+                 cells: str = "aligned") -> None:
+        super().__init__(epochs, lr, refine, cells)
+
+
+#: variant name -> estimator: the authors' form, the kit's aligned form, the ablation
+PERSAM_VARIANTS: dict[str, type[PerSAMMethod]] = {
+    "persam": PerSAMMethod,
+    "persam_aligned": PerSAMAlignedMethod,
+    "persam_noguide": PerSAMNoGuideMethod,
+    "persam_f": PerSAMFMethod,
+    "persam_f_aligned": PerSAMFAlignedMethod,
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .auto import Auto
 from .base import Method
 from .finetune import FineTuned
-from .persam import PerSAMFMethod, PerSAMMethod
+from .persam import PERSAM_VARIANTS
 from .self_prompt import SelfPrompting
 
 #: every method the kit compares, by the name ``make_method`` takes
@@ -13,8 +13,9 @@ METHODS: dict[str, type[Method]] = {
     "self_prompt": SelfPrompting,
     "auto": Auto,
     "finetuned": FineTuned,
-    "persam": PerSAMMethod,
-    "persam_f": PerSAMFMethod,
+    # PerSAM in the authors' form (persam, persam_f), the kit's aligned form and the
+    # ablation without guidance: each under the variant name results tables carry
+    **PERSAM_VARIANTS,
 }
 
 

@@ -7,7 +7,8 @@ and cannot be fitted apart without losing that. Around them the group holds the 
 methods the same table compares, each its own estimator of this package, fitted on
 the same shots: ``auto`` (:class:`~selfprompt.methods.auto.Auto`), the fine-tuned
 decoder (:class:`~selfprompt.methods.finetune.FineTuned`, prompted with the group's
-own prompts: ``ft_*``), PerSAM and PerSAM-F; and the ``gt_*`` bounds, whose prompts
+own prompts: ``ft_*``), PerSAM and PerSAM-F (each form under its variant name,
+:data:`~selfprompt.methods.persam.PERSAM_VARIANTS`); and the ``gt_*`` bounds, whose prompts
 come from the true mask, given to :meth:`Variants.segment` explicitly.
 """
 from __future__ import annotations
