@@ -11,6 +11,7 @@ from selfprompt.evaluation import reference
 from selfprompt.datasets.reader import open_dataset
 from selfprompt.embeddings import embed_dataset
 from selfprompt.evaluation.protocol import Experiment
+from selfprompt.presets import Preset
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / reference.DEFAULT_DIR
@@ -98,6 +99,9 @@ def test_reference_folder_holds_tables_rows_folds_and_provenance(small_reference
     assert prov["seconds"]["encode"]["images"] == 10     # from the cache's encode log
     assert prov["fold_environment"]["cpu"] and prov["written_by"]["torch"]
     assert len(prov["model_hash"]) == 1 and len(prov["model_hash"][0]) == 64
+    # what `verify` recomputes: each preset with the fields its folds ran, solver included
+    assert prov["presets"]["corrected"]["solver"] == "newton"
+    assert Preset(**prov["presets"]["paper"]).solver == "lbfgs"   # defaults go unrecorded
 
 
 def test_results_gz_is_byte_for_byte_reproducible(small_reference, tmp_path):

@@ -101,6 +101,9 @@ def write(run_dir: str | Path, out_dir: str | Path, k: str = "20",
         "dataset": rows[0]["dataset"], "backbone": rows[0]["backbone"],
         "n_images": plan["n_images"], "n_folds": plan["n_folds"], "seed": plan["seed"],
         "model_hash": sorted({m["model_hash"] for m in metas}),
+        # each preset's fields as its folds ran it: what `verify` recomputes, even after a
+        # preset's definition moves on (a later kit fits `corrected` otherwise)
+        "presets": {m["preset"]["name"]: m["preset"] for m in metas},
         "kit_commits_of_folds": commits, "cpus_of_folds": cpus,
         "fold_environment": next((m["environment"] for m in metas if "environment" in m), None),
         "written_by": environment(),
@@ -254,13 +257,17 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
     images, or all) and compare per-image Dice; returns the comparison per preset.
 
     The data set must hold the images the reference names (``folds.json``); folds and
-    shots are recomputed from the seed and must equal the committed ones.
+    shots are recomputed from the seed and must equal the committed ones. Each preset is
+    recomputed with the fields its folds ran with (``provenance.json``'s ``presets``).
     """
-    from ..presets import get_preset
+    from ..presets import Preset, get_preset
     from .protocol import draw_shots, parse_k
 
     reference_dir, k = Path(reference_dir), parse_k(k)
     plan = json.loads((reference_dir / "folds.json").read_text())
+    provenance = reference_dir / "provenance.json"
+    recorded = (json.loads(provenance.read_text()).get("presets", {})
+                if provenance.exists() else {})
     committed = [r for r in read_results_gz(reference_dir / "results.csv.gz")
                  if r["k"] == k and int(r["fold"]) == fold]
     if not committed:
@@ -284,7 +291,8 @@ def verify(reference_dir: str | Path, data_dir: str | Path, k: str = "10", fold:
     embeddings.ensure(encoder, progress=progress, indices=needed)
     out = {}
     for name in presets:
-        preset = get_preset(name)
+        # the preset as the committed folds computed it (their provenance), else today's
+        preset = Preset(**recorded[name]) if name in recorded else get_preset(name)
         rows, _, _, _ = exp.score(preset, k, fold, n_images)
         mine = {(r["image"], r["variant"]): r["dice"] for r in rows}
         theirs = {(r["image"], r["variant"]): r["dice"] for r in committed
