@@ -51,6 +51,13 @@ def test_the_choice_is_the_best_inner_score_and_deterministic(data, tiny_backbon
     assert recipe.name == first
     again = choose_recipe(emb.take(shots), masks, corrected, decoder)
     assert (again.name, again.scores_) == (recipe.name, recipe.scores_)
+    # the preset's own threshold plays no part: a threshold preset reuses the choice
+    from selfprompt.methods import recipe as module
+    from selfprompt.presets import get_preset
+
+    chosen = len(module._CHOSEN)
+    other = choose_recipe(emb.take(shots), masks, get_preset("corrected+threshold=0.3"), decoder)
+    assert other.as_dict() == recipe.as_dict() and len(module._CHOSEN) == chosen
     one = choose_recipe(emb.take(shots[:1]), masks[:1], corrected, decoder)
     assert (one.prompt, one.threshold, one.cv, one.scores_) == ("point_box", 0.5, "none", {})
     assert one.reason.startswith("k = 1")

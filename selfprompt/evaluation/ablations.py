@@ -375,7 +375,7 @@ def auto_table(run_root: str | Path, study: str = "auto") -> list[dict]:
     out = []
     for k in sorted({k for k, _ in cells}, key=k_order):
         auto = cells.get((k, AUTO))
-        for name in [AUTO] + _candidate_order(cells, k):
+        for name in [AUTO] * (auto is not None) + _candidate_order(cells, k):
             s = cells[(k, name)]
             prompt, _, threshold = name.partition("@")
             d = percent(s["dice_mean"])
