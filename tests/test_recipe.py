@@ -174,3 +174,19 @@ def test_auto_never_reads_a_test_mask_and_leaves_the_other_variants_alone(
     from selfprompt.metrics import dice
 
     assert float(rows[4]["dice"]) == pytest.approx(dice(want, truth), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["logreg", "knn"])
+def test_one_probability_map_cut_at_each_threshold_is_the_classifiers_own_mask(kind):
+    from selfprompt.classifier import make_classifier
+    from selfprompt.methods.recipe import _Cut
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 256)).astype(np.float32)
+    y = (X[:, 0] + 0.3 * rng.normal(size=3000) > 0.5).astype(np.uint8)
+    features = rng.normal(size=(256, 64, 64)).astype(np.float32)
+    clf = make_classifier(kind).fit(X, y)
+    cut = _Cut(clf, features)
+    assert np.array_equal(cut.logits(), clf.logit_map(features))
+    for t in AUTO_THRESHOLDS:
+        assert np.array_equal(cut(t), with_threshold(clf, t).predict_map(features)), t

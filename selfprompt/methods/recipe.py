@@ -196,6 +196,16 @@ class _Cut:
         grid = self.classes[(self.score > edge).astype(int)]
         return grid.reshape(GRID, GRID).astype(np.uint8)
 
+    def logits(self, clip: float = 20.0) -> np.ndarray:
+        """``clf.logit_map``: the linear model's decision values, or the probability's
+        log-odds, clipped to ``+-clip``."""
+        if self.linear:
+            d = self.score
+        else:
+            p = np.clip(self.score.astype(np.float64), 1e-9, 1 - 1e-9)
+            d = np.log(p / (1 - p))
+        return np.clip(d.reshape(GRID, GRID), -clip, clip).astype(np.float32)
+
 
 def score_options(clf, decoder, features: np.ndarray, truth: np.ndarray, preset: Preset,
                   prompts: Sequence[str], thresholds: Sequence[float],
@@ -218,7 +228,7 @@ def score_options(clf, decoder, features: np.ndarray, truth: np.ndarray, preset:
     paper = [p for p in prompts if p in VARIANTS]
     others = [p for p in prompts if p not in VARIANTS]
     masks = decoder.variants_of(sets, paper)
-    logits = clf.logit_map(features) if set(others) & set(NEEDS_LOGITS) else None
+    logits = cut.logits() if set(others) & set(NEEDS_LOGITS) else None
     once = [p for p in others if p in THRESHOLD_FREE]
     each = [p for p in others if p not in THRESHOLD_FREE]
     shared = {}
