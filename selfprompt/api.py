@@ -347,7 +347,7 @@ class SelfPrompt(BaseEstimator):
         if self.prompt == AUTO:
             r = settings["recipe"]
             recipe = Recipe(r["prompt"], r["threshold"], r["cv"], r["scores"], r["n_scored"],
-                            r["seconds"])
+                            r["seconds"], r.get("reason", ""))
             from .methods import make_method
 
             self.method_ = make_method(AUTO, preset=self.preset)._set(base, recipe)

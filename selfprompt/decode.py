@@ -23,6 +23,13 @@ def _unit(iou) -> float:
     return min(max(float(iou), 0.0), 1.0)
 
 
+def _asks(p) -> dict[str, tuple]:
+    """The paper's prompt variants of one image's :class:`~selfprompt.prompts.Prompts`
+    as ``(points, labels, box)``."""
+    return {"point": (p.points, p.labels, None), "box": (None, None, p.box),
+            "point_box": (p.points, p.labels, p.box)}
+
+
 class PromptDecoder:
     """Numpy in, numpy out, like ``SamPredictor``; fed with cached embeddings."""
 
@@ -79,8 +86,7 @@ class PromptDecoder:
         one, None for ``linear``, which SAM does not decode), as a second dict.
         """
         p = prompts
-        asks = {"point": (p.points, p.labels, None), "box": (None, None, p.box),
-                "point_box": (p.points, p.labels, p.box)}
+        asks = _asks(p)
         unknown = [v for v in variants if v != "linear" and v not in asks]
         if unknown:
             raise ValueError(f"unknown variant {unknown[0]!r}; choose from {VARIANTS}")
@@ -106,3 +112,30 @@ class PromptDecoder:
         if not return_scores:
             return out
         return out, {v: None if v == "linear" else iou.get(v, 0.0) for v in variants}
+
+    def variants_of(self, prompt_sets, variants=VARIANTS) -> list[dict[str, np.ndarray]]:
+        """:meth:`variants` for several prompt sets of the same image (the coarse masks
+        of several thresholds, say): batched, every set's prompts go through the decoder
+        in one call; else one :meth:`variants` call per set, as SAM's own calls."""
+        prompt_sets = list(prompt_sets)
+        if not self.batched:
+            return [self.variants(p, variants) for p in prompt_sets]
+        unknown = [v for v in variants if v != "linear" and v not in _asks(prompt_sets[0])]
+        if unknown:
+            raise ValueError(f"unknown variant {unknown[0]!r}; choose from {VARIANTS}")
+        where, todo = [], []
+        for j, p in enumerate(prompt_sets):
+            asks = _asks(p)
+            for v in variants:
+                if v != "linear" and any(a is not None for a in asks[v]):
+                    where.append((j, v))
+                    todo.append(asks[v])
+        decoded = {}
+        if todo:
+            from .models.batchdecode import decode_batch
+
+            decoded = dict(zip(where, decode_batch(self.predictor, todo)))
+        size = self.predictor.original_size
+        return [{v: (p.cleaned.astype(bool) if v == "linear" else decoded[j, v]
+                     if (j, v) in decoded else np.zeros(size, dtype=bool))
+                 for v in variants} for j, p in enumerate(prompt_sets)]

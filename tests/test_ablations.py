@@ -354,3 +354,62 @@ def test_rows_without_a_seed_read_as_the_protocols_and_seeds_are_units_of_the_ta
     [line] = paired_table(rows, "box")
     assert line["images"] == 2 and line["units"] == 2 and line["diff"] == pytest.approx(0.0)
     assert line["ci_low"] < -10 and line["ci_high"] > 10     # +10 and -10: two units apart
+
+
+def _auto_run(root: Path, rows: list[dict]) -> None:
+    import csv
+
+    path = root / "auto" / "fold0.csv"
+    path.parent.mkdir(parents=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    path.with_suffix(".json").write_text("{}")
+
+
+def test_auto_tables_put_every_candidate_the_oracle_and_the_gap_beside_auto(tmp_path):
+    def r(preset, variant, dice, image):
+        return {**row("5", variant, 0, 0, dice, preset), "backbone": "medsam_lite",
+                "image": image}
+
+    rows = []
+    for image, shift in (("a", 0.0), ("b", 0.1)):
+        rows += [r("corrected", "box", 0.6 + shift, image),
+                 r("corrected", "point_box", 0.4 + shift, image),
+                 r("corrected+threshold=0.3", "box", 0.7 + shift, image),
+                 r("corrected+threshold=0.3", "point_box", 0.5 + shift, image),
+                 r("corrected", "auto", 0.65 + shift, image),
+                 r("corrected+threshold=0.3", "auto", 0.0, image)]   # not auto's rows
+    _auto_run(tmp_path, rows)
+    table = ablations.auto_table(tmp_path)
+    assert [(t["option"], t["dice"], t["minus_auto"]) for t in table] == [
+        ("auto", 70.0, None), ("box@0.5", 65.0, -5.0), ("box@0.3", 75.0, 5.0),
+        ("point_box@0.5", 45.0, -25.0), ("point_box@0.3", 55.0, -15.0)]
+    [oracle] = ablations.auto_oracle(tmp_path)
+    assert oracle == {"k": "5", "auto": 70.0, "oracle": "box@0.3", "oracle_dice": 75.0,
+                      "gap": -5.0, "own": "box@0.5", "own_dice": 65.0,
+                      "auto_minus_own": 5.0, "candidates": 4}
+
+
+def test_the_auto_study_scores_every_candidate_and_falls_back_at_one_shot(
+        studies, tiny_backbone, tmp_path):
+    from selfprompt.methods.recipe import AUTO_PROMPTS, AUTO_THRESHOLDS
+
+    _, _, (ds, emb) = studies
+    study = STUDIES["auto"]
+    assert set(study.variants) == set(AUTO_PROMPTS) | {"auto"}
+    assert {get_preset(p).threshold for p in study.presets} == set(AUTO_THRESHOLDS)
+    assert study.ks == ("1", "2", "5", "10", "20")
+    run_study(study, ds, emb, tiny_backbone, tmp_path / "runs", "synthetic", folds=[0],
+              ks=["1"], test_per_fold=1, progress=False)
+    paths = write(tmp_path / "runs", tmp_path / "out", studies=("auto",))
+    table = ablations.auto_table(tmp_path / "runs")
+    assert len(table) == 1 + len(AUTO_PROMPTS) * len(AUTO_THRESHOLDS)
+    [oracle] = ablations.auto_oracle(tmp_path / "runs")
+    assert oracle["gap"] == pytest.approx(oracle["auto"] - oracle["oracle_dice"], abs=0.01)
+    assert oracle["gap"] <= 0 and oracle["own"] == "point_box@0.5"   # tiny: SAM's prompts
+    [choice] = ablations.auto_choices(tmp_path / "runs")
+    assert (choice["choice"], choice["folds"], choice["no_cv"]) == ("point_box@0.5", "1/1", 1)
+    assert "table_auto_oracle.csv" in {p.name for p in paths.values()}
+    assert "## auto_oracle" in paths["page"].read_text()

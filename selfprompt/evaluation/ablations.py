@@ -23,7 +23,9 @@ Studies (:data:`STUDIES`):
   representative), each on three fold seeds (repeated cross-validation: every strategy
   gets three units per fold position).
 - ``auto``: the prompt and threshold chosen on the k shots (:mod:`selfprompt.methods.recipe`)
-  beside the fixed recipes it chooses among, and how often it chose each.
+  beside every fixed candidate it chooses among (each prompt at each candidate threshold),
+  the oracle (the best of them on the test images) and auto's gap to it, and how often
+  it chose each.
 - ``persam``: PerSAM and PerSAM-F in the authors' form and the kit's aligned form, and
   PerSAM without target guidance (:mod:`selfprompt.methods.persam`), beside
   self-prompting, on three fold seeds.
@@ -43,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..methods.recipe import AUTO, AUTO_PROMPTS, AUTO_THRESHOLDS, option
 from .protocol import parse_k
 from .results import (PROTOCOL_SEED, SHOTS_COLUMN, k_order, load_runs, markdown_table, percent,
                       stage_seconds, summarise, summary_variant, write_csv, write_results_gz)
@@ -67,6 +70,15 @@ class Study:
     seeds: tuple[int, ...] | None = None
 
 
+#: the ``auto`` study's presets: the corrected one (threshold 0.5, auto's rows) and one
+#: per other candidate threshold of :data:`~selfprompt.methods.recipe.AUTO_THRESHOLDS`
+AUTO_PRESETS = ("corrected",) + tuple(f"corrected+threshold={t:g}" for t in AUTO_THRESHOLDS
+                                      if t != 0.5)
+#: the preset whose rows hold auto's own
+AUTO_PRESET = "corrected"
+#: the candidate prompts the ``auto`` study scores (all of them)
+AUTO_CANDIDATES = AUTO_PROMPTS
+
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("baselines", "How close do self-prompts come to perfect prompts, and how far above "
           "no prompt?", ("corrected",), ("20",),
@@ -88,9 +100,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           "the embeddings for diversity (kcenter) or representativeness (medoids)?",
           ("corrected",), ("1", "2", "5", "10", "20"), ("linear", "box"), draws=(0,),
           shot_strategies=("random", "kcenter", "medoids"), seeds=(42, 43, 44)),
+    # every candidate auto chooses among, fixed (prompts x thresholds), scored beside it;
+    # auto's choice does not depend on the preset's threshold (one choice per fold and
+    # k, reused by the threshold presets: recipe._CHOSEN), its rows are the corrected's
     Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
-          "themselves (cross-validation inside the shots)?", ("corrected",), ("10", "20"),
-          ("linear", "box", "point_box", "box_cc", "auto")),
+          "themselves (cross-validation inside the shots), and how far is that from the "
+          "best fixed candidate on the test images?", AUTO_PRESETS,
+          ("1", "2", "5", "10", "20"), AUTO_CANDIDATES + (AUTO,)),
     Study("persam", "How does a training-free peer, PerSAM (and PerSAM-F), compare with "
           "self-prompting on the same folds, shots and images, in its authors' form and "
           "the kit's aligned form, and without target guidance?", ("corrected",),
@@ -349,28 +365,113 @@ def selection_curve(rows: list[dict]) -> list[dict]:
 
 def auto_choices(run_root: str | Path, study: str = "auto") -> list[dict]:
     """How often ``auto`` chose each prompt and threshold: one row per (preset, k, choice),
-    with the folds that chose it and the mean inner-CV Dice of the choice."""
+    with the folds that chose it, the mean inner-CV Dice of the choice and the folds
+    where there was no cross-validation (``cv`` "none": the backbone's own recipe).
+    Folds of the ``auto`` study's threshold presets are left out: auto's choice there
+    is :data:`AUTO_PRESET`'s own (it does not depend on the preset's threshold)."""
     folder = Path(run_root) / study
     count: dict[tuple, list[float]] = defaultdict(list)
     seconds: dict[tuple, list[float]] = defaultdict(list)
     folds: dict[tuple, int] = defaultdict(int)
+    fallback: dict[tuple, int] = defaultdict(int)
     for p in sorted(folder.rglob("fold[0-9]*.json")) if folder.is_dir() else []:
         meta = json.loads(p.read_text())
         auto = meta.get("auto")
         if not auto:
             continue
         preset = meta["preset"]["name"] if isinstance(meta.get("preset"), dict) else "?"
+        if study == "auto" and preset in AUTO_PRESETS and preset != AUTO_PRESET:
+            continue
         key = (preset, str(meta["k"]))
         choice = f"{auto['prompt']}@{auto['threshold']:g}"
         count[key + (choice,)].append(auto["scores"].get(choice, float("nan")))
         seconds[key].append(auto.get("seconds", 0.0))
         folds[key] += 1
+        fallback[key + (choice,)] += auto.get("cv") == "none"
     return [{"preset": pr, "k": k, "choice": c, "folds": f"{len(v)}/{folds[(pr, k)]}",
+             "no_cv": fallback[(pr, k, c)],
              "inner_dice": percent(np.mean(v)),
              "seconds_per_fold": round(float(np.mean(seconds[(pr, k)])), 1)}
             for (pr, k, c), v in sorted(count.items(),
                                         key=lambda kv: (kv[0][0], k_order(kv[0][1]),
                                                         -len(kv[1]), kv[0][2]))]
+
+
+def _auto_cells(run_root: str | Path, study: str = "auto") -> tuple[dict, str | None]:
+    """(k, option or ``auto``) -> summary line pooled over folds, and the backbone: the
+    candidates' rows from every threshold preset, auto's from :data:`AUTO_PRESET`."""
+    from ..presets import get_preset
+
+    rows = study_rows(run_root, study)
+    backbones = sorted({r["backbone"] for r in rows})
+    cells = {}
+    for (preset, k, variant), s in _overall(rows).items():
+        if variant == AUTO:
+            if preset == AUTO_PRESET:
+                cells[(k, AUTO)] = s
+        else:
+            cells[(k, option(variant, get_preset(preset).threshold))] = s
+    return cells, (backbones[0] if len(backbones) == 1 else None)
+
+
+def auto_table(run_root: str | Path, study: str = "auto") -> list[dict]:
+    """Every fixed candidate (prompt @ threshold) beside ``auto``, per k: Dice and IoU
+    pooled over the test images of every fold (± the spread of fold means) and each
+    candidate's difference from auto (points; positive: the candidate did better)."""
+    cells, _ = _auto_cells(run_root, study)
+    out = []
+    for k in sorted({k for k, _ in cells}, key=k_order):
+        auto = cells.get((k, AUTO))
+        for name in [AUTO] * (auto is not None) + _candidate_order(cells, k):
+            s = cells[(k, name)]
+            prompt, _, threshold = name.partition("@")
+            d = percent(s["dice_mean"])
+            out.append({"k": k, "option": name, "prompt": prompt,
+                        "threshold": float(threshold) if threshold else None,
+                        "dice": d, "dice_std": percent(s["dice_std"]),
+                        "iou": percent(s["iou_mean"]), "images": s["n_counted"],
+                        "minus_auto": (None if auto is None or name == AUTO
+                                       else round(d - percent(auto["dice_mean"]), 2))})
+    return out
+
+
+def _candidate_order(cells: dict, k: str) -> list[str]:
+    """The options scored at ``k`` in candidate order (prompts as listed, each at the
+    thresholds in :data:`AUTO_THRESHOLDS` order), then any other."""
+    listed = [option(p, t) for p in AUTO_CANDIDATES for t in AUTO_THRESHOLDS]
+    here = [n for (kk, n) in cells if kk == k and n != AUTO]
+    return [n for n in listed if n in here] + sorted(n for n in here if n not in listed)
+
+
+def auto_oracle(run_root: str | Path, study: str = "auto") -> list[dict]:
+    """Per k: auto's Dice, the oracle (the fixed candidate with the best Dice on these
+    test images: a choice no user can make, the ceiling of choosing among them; ties to
+    the first in candidate order) and auto's gap to it, and the backbone's own recipe
+    (its trained prompt at 0.5: what auto falls back to) and auto's difference from it.
+    Points of Dice, pooled over the test images of every fold."""
+    from ..methods.recipe import FALLBACK_THRESHOLD, backbone_prompt
+    from ..models.registry import BACKBONES
+
+    cells, backbone = _auto_cells(run_root, study)
+    spec = BACKBONES.get(backbone) if backbone else None
+    own = (option(backbone_prompt(spec.trained_with), FALLBACK_THRESHOLD)
+           if spec is not None else None)
+    out = []
+    for k in sorted({k for k, _ in cells}, key=k_order):
+        names = _candidate_order(cells, k)
+        if not names:
+            continue
+        dice_of = {n: percent(cells[(k, n)]["dice_mean"]) for n in names}
+        best = max(names, key=lambda n: dice_of[n])          # max keeps the first of equals
+        auto = cells.get((k, AUTO))
+        a = None if auto is None else percent(auto["dice_mean"])
+        out.append({"k": k, "auto": a, "oracle": best, "oracle_dice": dice_of[best],
+                    "gap": None if a is None else round(a - dice_of[best], 2),
+                    "own": own, "own_dice": dice_of.get(own),
+                    "auto_minus_own": (None if a is None or own not in dice_of
+                                       else round(a - dice_of[own], 2)),
+                    "candidates": len(names)})
+    return out
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -496,7 +597,8 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
         "classifiers": variant_table(run_root, "classifiers", versus_preset="corrected"),
         "shots": shots_curve(study_rows(run_root, "shots")),
         "selection": selection_curve(study_rows(run_root, "selection")),
-        "auto": variant_table(run_root, "auto", ("auto", "box")),
+        "auto": auto_table(run_root),
+        "auto_oracle": auto_oracle(run_root),
         "auto_choices": auto_choices(run_root),
         "persam": variant_table(run_root, "persam", ("persam", "box")),
         "selection_paired": selection_vs_random(study_rows(run_root, "selection")),
@@ -511,6 +613,9 @@ def write(run_root: str | Path, out_dir: str | Path, k: str = "20",
                   if n.split("_")[0] in studies or (n == "comparison" and "baselines" in studies)}
     titles = {"comparison": f"The paper's comparison (Kvasir-SEG, k = {k}; ours: corrected "
                             "preset)",
+              "auto_oracle": "auto against the oracle (the best fixed candidate on the "
+                             "test images, which no user could pick) and against the "
+                             "backbone's own recipe, per k (gap: auto minus oracle, points)",
               "auto_choices": "What auto chose, fold by fold (inner Dice: the choice's "
                               "cross-validated Dice on the shots)",
               "selection_paired": "Chosen shots against the random draws, paired on the same "

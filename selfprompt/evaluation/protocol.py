@@ -435,9 +435,10 @@ class Experiment:
         if self.shot_strategy != "random":  # likewise: the paper's draw keeps its identity
             out["shot_strategy"] = self.shot_strategy
         if self._auto:
-            from ..methods.recipe import AUTO_PROMPTS, AUTO_THRESHOLDS
+            from ..methods.recipe import AUTO_THRESHOLDS, candidate_prompts
 
-            out["auto"] = {"prompts": list(AUTO_PROMPTS), "thresholds": list(AUTO_THRESHOLDS)}
+            out["auto"] = {"prompts": list(candidate_prompts()),
+                           "thresholds": list(AUTO_THRESHOLDS)}
         if self.test_per_fold is not None:
             out["test_per_fold"] = self.test_per_fold
         if self._needs_finetuned:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..presets import Preset
-from .recipe import AUTO, AUTO_PROMPTS, AUTO_THRESHOLDS, choose_recipe
+from .recipe import AUTO, AUTO_THRESHOLDS, choose_recipe
 from .base import Method, Prediction, Shots
 from .self_prompt import SelfPrompting, with_threshold
 
@@ -19,18 +19,22 @@ class Auto(Method):
     Parameters
     ----------
     preset : str or Preset, default="corrected"
-    prompts : tuple of str, default=AUTO_PROMPTS
-        The prompts it chooses among, ties to the first.
+    prompts : tuple of str or None, default=None
+        The prompts it chooses among (None: every self-prompt the kit has,
+        :func:`~selfprompt.methods.recipe.candidate_prompts`); ties go to the backbone's
+        own prompt, then to the first listed.
     thresholds : tuple of float, default=AUTO_THRESHOLDS
-        The classifier thresholds it chooses among, ties to the first.
+        The classifier thresholds it chooses among (0.5, 0.3, 0.7), ties to the first.
 
-    The inner splits are seeded by the shots' seed. Fitted: ``recipe_`` (the choice and
+    The inner splits are seeded by the shots' seed. With too few shots to
+    cross-validate (k = 1, or no split with both classes) the backbone's own prompt at
+    0.5 (``recipe_.cv == "none"``, ``recipe_.reason`` says why). Fitted: ``recipe_`` (the choice and
     its scores), ``prompt_``, ``threshold_``, ``classifier_`` (on all k shots, cut at
     the chosen threshold). Its score is the chosen prompt's (:class:`SelfPrompting`).
     """
 
     def __init__(self, preset: str | Preset = "corrected",
-                 prompts: Sequence[str] = AUTO_PROMPTS,
+                 prompts: Sequence[str] | None = None,
                  thresholds: Sequence[float] = AUTO_THRESHOLDS) -> None:
         self.preset = preset
         self.prompts = prompts
@@ -39,8 +43,8 @@ class Auto(Method):
     def fit(self, shots: Shots) -> "Auto":
         base = SelfPrompting(self.preset).fit(shots)
         self.recipe_ = choose_recipe(shots.embeddings, shots.masks, base.preset_,
-                                     shots.decoder, tuple(self.prompts),
-                                     tuple(self.thresholds), seed=shots.seed)
+                                     shots.decoder, self.prompts, tuple(self.thresholds),
+                                     seed=shots.seed)
         return self._set(base, self.recipe_)
 
     def _set(self, base: SelfPrompting, recipe) -> "Auto":
