@@ -36,10 +36,10 @@ COMMANDS = {"": "make reference REF_MODEL={b}",
 BACKBONE_NAMES = {"vit_t": "MobileSAM", "medsam_lite": "LiteMedSAM"}
 VARIANT_NAMES = {
     "linear": "coarse mask", "point": "point", "box": "box", "point_box": "point + box",
-    "box_cc": "one box per component", "box_neg": "box + negative points",
+    "box_cc": "one box per component", "box_neg": "box + 1 positive, 2 negative points",
     "peaks3_box": "three points + box", "points_cc": "one point per component",
-    "mask": "coarse logits as mask prompt", "box_mask": "box + coarse logits",
-    "box_refine": "box, logits fed back 3 rounds", "ft_box": "fine-tuned decoder, box",
+    "mask": "classifier logits as mask prompt", "box_mask": "box + classifier logits",
+    "box_refine": "box, SAM logits fed back 3 rounds", "ft_box": "fine-tuned decoder, box",
     "ft_point_box": "fine-tuned decoder, point + box", "ft_no_prompt":
     "fine-tuned decoder, no prompt", "no_prompt": "no prompt", "gt_point": "true point",
     "gt_box": "true box", "gt_point_box": "true point + box", "auto": "`auto`",
@@ -155,7 +155,8 @@ class Ledger:
                 for r in read_results_gz(full):
                     key = (r["preset"], r["k"], r["variant"], r.get(SHOTS_COLUMN) or "random")
                     # one image once per unit: several studies of a folder share a cell
-                    # (the box at k = 20 of the baselines, strategies and shots draw 0)
+                    # (the box at k = 20 of the baselines, strategies and shots draw 0);
+                    # their rows agree (to 2e-5 Dice in the committed folders)
                     cells[key].setdefault((*unit_of(r), r["image"]), r)
             self._rows[path] = cells
         return self._rows[path]
