@@ -62,7 +62,7 @@ RUN_DIR  = reports/runs/$(DATASET)/$(MODEL)
 
 .PHONY: help venv test test-fast reproduce folds checkpoints data datasets assets embed sweep summary \
         smoke lab bench notebook-outputs lint lock test-min clean distclean \
-        reference verify-reference ablations reference-ablations reference-beyond reference-bench \
+        reference verify-reference claims ablations reference-ablations reference-beyond reference-bench \
         classroom-check exercises book \
         bundle install-offline
 
@@ -219,6 +219,14 @@ reference: $(VENV)/.installed ## a committed reference: full sweep on Kvasir-SEG
 verify-reference: $(VENV)/.installed ## recompute k=10 fold 0 of the reference; largest per-image difference
 	$(PY) -m selfprompt reference verify $(REF_DIR) --data $(REF_DATA) --k $(REF_K) \
 		--fold $(REF_FOLD) $(if $(REF_IMAGES),--images $(REF_IMAGES))
+
+# The numbers README.md and docs/reference.md quote sit in generated blocks
+# (<!-- claims:NAME --> ... <!-- /claims -->, selfprompt.evaluation.claims), computed from the
+# committed rows: `make claims` rewrites them after a study is regenerated, CLAIMS_ARGS=--check
+# only names a stale block (exit status 1).
+CLAIMS_ARGS ?=
+claims: $(VENV)/.installed ## rewrite the README's and docs/reference.md's result blocks from the committed rows
+	$(PY) -m selfprompt reference claims $(CLAIMS_ARGS)
 
 # --- baselines and ablations (selfprompt.evaluation.ablations): same folds, shots, cache ---
 # Each study is resumable fold by fold. On a CPU every study decodes several prompts an

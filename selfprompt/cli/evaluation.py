@@ -45,6 +45,17 @@ def cmd_reference(args) -> int:
         print(method_figure(rows, args.reference, args.data, k=args.k, fold=args.fold,
                             preset=args.preset))
         return 0
+    if args.action == "claims":
+        from ..evaluation.claims import stale, write as write_claims
+
+        if args.check:
+            lines = stale(args.root)
+            for line in lines:
+                print(line)
+            return 1 if lines else 0
+        for page in write_claims(args.root):
+            print(f"rewrote the generated blocks of {page}")
+        return 0
     if args.action == "write":
         encode = json.loads(args.encode) if args.encode else None
         paths = write(args.run_dir, args.out_dir, k=args.k, encode=encode,
@@ -118,6 +129,12 @@ def add_commands(command) -> None:
     f.add_argument("--k", default="20")
     f.add_argument("--fold", type=int, default=0)
     f.add_argument("--preset", default="corrected", choices=["paper", "corrected"])
+    c = sub.add_parser("claims", help="rewrite the generated result blocks of README.md and "
+                       "docs/reference.md from the committed rows (--check: name a stale one)")
+    c.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 naming each block that differs from the rows")
+    c.add_argument("--root", type=Path, default=Path("."),
+                   help="the repository root holding the pages and reports/reference")
     v = sub.add_parser("verify", help="recompute a slice of a reference and compare")
     v.add_argument("reference", type=Path, nargs="?", default=REFERENCE_DIR)
     v.add_argument("--data", type=Path, required=True, help="the data set's folder")
