@@ -492,16 +492,15 @@ def _declare() -> tuple[dict[str, Claim], dict[str, object]]:
     blocks.append(Comparisons("beyond-selection", tuple(ids)))
     ids = []
     for b in ("medsam_lite", "vit_t"):
-        for k in ("10", "20"):
+        for k in ("1", "5", "20"):
             for a, c in (("auto", "box_cc"), ("auto", "box"), ("box_cc", "box")):
                 ids.append(f"auto-{b}-k{k}-{a}-vs-{c}")
                 claims.append(_cmp(ids[-1], b, "beyond", Arm(a, k), Arm(c, k), "beyond-auto"))
     blocks.append(Comparisons("beyond-auto", tuple(ids)))
     ids = []
-    for b in ("medsam_lite", "vit_t"):
+    for b in ("medsam_lite",):       # PerSAM-F trains per image: one backbone's worth
         for k in ("1", "20"):
-            for v in ("persam", "persam_f", "persam_aligned", "persam_f_aligned",
-                      "persam_noguide"):
+            for v in ("persam", "persam_f", "persam_aligned", "persam_noguide"):
                 ids.append(f"persam-{b}-k{k}-{v}")
                 claims.append(_cmp(ids[-1], b, "beyond", Arm(v, k), Arm("box", k),
                                    "beyond-persam"))

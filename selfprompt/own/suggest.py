@@ -3,10 +3,14 @@
 Before any mask exists, SAM's embedding of each image is all there is. The ``medoids``
 shot strategy of :mod:`selfprompt.shots` (k-means on the pooled embedding vectors, then
 per cluster the image nearest its centre) picks k images that each stand for a group of
-similar ones, in proportion to how common the group is; the reference's ``beyond``
-study finds such shots ahead of a random draw at every k. Here it runs on a folder of
-images: each is encoded (or read from the cache) one at a time and only its pooled
-vector (256 numbers) is kept, so a folder of thousands costs megabytes.
+similar ones, in proportion to how common the group is. They are suggested because
+they cost nothing and cover the folder's common kinds of image; whether they score
+higher than a random draw is what the reference's ``beyond`` study measures, paired
+over folds and fold seeds (docs/reference.md gives its verdict at each k).
+
+Here it runs on a folder of images: each is encoded (or read from the cache) one at a
+time and only its pooled vector (256 numbers) is kept, so a folder of thousands costs
+megabytes.
 """
 from __future__ import annotations
 
