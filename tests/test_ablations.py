@@ -400,7 +400,7 @@ def test_the_auto_study_scores_every_candidate_and_falls_back_at_one_shot(
     study = STUDIES["auto"]
     assert set(study.variants) == set(AUTO_PROMPTS) | {"auto"}
     assert {get_preset(p).threshold for p in study.presets} == set(AUTO_THRESHOLDS)
-    assert study.ks == ("1", "5", "20")
+    assert study.ks == ("1", "2", "5", "10", "20")
     run_study(study, ds, emb, tiny_backbone, tmp_path / "runs", "synthetic", folds=[0],
               ks=["1"], test_per_fold=1, progress=False)
     paths = write(tmp_path / "runs", tmp_path / "out", studies=("auto",))

@@ -106,7 +106,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("auto", "Can the k shots choose the prompt and the classifier's threshold "
           "themselves (cross-validation inside the shots), and how far is that from the "
           "best fixed candidate on the test images?", AUTO_PRESETS,
-          ("1", "5", "20"), AUTO_CANDIDATES + (AUTO,)),
+          ("1", "2", "5", "10", "20"), AUTO_CANDIDATES + (AUTO,)),
     Study("persam", "How does a training-free peer, PerSAM (and PerSAM-F), compare with "
           "self-prompting on the same folds, shots and images, in its authors' form and "
           "the kit's aligned form, and without target guidance?", ("corrected",),
