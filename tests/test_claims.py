@@ -105,3 +105,15 @@ def test_a_fragment_states_the_difference_its_interval_units_and_holm(tmp_path):
     assert ledger.render("wobble").endswith(": no difference shown")
     assert ledger.render("mean") == ("52.3 % Dice ± 1.6 (± : sd of the 5 unit means, "
                                      "ddof=1; 20/20 images counted)")
+
+
+def test_a_committed_table_is_quoted_as_it_stands_and_its_absence_said(tmp_path):
+    folder = tmp_path / claims.REFERENCE / "vit_t" / "beyond"
+    folder.mkdir(parents=True)
+    (folder / "table_x.csv").write_text("k,auto,gap\n1,61.2,-3.4\n20,70.0,-0.5\n")
+    block = claims.CommittedTable("x", "beyond/table_x.csv", ("vit_t", "medsam_lite"),
+                                  (("k", "k"), ("gap", "auto − oracle")), "a note")
+    lines = block.render(Ledger(tmp_path)).splitlines()
+    assert lines[2:5] == ["| MobileSAM | 1 | -3.4 |", "| MobileSAM | 20 | -0.5 |",
+                          "| LiteMedSAM | not computed | |"]
+    assert lines[-1] == "*a note*"
