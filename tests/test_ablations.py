@@ -1,4 +1,5 @@
 """Ablation studies: run on the protocol's folds, resumable, summarised into tables."""
+from collections import defaultdict
 import json
 from pathlib import Path
 
@@ -157,7 +158,17 @@ def _runs_from_committed(results_gz: Path, studies: dict, runs: Path) -> list[st
     for name, study in studies.items():
         mine = [r for r in rows if r["preset"] in study.presets and r["k"] in study.ks
                 and r["variant"] in study.variants and r["draw"] in study.draws
-                and (r.get(SHOTS_COLUMN) or "random") in study.shot_strategies]
+                and (r.get(SHOTS_COLUMN) or "random") in study.shot_strategies
+                and r.get("seed", 42) in (study.seeds or (42,))]
+        # a study scored every one of its variants on each of its images: an image that
+        # lacks one was another study's (which scored more test images, or other variants)
+        seen = defaultdict(set)
+        for r in mine:
+            seen[(r["preset"], r["k"], r.get("seed"), r["draw"], r["fold"],
+                  r.get(SHOTS_COLUMN) or "random", r["image"])].add(r["variant"])
+        mine = [r for r in mine if seen[(r["preset"], r["k"], r.get("seed"), r["draw"],
+                                         r["fold"], r.get(SHOTS_COLUMN) or "random",
+                                         r["image"])] >= set(study.variants)]
         if not mine:
             continue
         filled.append(name)
@@ -271,7 +282,23 @@ def test_committed_beyond_tables_are_the_summaries_of_the_committed_rows(
                     if p.name != "table_auto_choices.csv")
     assert tables
     for name in tables:
-        assert (tmp_path / "out" / name).read_text() == (committed / name).read_text(), name
+        ours, theirs = (_cells(folder / name) for folder in (tmp_path / "out", committed))
+        assert len(ours) == len(theirs), name
+        for a, b in zip(ours, theirs):
+            assert a == pytest.approx(b, abs=1e-5), (name, a, b)
+
+
+def _cells(path: Path) -> list[list]:
+    """A table's cells, numbers as floats: a cell two studies of one folder share (the
+    box at k = 20, fold seed 42, in selection, auto and persam) is one row of each in the
+    committed rows, which agree to 2.4e-5 Dice (SAM's decoder batches other prompts beside
+    it); the rebuilt folder keeps one of them, so a p-value may move in its sixth digit."""
+    def cell(v: str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return [[cell(v) for v in line.split(",")] for line in path.read_text().splitlines()]
 
 
 def _tree(root: Path) -> dict[str, str]:
