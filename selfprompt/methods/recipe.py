@@ -11,7 +11,7 @@ cross-validation inside them, among candidates fixed before any result was seen:
   :data:`~selfprompt.strategies.STRATEGIES` in its order, except those that are not
   prompts from the classifier: the bounds from the true mask (``NEEDS_TRUTH``), the
   methods fitted apart (PerSAM: ``NEEDS_PERSAM``; the fine-tuned decoder: ``ft_*``)
-  and SAM unprompted (:data:`UNPROMPTED`: ``no_prompt``). Today that is ``linear``,
+  and SAM unprompted (:data:`UNPROMPTED`: ``no_prompt``). The registries give ``linear``,
   ``point``, ``box``, ``point_box``, ``peaks3``, ``peaks3_box``, ``points_cc``,
   ``box_cc``, ``box_neg``, ``mask``, ``box_mask``, ``box_refine``; a strategy
   registered with :func:`~selfprompt.strategies.register` joins at the next choice.
